@@ -1,0 +1,35 @@
+//! Raft consensus and durable storage for swarm-rs.
+//!
+//! openraft does the consensus; raft-log keeps the log with group-committed fsyncs; snapshots
+//! are files written atomically. Everything is hidden behind [`RaftNode`]: the rest of swarm-rs
+//! proposes opaque commands, implements [`App`] to apply them, and implements [`Transport`] to
+//! carry raft messages between managers.
+#![forbid(unsafe_code)]
+
+mod codec;
+mod log_store;
+mod network;
+mod node;
+pub mod quorum;
+mod snapshot_store;
+mod state_machine;
+mod types;
+
+pub use codec::decode;
+pub use codec::encode;
+pub use log_store::LogOwner;
+pub use network::BoxFuture;
+pub use network::Rpc;
+pub use network::Transport;
+pub use network::TransportError;
+pub use node::MembershipChange;
+pub use node::MembershipError;
+pub use node::OpenError;
+pub use node::ProposeError;
+pub use node::Proposed;
+pub use node::RaftConfig;
+pub use node::RaftNode;
+pub use node::RaftStatus;
+pub use state_machine::App;
+pub use types::ManagerAddr;
+pub use types::RaftId;

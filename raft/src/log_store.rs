@@ -1,0 +1,267 @@
+//! Durable raft log on top of raft-log's chunked WAL.
+//!
+//! raft-log batches pending writes on a background thread and fsyncs them together, then fires
+//! the callbacks: group commit that maps onto openraft's `IOFlushed`. Every operation that openraft
+//! expects to be durable when it returns (vote, committed index, truncation, purge) waits for its
+//! fsync before returning.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::Bound;
+use std::ops::RangeBounds;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::MutexGuard;
+
+use openraft::OptionalSend;
+use openraft::RaftLogReader;
+use openraft::storage::IOFlushed;
+use openraft::storage::LogState;
+use openraft::storage::RaftLogStorage;
+use openraft::type_config::TypeConfigExt;
+use raft_log::RaftLog;
+use raft_log::api::raft_log_writer::RaftLogWriter;
+use serde::Deserialize;
+use serde::Serialize;
+
+use crate::codec::Rmp;
+use crate::types::Entry;
+use crate::types::EntryPayload;
+use crate::types::LogId;
+use crate::types::RaftId;
+use crate::types::TypeConfig;
+use crate::types::Vote;
+
+/// Who owns a log directory. Written once when the log is created and checked on every open, so
+/// a log copied from another cluster or another node is refused instead of silently mixed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogOwner {
+    pub cluster_id: String,
+    pub raft_id: RaftId,
+}
+
+/// raft-log's type parameters.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct LogTypes;
+
+impl raft_log::Types for LogTypes {
+    type LogId = Rmp<LogId>;
+    type LogPayload = Rmp<EntryPayload>;
+    type Vote = Rmp<Vote>;
+    type Callback = FlushCallback;
+    type UserData = Rmp<LogOwner>;
+
+    fn log_index(log_id: &Self::LogId) -> u64 {
+        log_id.0.index
+    }
+
+    fn payload_size(payload: &Self::LogPayload) -> u64 {
+        match &payload.0 {
+            openraft::EntryPayload::Normal(cmd) => cmd.0.len() as u64 + 32,
+            _ => 256,
+        }
+    }
+}
+
+/// Adapts openraft's flush notification to raft-log's callback.
+pub(crate) struct FlushCallback(IOFlushed<TypeConfig>);
+
+impl raft_log::Callback for FlushCallback {
+    fn send(self, res: Result<(), io::Error>) {
+        self.0.io_completed(res)
+    }
+}
+
+/// The raft log of one manager. Cheap to clone: clones share the WAL.
+#[derive(Clone)]
+pub struct LogStore {
+    log: Arc<Mutex<RaftLog<LogTypes>>>,
+}
+
+impl LogStore {
+    /// Opens (or creates) the log in `dir` and checks that it belongs to `owner`.
+    pub async fn open(dir: &Path, owner: &LogOwner) -> Result<Self, io::Error> {
+        std::fs::create_dir_all(dir)?;
+        let mut config = raft_log::Config::new(dir.display());
+        // Keep the in-memory payload cache modest; older entries are re-read from disk.
+        config.log_cache_capacity = Some(128 << 20);
+        config.log_cache_max_items = Some(50_000);
+        let mut log = RaftLog::<LogTypes>::open(Arc::new(config)).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot open raft log in {}: {e} (the log is damaged; see docs/operations.md)",
+                    dir.display()
+                ),
+            )
+        })?;
+        match log.log_state().user_data.clone() {
+            Some(Rmp(found)) if &found != owner => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "raft log in {} belongs to cluster {} (raft id {:x}), but this node is cluster {} (raft id {:x}); \
+                         refusing to mix state from another cluster or node",
+                        dir.display(),
+                        found.cluster_id,
+                        found.raft_id,
+                        owner.cluster_id,
+                        owner.raft_id
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                let empty = log.log_state().last().is_none() && log.log_state().vote().is_none();
+                if !empty {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "raft log in {} has entries but no owner record; refusing to use it",
+                            dir.display()
+                        ),
+                    ));
+                }
+                log.save_user_data(Some(Rmp(owner.clone())))?;
+                let store = Self {
+                    log: Arc::new(Mutex::new(log)),
+                };
+                store.flush_and_wait().await?;
+                return Ok(store);
+            }
+        }
+        Ok(Self {
+            log: Arc::new(Mutex::new(log)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RaftLog<LogTypes>> {
+        // A poisoned lock means a panic while holding the WAL; continuing is still safe because
+        // every write is validated by raft-log's state machine.
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a flush with fsync and waits for it.
+    async fn flush_and_wait(&self) -> Result<(), io::Error> {
+        let (tx, rx) = <TypeConfig as TypeConfigExt>::oneshot();
+        self.lock().flush(true, Some(FlushCallback(IOFlushed::signal(tx))))?;
+        rx.await
+            .map_err(|_| io::Error::other("raft log flush worker stopped"))?
+    }
+
+    /// The last purged log index recorded on disk.
+    pub fn purged_index(&self) -> Option<u64> {
+        self.lock().log_state().purged().map(|p| p.0.index)
+    }
+
+    /// The committed log id recorded on disk, for diagnostics.
+    pub fn committed_index(&self) -> Option<u64> {
+        self.lock().log_state().committed().map(|c| c.0.index)
+    }
+}
+
+fn range_to_bounds<RB: RangeBounds<u64>>(range: &RB) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(&x) => x,
+        Bound::Excluded(&x) => x.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&x) => x.saturating_add(1),
+        Bound::Excluded(&x) => x,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let (start, end) = range_to_bounds(&range);
+        let log = self.lock();
+        log.read(start, end)
+            .map(|r| {
+                r.map(|(log_id, payload)| Entry {
+                    log_id: log_id.0,
+                    payload: payload.0,
+                })
+            })
+            .collect()
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        Ok(self.lock().log_state().vote().map(|v| v.0))
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let log = self.lock();
+        let state = log.log_state();
+        let last_purged_log_id = state.purged().map(|p| p.0);
+        let last_log_id = state.last().map(|l| l.0).or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        self.lock().save_vote(Rmp(*vote))?;
+        self.flush_and_wait().await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        if let Some(committed) = committed {
+            self.lock().commit(Rmp(committed))?;
+            self.flush_and_wait().await?;
+        }
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self.lock().log_state().committed().map(|c| c.0))
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut log = self.lock();
+        log.append(entries.into_iter().map(|e| (Rmp(e.log_id), Rmp(e.payload))))?;
+        log.flush(true, Some(FlushCallback(callback)))?;
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let first_removed = last_log_id.map(|l| l.index + 1).unwrap_or(0);
+        {
+            let mut log = self.lock();
+            let has_tail = log
+                .log_state()
+                .last()
+                .map(|l| l.0.index >= first_removed)
+                .unwrap_or(false);
+            if !has_tail {
+                return Ok(());
+            }
+            log.truncate(first_removed)?;
+        }
+        self.flush_and_wait().await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        self.lock().purge(Rmp(log_id))?;
+        self.flush_and_wait().await
+    }
+}

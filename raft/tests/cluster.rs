@@ -1,0 +1,347 @@
+//! Three raft nodes in one process over an in-memory transport: elections, forwarding,
+//! restart from disk, snapshots with log purging, and catching up a new node by snapshot.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use swarm_raft::App;
+use swarm_raft::BoxFuture;
+use swarm_raft::LogOwner;
+use swarm_raft::ManagerAddr;
+use swarm_raft::MembershipChange;
+use swarm_raft::ProposeError;
+use swarm_raft::RaftConfig;
+use swarm_raft::RaftNode;
+use swarm_raft::Rpc;
+use swarm_raft::Transport;
+use swarm_raft::TransportError;
+use tokio::io::AsyncReadExt;
+
+/// A key-value map; each command is `key=value`, and the result is the previous value.
+#[derive(Default)]
+struct Kv {
+    map: Mutex<BTreeMap<String, (String, u64)>>,
+}
+
+impl App for Kv {
+    fn apply(&self, index: u64, command: &[u8]) -> Vec<u8> {
+        let text = String::from_utf8_lossy(command).to_string();
+        let (k, v) = text.split_once('=').unwrap_or((&text, ""));
+        let old = self.map.lock().unwrap().insert(k.to_string(), (v.to_string(), index));
+        old.map(|o| o.0).unwrap_or_default().into_bytes()
+    }
+    fn snapshot(&self) -> Result<Vec<u8>, String> {
+        swarm_raft::encode(&*self.map.lock().unwrap()).map_err(|e| e.to_string())
+    }
+    fn restore(&self, data: &[u8]) -> Result<(), String> {
+        *self.map.lock().unwrap() = swarm_raft::decode(data, "kv").map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+impl Kv {
+    fn get(&self, k: &str) -> Option<(String, u64)> {
+        self.map.lock().unwrap().get(k).cloned()
+    }
+    fn len(&self) -> usize {
+        self.map.lock().unwrap().len()
+    }
+}
+
+type Node = RaftNode<Kv>;
+
+/// Routes calls to nodes registered by address; an unregistered address is unreachable.
+#[derive(Default)]
+struct Net {
+    nodes: RwLock<HashMap<String, Arc<Node>>>,
+}
+
+struct LocalTransport(Arc<Net>);
+
+impl Transport for LocalTransport {
+    fn call(
+        &self,
+        target: &ManagerAddr,
+        rpc: Rpc,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<Vec<u8>, TransportError>> {
+        let node = self.0.nodes.read().unwrap().get(&target.addr).cloned();
+        let addr = target.addr.clone();
+        Box::pin(async move {
+            let node = node.ok_or(TransportError::Unreachable {
+                addr: addr.clone(),
+                reason: "down".into(),
+            })?;
+            tokio::time::timeout(timeout, node.handle_rpc(rpc, &body))
+                .await
+                .map_err(|_| TransportError::Timeout {
+                    addr: addr.clone(),
+                    timeout,
+                })?
+                .map_err(|e| TransportError::Failed {
+                    addr,
+                    reason: e.to_string(),
+                })
+        })
+    }
+
+    fn send_snapshot(
+        &self,
+        target: &ManagerAddr,
+        prefix: Vec<u8>,
+        snapshot: std::fs::File,
+        _timeout: Duration,
+    ) -> BoxFuture<'_, Result<Vec<u8>, TransportError>> {
+        let node = self.0.nodes.read().unwrap().get(&target.addr).cloned();
+        let addr = target.addr.clone();
+        Box::pin(async move {
+            let node = node.ok_or(TransportError::Unreachable {
+                addr: addr.clone(),
+                reason: "down".into(),
+            })?;
+            let reader = (&prefix[..]).chain(tokio::fs::File::from_std(snapshot));
+            node.receive_snapshot(reader).await.map_err(|e| TransportError::Failed {
+                addr,
+                reason: e.to_string(),
+            })
+        })
+    }
+}
+
+struct Harness {
+    net: Arc<Net>,
+    root: tempfile::TempDir,
+    apps: HashMap<String, Arc<Kv>>,
+    ids: HashMap<String, u64>,
+}
+
+fn config() -> RaftConfig {
+    RaftConfig {
+        heartbeat_interval: Duration::from_millis(100),
+        election_timeout_min: Duration::from_millis(600),
+        election_timeout_max: Duration::from_millis(1200),
+        propose_timeout: Duration::from_secs(3),
+        ..RaftConfig::default()
+    }
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self {
+            net: Arc::default(),
+            root: tempfile::tempdir().unwrap(),
+            apps: HashMap::new(),
+            ids: HashMap::new(),
+        }
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    fn addr(name: &str) -> ManagerAddr {
+        ManagerAddr {
+            node_id: name.to_string(),
+            addr: name.to_string(),
+        }
+    }
+
+    /// Starts (or restarts from disk) node `name`, with a fresh state machine.
+    async fn start(&mut self, name: &str, id: u64) -> Arc<Node> {
+        let app = Arc::new(Kv::default());
+        let owner = LogOwner {
+            cluster_id: "c1".into(),
+            raft_id: id,
+        };
+        let node = RaftNode::open(
+            &self.dir(name),
+            owner,
+            app.clone(),
+            Arc::new(LocalTransport(self.net.clone())),
+            config(),
+        )
+        .await
+        .unwrap();
+        let node = Arc::new(node);
+        self.net.nodes.write().unwrap().insert(name.to_string(), node.clone());
+        self.apps.insert(name.to_string(), app);
+        self.ids.insert(name.to_string(), id);
+        node
+    }
+
+    async fn stop(&mut self, name: &str) {
+        let node = self.net.nodes.write().unwrap().remove(name).unwrap();
+        node.shutdown().await;
+    }
+
+    fn node(&self, name: &str) -> Arc<Node> {
+        self.net.nodes.read().unwrap().get(name).cloned().unwrap()
+    }
+
+    async fn wait_leader(&self, among: &[&str]) -> String {
+        for _ in 0..200 {
+            for name in among {
+                if let Some(n) = self.net.nodes.read().unwrap().get(*name)
+                    && n.status().is_leader()
+                {
+                    return name.to_string();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no leader among {among:?}");
+    }
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn wal_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("log"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_elect_forward_restart_and_snapshot() {
+    let mut h = Harness::new();
+    let a = h.start("a", 1).await;
+    a.bootstrap(Harness::addr("a")).await.unwrap();
+    h.wait_leader(&["a"]).await;
+    a.propose(b"k0=v0".to_vec()).await.unwrap();
+
+    // Phase: two more managers join, one by one, as learners then voters.
+    h.start("b", 2).await;
+    h.start("c", 3).await;
+    a.change_membership(MembershipChange::AddManager {
+        id: 2,
+        addr: Harness::addr("b"),
+    })
+    .await
+    .unwrap();
+    // Ask through a follower: the change is forwarded to the leader.
+    h.node("b")
+        .change_membership(MembershipChange::AddManager {
+            id: 3,
+            addr: Harness::addr("c"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(a.status().voters.len(), 3);
+
+    // Phase: writes from a follower are forwarded and readable there right away.
+    let p = h.node("c").propose(b"k1=v1".to_vec()).await.unwrap();
+    assert_eq!(
+        h.apps["c"].get("k1"),
+        Some(("v1".to_string(), p.index)),
+        "read-your-writes on the follower"
+    );
+
+    // Phase: kill the leader; the others elect a new one and accept writes.
+    let leader = h.wait_leader(&["a", "b", "c"]).await;
+    h.stop(&leader).await;
+    let rest: Vec<&str> = ["a", "b", "c"].into_iter().filter(|n| *n != leader).collect();
+    let new_leader = h.wait_leader(&rest).await;
+    assert_ne!(new_leader, leader);
+    h.node(rest[0]).propose(b"k2=v2".to_vec()).await.unwrap();
+
+    // Phase: the old leader restarts from disk and catches up.
+    let id = h.ids[&leader];
+    h.start(&leader, id).await;
+    let app = h.apps[&leader].clone();
+    wait_until("restarted node catches up", || app.get("k2").is_some()).await;
+    assert_eq!(
+        app.get("k0").map(|v| v.0),
+        Some("v0".to_string()),
+        "state before the crash was restored"
+    );
+
+    // Phase: with a short snapshot interval, snapshots happen and the log is purged.
+    for n in ["a", "b", "c"] {
+        h.node(n).set_log_policy(20, 5);
+    }
+    for i in 0..60 {
+        h.node("a").propose(format!("s{i}={i}").into_bytes()).await.unwrap();
+    }
+    let leader = h.wait_leader(&["a", "b", "c"]).await;
+    let ln = h.node(&leader);
+    wait_until("snapshot and purge on the leader", || {
+        let s = ln.status();
+        s.snapshot.unwrap_or(0) >= 40 && s.purged.unwrap_or(0) >= 30
+    })
+    .await;
+
+    // Phase: a fourth node joins late and can only catch up through a snapshot.
+    h.start("d", 4).await;
+    h.node("b")
+        .change_membership(MembershipChange::AddManager {
+            id: 4,
+            addr: Harness::addr("d"),
+        })
+        .await
+        .unwrap();
+    let d = h.apps["d"].clone();
+    let expected = h.apps[&leader].len();
+    wait_until("late joiner has the whole state", || d.len() == expected).await;
+    assert!(
+        h.node("d").status().snapshot.is_some(),
+        "late joiner installed a snapshot"
+    );
+    assert!(wal_files(&h.dir(&leader)) >= 1);
+
+    // Phase: without a quorum, writes fail quickly with a clear error, and reads still work.
+    let survivors = ["a", "b"];
+    h.stop("c").await;
+    h.stop("d").await;
+    // Four voters, two down: no quorum.
+    let err = h.node(survivors[0]).propose(b"nq=1".to_vec()).await.unwrap_err();
+    assert!(
+        matches!(err, ProposeError::NoQuorum { .. } | ProposeError::NoLeader { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("quorum"), "{err}");
+    assert!(h.apps["a"].get("k1").is_some());
+    for n in survivors {
+        h.stop(n).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_of_another_cluster_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::default());
+    let open = |cluster: &str, id: u64| {
+        let owner = LogOwner {
+            cluster_id: cluster.into(),
+            raft_id: id,
+        };
+        RaftNode::open(
+            root.path(),
+            owner,
+            Arc::new(Kv::default()),
+            Arc::new(LocalTransport(net.clone())),
+            config(),
+        )
+    };
+    let node = open("c1", 1).await.unwrap();
+    node.shutdown().await;
+    drop(node);
+    let err = open("c2", 1).await.err().expect("must refuse");
+    assert!(err.to_string().contains("belongs to cluster c1"), "{err}");
+}
