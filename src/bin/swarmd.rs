@@ -1,0 +1,160 @@
+//! `swarmd`: the swarm-rs node daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::Subcommand;
+use swarm::daemon;
+use swarm::model::Labels;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "swarmd",
+    version,
+    about = "swarm-rs node daemon: a Docker Swarm-compatible manager or worker"
+)]
+struct Cli {
+    /// Where this node keeps its state.
+    #[arg(long, global = true, env = "SWARMD_DATA_DIR", default_value = daemon::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Log filter, e.g. `info` or `swarm=debug` (overridden by RUST_LOG).
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new cluster with this node as its first manager.
+    Init {
+        /// Address to listen on for other nodes.
+        #[arg(long, default_value = daemon::DEFAULT_LISTEN_ADDR)]
+        listen_addr: String,
+        /// Address other nodes dial (IP or IP:PORT).
+        #[arg(long)]
+        advertise_addr: Option<String>,
+        /// Node hostname, if not the machine's.
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Also serve the Engine API on this TCP address (unauthenticated: use on trusted networks).
+        #[arg(long)]
+        api_addr: Option<String>,
+        /// Raft log entries between snapshots (Swarm's --snapshot-interval).
+        #[arg(long)]
+        snapshot_interval: Option<u64>,
+        /// Log entries kept behind a snapshot for slow managers.
+        #[arg(long)]
+        log_entries_for_slow_followers: Option<u64>,
+    },
+    /// Join a cluster as a worker or a manager; the token decides which.
+    Join {
+        /// A join token from `swarmctl swarm join-token worker|manager`.
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value = daemon::DEFAULT_LISTEN_ADDR)]
+        listen_addr: String,
+        #[arg(long)]
+        advertise_addr: Option<String>,
+        #[arg(long)]
+        hostname: Option<String>,
+        #[arg(long)]
+        api_addr: Option<String>,
+        /// Node label, `key=value` (repeatable).
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        /// A manager's address, HOST:PORT.
+        manager_addr: String,
+    },
+    /// Restart a node from its data dir (the default when no command is given).
+    Run,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("invalid label {s:?}: expected key=value")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| {
+            EnvFilter::try_new(format!(
+                "{},openraft=warn,raft_log=warn,chunked_wal=warn",
+                cli.log_level
+            ))
+        })
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("swarmd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let data_dir = cli.data_dir.clone();
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Some(Command::Init {
+                listen_addr,
+                advertise_addr,
+                hostname,
+                api_addr,
+                snapshot_interval,
+                log_entries_for_slow_followers,
+            }) => {
+                daemon::init(daemon::InitOptions {
+                    data_dir,
+                    listen_addr,
+                    advertise_addr,
+                    hostname,
+                    api_addr,
+                    snapshot_interval,
+                    log_entries_for_slow_followers,
+                })
+                .await
+            }
+            Some(Command::Join {
+                token,
+                listen_addr,
+                advertise_addr,
+                hostname,
+                api_addr,
+                labels,
+                manager_addr,
+            }) => {
+                daemon::join(daemon::JoinOptions {
+                    data_dir,
+                    token,
+                    remote_addr: manager_addr,
+                    listen_addr,
+                    advertise_addr,
+                    hostname,
+                    api_addr,
+                    labels: labels.into_iter().collect::<Labels>(),
+                })
+                .await
+            }
+            Some(Command::Run) | None => daemon::run(data_dir).await,
+        }
+    });
+    // Do not wait for lingering connection tasks.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("swarmd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

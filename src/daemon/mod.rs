@@ -1,0 +1,631 @@
+//! `swarmd`'s lifecycle: create a cluster (`init`), join one (`join`), restart (`run`), and shut
+//! down cleanly on SIGTERM or SIGINT.
+
+pub mod datadir;
+
+use std::fs::File;
+use std::net::IpAddr;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use swarm_raft::LogOwner;
+use swarm_raft::ManagerAddr;
+use swarm_raft::RaftConfig;
+use swarm_raft::RaftNode;
+use tokio::net::TcpListener;
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::Layer;
+
+use self::datadir::DataDir;
+use self::datadir::DataDirError;
+use self::datadir::NodeConfig;
+use crate::host;
+use crate::manager::api;
+use crate::manager::api::ApiState;
+use crate::manager::ca;
+use crate::manager::ca::CertIdentity;
+use crate::manager::ca::JoinToken;
+use crate::manager::peer_api::JoinRaftRequest;
+use crate::manager::peer_api::JoinRequest;
+use crate::manager::peer_api::JoinResponse;
+use crate::manager::peer_api::peer_router;
+use crate::manager::raft_transport::RaftTransport;
+use crate::manager::runtime::LocalNode;
+use crate::manager::runtime::Manager;
+use crate::manager::runtime::PeerHealth;
+use crate::manager::store::Store;
+use crate::manager::store::StoreAction;
+use crate::model::Availability;
+use crate::model::Cluster;
+use crate::model::ClusterSpec;
+use crate::model::JoinTokens;
+use crate::model::Labels;
+use crate::model::Node;
+use crate::model::NodeDescription;
+use crate::model::NodeRole;
+use crate::model::NodeSpec;
+use crate::model::NodeState;
+use crate::model::NodeStatus;
+use crate::model::Platform;
+use crate::model::Resources;
+use crate::model::RootCaState;
+use crate::model::StoreObject;
+use crate::model::Timestamp;
+use crate::model::new_id;
+use crate::model::new_raft_id;
+use crate::net::peer_client::PeerClient;
+use crate::net::peer_client::PeerError;
+use crate::net::peer_client::full;
+use crate::net::server::serve_tls;
+use crate::net::tls;
+
+/// Where `swarmd` keeps its state unless told otherwise.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/swarmd";
+/// Swarm's well-known manager port.
+pub const DEFAULT_LISTEN_ADDR: &str = "0.0.0.0:2377";
+
+/// Why swarmd could not start or keep running. The message says what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DaemonError(pub String);
+
+impl From<DataDirError> for DaemonError {
+    fn from(e: DataDirError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+fn err(msg: impl Into<String>) -> DaemonError {
+    DaemonError(msg.into())
+}
+
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub data_dir: PathBuf,
+    pub listen_addr: String,
+    pub advertise_addr: Option<String>,
+    pub hostname: Option<String>,
+    pub api_addr: Option<String>,
+    pub snapshot_interval: Option<u64>,
+    pub log_entries_for_slow_followers: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    pub data_dir: PathBuf,
+    pub token: String,
+    pub remote_addr: String,
+    pub listen_addr: String,
+    pub advertise_addr: Option<String>,
+    pub hostname: Option<String>,
+    pub api_addr: Option<String>,
+    pub labels: Labels,
+}
+
+/// A started node: its background tasks and what shutting it down needs.
+struct Running {
+    manager: Option<Arc<Manager>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    dir: DataDir,
+    _lock: File,
+}
+
+/// Picks the address other nodes dial. An explicit `--advertise-addr` wins (its port defaults to
+/// the listen port); otherwise the listen IP, or the address of the default route's interface.
+pub fn resolve_advertise(listen: &str, advertise: Option<&str>) -> Result<String, DaemonError> {
+    let listen: SocketAddr = listen
+        .parse()
+        .map_err(|_| err(format!("--listen-addr {listen:?} is not a valid IP:PORT")))?;
+    if let Some(a) = advertise {
+        if let Ok(sa) = a.parse::<SocketAddr>() {
+            return Ok(sa.to_string());
+        }
+        if let Ok(ip) = a.parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, listen.port()).to_string());
+        }
+        return Err(err(format!("--advertise-addr {a:?} is not a valid IP or IP:PORT")));
+    }
+    if !listen.ip().is_unspecified() {
+        return Ok(listen.to_string());
+    }
+    // Connecting a UDP socket sends nothing; it only asks the kernel which source address the
+    // default route would use.
+    let detected = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified());
+    match detected {
+        Some(ip) => Ok(SocketAddr::new(ip, listen.port()).to_string()),
+        None => Err(err(
+            "cannot determine an address to advertise to other nodes; pass --advertise-addr IP[:PORT]",
+        )),
+    }
+}
+
+fn local_description(hostname: &str, ca_pem: &str) -> NodeDescription {
+    NodeDescription {
+        hostname: hostname.to_string(),
+        platform: Platform {
+            architecture: host::architecture().to_string(),
+            os: host::os().to_string(),
+        },
+        resources: Resources {
+            nano_cpus: host::cpus() * 1_000_000_000,
+            memory_bytes: host::memory_bytes(),
+            generic_resources: None,
+        },
+        engine: Default::default(),
+        tls_info: ca::tls_info(ca_pem),
+    }
+}
+
+fn ip_of(addr: &str) -> String {
+    addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default()
+}
+
+/// Checks the certificate on disk against node.json before trusting either.
+fn check_certs(cfg: &NodeConfig, cert_pem: &str, dir: &DataDir) -> Result<(), DaemonError> {
+    let der = ca::first_cert_der(cert_pem).map_err(|e| err(format!("{}: {e}", dir.cert_path().display())))?;
+    let who = ca::cert_identity(&der).map_err(|e| err(format!("{}: {e}", dir.cert_path().display())))?;
+    if who.node_id != cfg.node_id || who.cluster_id != cfg.cluster_id || who.role != cfg.role {
+        return Err(err(format!(
+            "data dir {} is damaged: {} is for {} {} of cluster {}, but node.json describes {} {} of cluster {}",
+            dir.root().display(),
+            dir.cert_path().display(),
+            who.role.name(),
+            who.node_id,
+            who.cluster_id,
+            cfg.role.name(),
+            cfg.node_id,
+            cfg.cluster_id
+        )));
+    }
+    let not_after = ca::cert_not_after(&der).map_err(|e| err(e.to_string()))?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if not_after < now {
+        return Err(err(format!(
+            "the node certificate {} expired at {}; this node must rejoin the cluster with a fresh data dir",
+            dir.cert_path().display(),
+            time::OffsetDateTime::from_unix_timestamp(not_after)
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+async fn start_manager(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Running, DaemonError> {
+    let (ca_pem, cert_pem, key_pem) = dir.load_certs()?;
+    check_certs(cfg, &cert_pem, &dir)?;
+    let raft_id = cfg.raft_id.ok_or_else(|| {
+        err(format!(
+            "data dir {} is damaged: a manager without a raft id",
+            dir.root().display()
+        ))
+    })?;
+    if cfg.initialised {
+        let log_dir = dir.raft().join("log");
+        let has_log = std::fs::read_dir(&log_dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if !has_log {
+            return Err(err(format!(
+                "data dir {} is damaged: the raft log {} is missing, so this manager's state and votes are lost. \
+                 Remove the data dir and join the cluster again as a new manager",
+                dir.root().display(),
+                log_dir.display()
+            )));
+        }
+    }
+    let server_tls = tls::server_config(&ca_pem, &cert_pem, &key_pem).map_err(|e| err(e.to_string()))?;
+    let client_tls = tls::client_config(&ca_pem, &cert_pem, &key_pem).map_err(|e| err(e.to_string()))?;
+    let peers = Arc::new(PeerClient::new(client_tls));
+    let store = Arc::new(Store::new());
+    let transport = Arc::new(RaftTransport { peers: peers.clone() });
+    let owner = LogOwner {
+        cluster_id: cfg.cluster_id.clone(),
+        raft_id,
+    };
+    let raft = RaftNode::open(&dir.raft(), owner, store.clone(), transport, RaftConfig::default())
+        .await
+        .map_err(|e| err(format!("cannot start raft in {}: {e}", dir.raft().display())))?;
+    let manager = Arc::new(Manager {
+        local: LocalNode {
+            node_id: cfg.node_id.clone(),
+            cluster_id: cfg.cluster_id.clone(),
+            hostname: cfg.hostname.clone(),
+            advertise_addr: cfg.advertise_addr.clone(),
+            role: NodeRole::Manager,
+            data_dir: dir.root().to_path_buf(),
+        },
+        store,
+        raft: Arc::new(raft),
+        peers: peers.clone(),
+        health: Arc::new(PeerHealth::default()),
+    });
+    let listener = TcpListener::bind(&cfg.listen_addr)
+        .await
+        .map_err(|e| err(format!("cannot listen on {}: {e}", cfg.listen_addr)))?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(serve_tls(
+            listener,
+            server_tls,
+            peer_router(manager.clone()),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(
+            manager
+                .health
+                .clone()
+                .run(manager.raft.clone(), peers, cfg.node_id.clone(), shutdown_rx.clone()),
+        ),
+        tokio::spawn(manager.clone().run_settings_controller(shutdown_rx)),
+    ];
+    tracing::info!(node_id = %cfg.node_id, listen = %cfg.listen_addr, advertise = %cfg.advertise_addr, "manager started");
+    Ok(Running {
+        manager: Some(manager),
+        shutdown,
+        tasks,
+        dir,
+        _lock: lock,
+    })
+}
+
+fn start_worker(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Running, DaemonError> {
+    let (_ca, cert_pem, _key) = dir.load_certs()?;
+    check_certs(cfg, &cert_pem, &dir)?;
+    let (shutdown, _) = watch::channel(false);
+    tracing::info!(node_id = %cfg.node_id, "worker started");
+    Ok(Running {
+        manager: None,
+        shutdown,
+        tasks: Vec::new(),
+        dir,
+        _lock: lock,
+    })
+}
+
+/// Serves the Engine API on the control socket (and on TCP if configured).
+async fn serve_api(running: &mut Running, cfg: &NodeConfig) -> Result<(), DaemonError> {
+    let state = ApiState {
+        local: LocalNode {
+            node_id: cfg.node_id.clone(),
+            cluster_id: cfg.cluster_id.clone(),
+            hostname: cfg.hostname.clone(),
+            advertise_addr: cfg.advertise_addr.clone(),
+            role: cfg.role,
+            data_dir: running.dir.root().to_path_buf(),
+        },
+        manager: running.manager.clone(),
+        remote_managers: cfg.managers.clone(),
+    };
+    let app = tower::util::MapRequestLayer::new(api::strip_version).layer(api::router(state));
+    let socket = running.dir.socket();
+    if socket.exists() {
+        if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            return Err(err(format!("{} is served by another process", socket.display())));
+        }
+        let _ = std::fs::remove_file(&socket);
+    }
+    let listener = UnixListener::bind(&socket)
+        .map_err(|e| err(format!("cannot create control socket {}: {e}", socket.display())))?;
+    running.dir.secure_socket()?;
+    let mut rx = running.shutdown.subscribe();
+    let unix_app = app.clone();
+    running.tasks.push(tokio::spawn(async move {
+        let serve =
+            axum::serve(listener, axum::ServiceExt::into_make_service(unix_app)).with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "control socket server failed");
+        }
+    }));
+    if let Some(addr) = &cfg.api_addr {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| err(format!("cannot listen for the Engine API on {addr}: {e}")))?;
+        let mut rx = running.shutdown.subscribe();
+        running.tasks.push(tokio::spawn(async move {
+            let serve =
+                axum::serve(listener, axum::ServiceExt::into_make_service(app)).with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "TCP API server failed");
+            }
+        }));
+    }
+    tracing::info!(socket = %socket.display(), tcp = ?cfg.api_addr, "Engine API listening");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::SignalKind;
+    use tokio::signal::unix::signal;
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
+
+async fn wait_and_stop(running: Running) -> Result<(), DaemonError> {
+    shutdown_signal().await;
+    stop(running).await;
+    Ok(())
+}
+
+async fn stop(running: Running) {
+    let _ = running.shutdown.send(true);
+    for t in running.tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    if let Some(m) = &running.manager {
+        m.raft.shutdown().await;
+    }
+    let _ = std::fs::remove_file(running.dir.socket());
+    tracing::info!("stopped");
+}
+
+/// Creates a new cluster with this node as its only manager, then runs until stopped.
+pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
+    let dir = DataDir::new(&opts.data_dir);
+    let lock = dir.lock()?;
+    dir.ensure_fresh()?;
+    let advertise = resolve_advertise(&opts.listen_addr, opts.advertise_addr.as_deref())?;
+    let hostname = opts.hostname.clone().unwrap_or_else(host::hostname);
+    let cluster_id = new_id();
+    let node_id = new_id();
+    let raft_id = new_raft_id();
+
+    let (ca_pem, ca_key_pem) = ca::generate_root().map_err(|e| err(e.to_string()))?;
+    let (key_pem, csr) = ca::new_key_and_csr().map_err(|e| err(e.to_string()))?;
+    let who = CertIdentity {
+        node_id: node_id.clone(),
+        role: NodeRole::Manager,
+        cluster_id: cluster_id.clone(),
+    };
+    let cert_pem =
+        ca::issue_node_cert(&ca_pem, &ca_key_pem, &csr, &who, ca::NODE_CERT_EXPIRY).map_err(|e| err(e.to_string()))?;
+    dir.save_certs(&ca_pem, &cert_pem, &key_pem)?;
+    let mut cfg = NodeConfig::new(node_id.clone(), cluster_id.clone(), NodeRole::Manager);
+    cfg.raft_id = Some(raft_id);
+    cfg.hostname = hostname.clone();
+    cfg.listen_addr = opts.listen_addr.clone();
+    cfg.advertise_addr = advertise.clone();
+    cfg.api_addr = opts.api_addr.clone();
+    dir.save_config(&cfg)?;
+
+    let mut running = start_manager(dir.clone(), &cfg, lock).await?;
+    let manager = running.manager.clone().ok_or_else(|| err("manager did not start"))?;
+    manager
+        .raft
+        .bootstrap(ManagerAddr {
+            node_id: node_id.clone(),
+            addr: advertise.clone(),
+        })
+        .await
+        .map_err(|e| err(format!("cannot bootstrap raft: {e}")))?;
+
+    let digest = ca::root_digest(&ca_pem);
+    let mut spec = ClusterSpec::defaults();
+    if let Some(n) = opts.snapshot_interval {
+        if n == 0 {
+            return Err(err("--snapshot-interval must be at least 1"));
+        }
+        spec.raft.snapshot_interval = n;
+    }
+    if let Some(n) = opts.log_entries_for_slow_followers {
+        spec.raft.log_entries_for_slow_followers = n;
+    }
+    let now = Timestamp::now();
+    let cluster = Cluster {
+        id: cluster_id.clone(),
+        created_at: now,
+        updated_at: now,
+        spec,
+        tls_info: ca::tls_info(&ca_pem),
+        default_addr_pool: None,
+        subnet_size: 24,
+        data_path_port: 4789,
+        join_tokens: Some(JoinTokens {
+            worker: JoinToken::generate(&digest),
+            manager: JoinToken::generate(&digest),
+        }),
+        root_ca: Some(RootCaState {
+            ca_cert_pem: ca_pem.clone(),
+            ca_key_pem,
+            rotated_tokens: Vec::new(),
+        }),
+        ..Default::default()
+    };
+    let node = Node {
+        id: node_id.clone(),
+        created_at: now,
+        updated_at: now,
+        spec: NodeSpec {
+            role: NodeRole::Manager,
+            availability: Availability::Active,
+            ..Default::default()
+        },
+        description: local_description(&hostname, &ca_pem),
+        status: NodeStatus {
+            state: NodeState::Ready,
+            message: String::new(),
+            addr: ip_of(&advertise),
+        },
+        raft_id: Some(raft_id),
+        ..Default::default()
+    };
+    let tokens = cluster.join_tokens.clone().unwrap_or_default();
+    manager
+        .commit(vec![
+            StoreAction::Create(cluster.into_object()),
+            StoreAction::Create(node.into_object()),
+        ])
+        .await
+        .map_err(|e| err(format!("cannot create the cluster: {}", e.message)))?;
+    cfg.initialised = true;
+    dir.save_config(&cfg)?;
+    serve_api(&mut running, &cfg).await?;
+
+    println!("Swarm initialized: current node ({node_id}) is now a manager.\n");
+    println!("To add a worker to this swarm, run the following command:\n");
+    println!("    swarmd join --token {} {advertise}\n", tokens.worker);
+    println!("To add a manager to this swarm, run the following command:\n");
+    println!("    swarmd join --token {} {advertise}\n", tokens.manager);
+    println!("Control socket: {}", dir.socket().display());
+    wait_and_stop(running).await
+}
+
+/// Joins an existing cluster as a worker or a manager (the token decides), then runs.
+pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
+    let dir = DataDir::new(&opts.data_dir);
+    let lock = dir.lock()?;
+    dir.ensure_fresh()?;
+    let token = JoinToken::parse(&opts.token).map_err(|e| err(e.to_string()))?;
+    let advertise = resolve_advertise(&opts.listen_addr, opts.advertise_addr.as_deref())?;
+    let hostname = opts.hostname.clone().unwrap_or_else(host::hostname);
+    let remote = &opts.remote_addr;
+
+    // 1. Download the root CA without trusting anyone, then pin it through the token's digest.
+    let unverified = PeerClient::new(tls::unverified_client_config());
+    let ca_pem = unverified
+        .call(remote, "/ca", None, Duration::from_secs(10))
+        .await
+        .map_err(|e| err(format!("cannot fetch the root CA from the manager at {remote}: {e}")))?;
+    let ca_pem = String::from_utf8(ca_pem.to_vec()).map_err(|_| err("the root CA from the manager is not text"))?;
+    if ca::root_digest(&ca_pem) != token.ca_digest {
+        return Err(err(format!(
+            "the manager at {remote} presented a root CA whose digest does not match the join token: the token is \
+             for another cluster, or the connection is being intercepted. Refusing to join"
+        )));
+    }
+
+    // 2. Send a CSR with the token over TLS verified against the pinned CA.
+    let (key_pem, csr_pem) = ca::new_key_and_csr().map_err(|e| err(e.to_string()))?;
+    let pinned = PeerClient::new(tls::pinned_client_config(&ca_pem).map_err(|e| err(e.to_string()))?);
+    let desc = local_description(&hostname, &ca_pem);
+    let req = JoinRequest {
+        token: opts.token.trim().to_string(),
+        csr_pem,
+        hostname: hostname.clone(),
+        advertise_addr: advertise.clone(),
+        platform: desc.platform,
+        resources: desc.resources,
+        engine: desc.engine,
+        labels: opts.labels.clone(),
+    };
+    let body = serde_json::to_vec(&req).map_err(|e| err(e.to_string()))?;
+    let resp = pinned
+        .call(remote, "/join", Some(full(body)), Duration::from_secs(30))
+        .await
+        .map_err(|e| match e {
+            PeerError::Status { message, .. } => err(format!("the manager at {remote} refused the join: {message}")),
+            other => err(format!("cannot join through the manager at {remote}: {other}")),
+        })?;
+    let resp: JoinResponse =
+        serde_json::from_slice(&resp).map_err(|e| err(format!("the manager's join answer is not understood: {e}")))?;
+    if resp.ca_pem != ca_pem {
+        return Err(err(
+            "the manager answered with a different root CA than the one pinned; refusing to join",
+        ));
+    }
+
+    // 3. Keep the identity, then start.
+    dir.save_certs(&ca_pem, &resp.cert_pem, &key_pem)?;
+    let mut cfg = NodeConfig::new(resp.node_id.clone(), resp.cluster_id.clone(), resp.role);
+    cfg.raft_id = resp.raft_id;
+    cfg.hostname = hostname;
+    cfg.listen_addr = opts.listen_addr.clone();
+    cfg.advertise_addr = advertise.clone();
+    cfg.api_addr = opts.api_addr.clone();
+    cfg.managers = resp.managers.clone();
+    dir.save_config(&cfg)?;
+
+    let mut running = match resp.role {
+        NodeRole::Manager => {
+            let running = start_manager(dir.clone(), &cfg, lock).await?;
+            let manager = running.manager.clone().ok_or_else(|| err("manager did not start"))?;
+            let raft_id = resp
+                .raft_id
+                .ok_or_else(|| err("the manager did not assign a raft id"))?;
+            let body = serde_json::to_vec(&JoinRaftRequest {
+                raft_id,
+                addr: advertise.clone(),
+            })
+            .map_err(|e| err(e.to_string()))?;
+            let joined = manager
+                .peers
+                .call(remote, "/join/raft", Some(full(body)), Duration::from_secs(300))
+                .await;
+            if let Err(e) = joined {
+                stop(running).await;
+                let why = match e {
+                    PeerError::Status { message, .. } => message,
+                    other => other.to_string(),
+                };
+                return Err(err(format!(
+                    "registered as node {} but could not become a raft member: {why}. Remove {} and join again",
+                    resp.node_id,
+                    dir.root().display()
+                )));
+            }
+            running
+        }
+        NodeRole::Worker => start_worker(dir.clone(), &cfg, lock)?,
+    };
+    cfg.initialised = true;
+    dir.save_config(&cfg)?;
+    serve_api(&mut running, &cfg).await?;
+    println!(
+        "This node joined a swarm as a {}. Node ID: {}",
+        resp.role.name(),
+        resp.node_id
+    );
+    println!("Control socket: {}", dir.socket().display());
+    wait_and_stop(running).await
+}
+
+/// Restarts a node from its data dir, with the settings it was created with.
+pub async fn run(data_dir: PathBuf) -> Result<(), DaemonError> {
+    let dir = DataDir::new(&data_dir);
+    let lock = dir.lock()?;
+    let cfg = dir.load_config()?;
+    if !cfg.initialised {
+        return Err(err(format!(
+            "data dir {} was not fully set up (swarmd init or join was interrupted); remove it and run init or join again",
+            dir.root().display()
+        )));
+    }
+    let mut running = match cfg.role {
+        NodeRole::Manager => {
+            let running = start_manager(dir.clone(), &cfg, lock).await?;
+            if let Some(m) = &running.manager
+                && !m.raft.wait_for_local_recovery(Duration::from_secs(60)).await
+            {
+                tracing::warn!("state is still being re-applied from the log; serving reads anyway");
+            }
+            running
+        }
+        NodeRole::Worker => start_worker(dir.clone(), &cfg, lock)?,
+    };
+    serve_api(&mut running, &cfg).await?;
+    wait_and_stop(running).await
+}

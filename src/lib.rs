@@ -1,0 +1,10 @@
+//! swarm-rs: a Docker Swarm-compatible cluster manager on Raft.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod ctl;
+pub mod daemon;
+pub mod host;
+pub mod manager;
+pub mod model;
+pub mod net;

@@ -1,0 +1,237 @@
+//! `/services`: create, list, inspect, update (with optimistic concurrency) and remove.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::extract::Query;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::Value;
+use serde_json::json;
+
+use super::ApiState;
+use super::body::decode_json;
+use super::body::query_bool;
+use super::body::query_version;
+use super::error::ApiError;
+use super::error::ApiResult;
+use super::filters::Filters;
+use super::validate::normalize_service_spec;
+use super::validate::random_service_name;
+use super::validate::validate_service_spec;
+use super::validate::with_defaults;
+use crate::manager::store::StoreAction;
+use crate::manager::store::StoreState;
+use crate::model::Endpoint;
+use crate::model::Kind;
+use crate::model::Service;
+use crate::model::ServiceSpec;
+use crate::model::ServiceStatus;
+use crate::model::StoreObject;
+use crate::model::TaskState;
+use crate::model::Timestamp;
+use crate::model::Version;
+use crate::model::new_id;
+
+const SERVICE_FILTERS: &[&str] = &["id", "name", "label", "mode"];
+
+/// Finds a service by full ID, then exact name, then unique ID prefix.
+pub fn resolve_service(s: &StoreState, reference: &str) -> Result<Service, ApiError> {
+    if let Some(svc) = s.services.get(reference) {
+        return Ok(svc.clone());
+    }
+    if let Some(svc) = s.services.by_name(reference) {
+        return Ok(svc.clone());
+    }
+    let matches: Vec<&Service> = s.services.with_id_prefix(reference).collect();
+    match matches.len() {
+        1 => Ok(matches[0].clone()),
+        0 => Err(ApiError::not_found(format!("service {reference} not found"))),
+        n => Err(ApiError::bad_request(format!(
+            "service {reference} is ambiguous ({n} services match this ID prefix)"
+        ))),
+    }
+}
+
+fn endpoint_for(spec: &ServiceSpec) -> Endpoint {
+    let ep = spec.endpoint_spec.clone().unwrap_or_default();
+    let ports = ep.ports.clone();
+    Endpoint {
+        spec: ep,
+        ports,
+        virtual_ips: None,
+    }
+}
+
+/// Running and desired task counts, as `service ls` shows them.
+fn service_status(s: &StoreState, svc: &Service) -> ServiceStatus {
+    let mut running = 0;
+    let mut completed = 0;
+    let mut desired_running = 0;
+    for t in s.tasks_by_service(&svc.id) {
+        if t.status.state == TaskState::Running {
+            running += 1;
+        }
+        if t.status.state == TaskState::Complete {
+            completed += 1;
+        }
+        if t.desired_state == TaskState::Running {
+            desired_running += 1;
+        }
+    }
+    let mode = &svc.spec.mode;
+    let desired = if let Some(r) = &mode.replicated {
+        r.replicas.unwrap_or(1)
+    } else if let Some(j) = &mode.replicated_job {
+        j.max_concurrent.unwrap_or(1)
+    } else {
+        desired_running
+    };
+    ServiceStatus {
+        running_tasks: running,
+        desired_tasks: desired,
+        completed_tasks: completed,
+    }
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Vec<Service>>> {
+    let m = state.manager()?;
+    let filters = Filters::parse(q.get("filters"), SERVICE_FILTERS)?;
+    let with_status = query_bool(q.get("status"))?;
+    for mode in filters.values("mode") {
+        if !["replicated", "global", "replicated-job", "global-job"].contains(&mode.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "Invalid filter 'mode={mode}': expected replicated, global, replicated-job or global-job"
+            )));
+        }
+    }
+    let services = m.store.view(|s| {
+        let mut out: Vec<Service> = s
+            .services
+            .iter()
+            .filter(|svc| {
+                filters.any("id", |v| svc.id.starts_with(v))
+                    && filters.any("name", |v| svc.spec.name.starts_with(v))
+                    && filters.labels_match("label", &svc.spec.labels)
+                    && filters.any("mode", |v| v.replace('-', " ") == svc.spec.mode.describe())
+            })
+            .cloned()
+            .collect();
+        if with_status {
+            for svc in &mut out {
+                svc.service_status = Some(service_status(s, svc));
+            }
+        }
+        out
+    });
+    Ok(Json(services))
+}
+
+pub async fn inspect(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Service>> {
+    let m = state.manager()?;
+    let mut svc = m.store.view(|s| resolve_service(s, &id))?;
+    if query_bool(q.get("insertDefaults"))? {
+        svc.spec = with_defaults(&svc.spec);
+        svc.previous_spec = svc.previous_spec.as_ref().map(with_defaults);
+    }
+    Ok(Json(svc))
+}
+
+pub async fn create(State(state): State<ApiState>, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let m = state.manager()?;
+    let mut spec: ServiceSpec = decode_json(&body, "service spec")?;
+    if spec.name.is_empty() {
+        spec.name = random_service_name();
+    }
+    validate_service_spec(&spec)?;
+    normalize_service_spec(&mut spec);
+    let now = Timestamp::now();
+    let svc = Service {
+        id: new_id(),
+        version: Version::default(),
+        created_at: now,
+        updated_at: now,
+        endpoint: endpoint_for(&spec),
+        spec,
+        ..Default::default()
+    };
+    let id = svc.id.clone();
+    m.commit(vec![StoreAction::Create(svc.into_object())]).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "ID": id }))))
+}
+
+pub async fn update(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let m = state.manager()?;
+    let version = query_version(q.get("version"))?;
+    let rollback = match q.get("rollback").map(String::as_str) {
+        None | Some("") | Some("none") => false,
+        Some("previous") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid rollback value {other:?}: expected \"previous\""
+            )));
+        }
+    };
+    let mut spec: ServiceSpec = decode_json(&body, "service spec")?;
+    let current = m.store.view(|s| resolve_service(s, &id))?;
+    if rollback {
+        spec = current
+            .previous_spec
+            .clone()
+            .ok_or_else(|| ApiError::bad_request(format!("service {} does not have a previous spec", current.id)))?;
+    }
+    if spec.name.is_empty() {
+        spec.name = current.spec.name.clone();
+    }
+    validate_service_spec(&spec)?;
+    normalize_service_spec(&mut spec);
+    if spec.name != current.spec.name {
+        return Err(ApiError::bad_request(format!(
+            "invalid service spec: Name: renaming services is not supported (service is named {:?})",
+            current.spec.name
+        )));
+    }
+    if spec.mode.describe() != current.spec.mode.describe() {
+        return Err(ApiError::bad_request(format!(
+            "invalid service spec: Mode: service mode change is not allowed ({} to {})",
+            current.spec.mode.describe(),
+            spec.mode.describe()
+        )));
+    }
+    let mut next = current.clone();
+    // The version the client read; the store refuses the update if it is stale.
+    next.version = Version::new(version);
+    next.previous_spec = Some(current.spec.clone());
+    next.endpoint = endpoint_for(&spec);
+    next.spec = spec;
+    next.service_status = None;
+    next.set_updated_at(Timestamp::now());
+    m.commit(vec![StoreAction::Update(next.into_object())]).await?;
+    Ok(Json(json!({ "Warnings": null })))
+}
+
+pub async fn remove(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let m = state.manager()?;
+    let svc = m.store.view(|s| resolve_service(s, &id))?;
+    m.commit(vec![StoreAction::Remove {
+        kind: Kind::Service,
+        id: svc.id,
+        version: None,
+    }])
+    .await?;
+    Ok(StatusCode::OK)
+}

@@ -1,0 +1,142 @@
+//! `/swarm`: the cluster object, its settings and join-token rotation.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Query;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::Value;
+use serde_json::json;
+
+use super::ApiState;
+use super::body::decode_json;
+use super::body::query_bool;
+use super::body::query_version;
+use super::error::ApiError;
+use super::error::ApiResult;
+use crate::manager::ca::JoinToken;
+use crate::manager::ca::root_digest;
+use crate::manager::store::StoreAction;
+use crate::model::Cluster;
+use crate::model::ClusterSpec;
+use crate::model::StoreObject;
+use crate::model::Timestamp;
+use crate::model::Version;
+
+/// How many rotated tokens are remembered to tell joiners their token was rotated.
+const ROTATED_TOKENS_KEPT: usize = 16;
+
+/// The cluster as `GET /swarm` shows it: with join tokens, without CA private material.
+pub fn swarm_view(mut c: Cluster) -> Cluster {
+    c.root_ca = None;
+    c
+}
+
+pub async fn inspect(State(state): State<ApiState>) -> ApiResult<Json<Cluster>> {
+    Ok(Json(swarm_view(state.manager()?.cluster()?)))
+}
+
+pub async fn update(
+    State(state): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let m = state.manager()?;
+    let version = query_version(q.get("version"))?;
+    let rotate_worker = query_bool(q.get("rotateWorkerToken"))?;
+    let rotate_manager = query_bool(q.get("rotateManagerToken"))?;
+    let rotate_unlock = query_bool(q.get("rotateManagerUnlockKey"))?;
+    let spec: ClusterSpec = decode_json(&body, "swarm spec")?;
+    validate_cluster_spec(&spec)?;
+    if rotate_unlock {
+        return Err(ApiError::bad_request(
+            "rotateManagerUnlockKey: autolock is not supported by swarm-rs, so there is no unlock key to rotate",
+        ));
+    }
+    let mut cluster = m.cluster()?;
+    if cluster.version != Version::new(version) {
+        return Err(ApiError::conflict("update out of sequence"));
+    }
+    if spec.encryption_config.auto_lock_managers {
+        return Err(ApiError::bad_request(
+            "EncryptionConfig.AutoLockManagers: autolock is not supported by swarm-rs",
+        ));
+    }
+    cluster.spec = spec;
+    let ca = cluster
+        .root_ca
+        .clone()
+        .ok_or_else(|| ApiError::internal("the cluster has no root CA"))?;
+    let digest = root_digest(&ca.ca_cert_pem);
+    if let (Some(tokens), Some(root)) = (cluster.join_tokens.as_mut(), cluster.root_ca.as_mut()) {
+        if rotate_worker {
+            root.rotated_tokens
+                .push(std::mem::replace(&mut tokens.worker, JoinToken::generate(&digest)));
+        }
+        if rotate_manager {
+            root.rotated_tokens
+                .push(std::mem::replace(&mut tokens.manager, JoinToken::generate(&digest)));
+        }
+        let excess = root.rotated_tokens.len().saturating_sub(ROTATED_TOKENS_KEPT);
+        root.rotated_tokens.drain(..excess);
+    }
+    cluster.set_updated_at(Timestamp::now());
+    m.commit(vec![StoreAction::Update(cluster.into_object())]).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Refuses settings that cannot work, naming the field.
+pub fn validate_cluster_spec(spec: &ClusterSpec) -> Result<(), ApiError> {
+    if !spec.name.is_empty() && spec.name != "default" {
+        return Err(ApiError::bad_request(format!(
+            "Name: the swarm is always named \"default\", not {:?}",
+            spec.name
+        )));
+    }
+    if spec.raft.snapshot_interval == 0 {
+        return Err(ApiError::bad_request("Raft.SnapshotInterval: must be at least 1"));
+    }
+    if let Some(p) = spec.dispatcher.heartbeat_period
+        && p <= 0
+    {
+        return Err(ApiError::bad_request("Dispatcher.HeartbeatPeriod: must be positive"));
+    }
+    if let Some(e) = spec.ca_config.node_cert_expiry
+        && e < 3_600_000_000_000
+    {
+        return Err(ApiError::bad_request(
+            "CAConfig.NodeCertExpiry: must be at least 1 hour",
+        ));
+    }
+    if spec.ca_config.external_cas.as_ref().is_some_and(|v| !v.is_empty()) {
+        return Err(ApiError::bad_request(
+            "CAConfig.ExternalCAs: external CAs are not supported by swarm-rs",
+        ));
+    }
+    if !spec.ca_config.signing_ca_cert.is_empty() || !spec.ca_config.signing_ca_key.is_empty() {
+        return Err(ApiError::bad_request(
+            "CAConfig.SigningCACert: root CA rotation is not supported by swarm-rs yet",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn already_in_swarm() -> ApiError {
+    ApiError::unavailable(
+        "This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one.",
+    )
+}
+
+pub async fn leave() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "swarm leave is not supported by swarm-rs yet: stop swarmd and remove its data dir instead",
+    )
+}
+
+pub async fn unlock_key(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
+    state.manager()?;
+    Ok(Json(json!({ "UnlockKey": "" })))
+}

@@ -1,0 +1,297 @@
+//! Endpoints other nodes call on a manager's listen address (mutual TLS, HTTP/2):
+//!
+//! | route | who may call |
+//! |---|---|
+//! | `GET /ca` | anyone: the root CA certificate, which the joiner checks against its token |
+//! | `POST /join` | anyone holding a join token: issues a node certificate |
+//! | `POST /join/raft` | a manager of this cluster: adds its raft node to the membership |
+//! | `POST /raft/{append,vote,pre-vote,forward,membership}`, `POST /raft/snapshot`, `GET /raft/ping` | managers of this cluster |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::routing::post;
+use futures_util::TryStreamExt;
+use serde::Deserialize;
+use serde::Serialize;
+use swarm_raft::ManagerAddr;
+use swarm_raft::MembershipChange;
+use swarm_raft::MembershipError;
+use swarm_raft::Rpc;
+use tokio_util::io::StreamReader;
+
+use super::api::body::decode_json;
+use super::api::error::ApiError;
+use super::api::error::ApiResult;
+use super::ca::CertIdentity;
+use super::ca::TokenError;
+use super::ca::check_join_token;
+use super::ca::issue_node_cert;
+use super::ca::root_digest;
+use super::ca::tls_info;
+use super::runtime::Manager;
+use super::store::StoreAction;
+use crate::model::Availability;
+use crate::model::EngineDescription;
+use crate::model::Labels;
+use crate::model::Node;
+use crate::model::NodeDescription;
+use crate::model::NodeRole;
+use crate::model::NodeSpec;
+use crate::model::NodeState;
+use crate::model::NodeStatus;
+use crate::model::Platform;
+use crate::model::Resources;
+use crate::model::StoreObject;
+use crate::model::Timestamp;
+use crate::model::new_id;
+use crate::model::new_raft_id;
+use crate::net::server::Peer;
+use crate::net::server::PeerAddr;
+
+/// What a joining node sends with its CSR.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub token: String,
+    pub csr_pem: String,
+    pub hostname: String,
+    /// `host:port` managers dial; required for managers.
+    #[serde(default)]
+    pub advertise_addr: String,
+    #[serde(default)]
+    pub platform: Platform,
+    #[serde(default)]
+    pub resources: Resources,
+    #[serde(default)]
+    pub engine: EngineDescription,
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+/// The joining node's identity and certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinResponse {
+    pub node_id: String,
+    pub cluster_id: String,
+    pub role: NodeRole,
+    pub cert_pem: String,
+    pub ca_pem: String,
+    /// The raft id of the new manager incarnation; `None` for workers.
+    pub raft_id: Option<u64>,
+    /// Current managers, `(node ID, address)`.
+    pub managers: Vec<(String, String)>,
+}
+
+/// A new manager asking to be added to raft, once it listens with its certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRaftRequest {
+    pub raft_id: u64,
+    pub addr: String,
+}
+
+pub fn peer_router(manager: Arc<Manager>) -> Router {
+    Router::new()
+        .route("/ca", get(ca))
+        .route("/join", post(join))
+        .route("/join/raft", post(join_raft))
+        .route("/raft/ping", get(ping))
+        .route("/raft/snapshot", post(snapshot))
+        .route("/raft/{rpc}", post(raft_rpc))
+        .fallback(|| async { ApiError::not_found("no such endpoint on the manager listener") })
+        .with_state(manager)
+}
+
+/// Only managers of this cluster may pass.
+fn require_manager<'a>(peer: &'a Peer, m: &Manager) -> Result<&'a CertIdentity, ApiError> {
+    let who = peer.0.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a client certificate issued by this cluster's CA is required",
+        )
+    })?;
+    if who.cluster_id != m.local.cluster_id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the client certificate belongs to cluster {}, not to this cluster",
+                who.cluster_id
+            ),
+        ));
+    }
+    if who.role != NodeRole::Manager {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("node {} is a worker: this endpoint is for managers only", who.node_id),
+        ));
+    }
+    Ok(who)
+}
+
+async fn ca(State(m): State<Arc<Manager>>) -> ApiResult<String> {
+    let cluster = m.cluster()?;
+    cluster
+        .root_ca
+        .map(|r| r.ca_cert_pem)
+        .ok_or_else(|| ApiError::unavailable("the cluster has no root CA yet"))
+}
+
+async fn join(
+    State(m): State<Arc<Manager>>,
+    Extension(addr): Extension<PeerAddr>,
+    body: Bytes,
+) -> ApiResult<Json<JoinResponse>> {
+    let req: JoinRequest = decode_json(&body, "join request")?;
+    let cluster = m.cluster()?;
+    let root = cluster
+        .root_ca
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("the cluster has no root CA yet"))?;
+    let digest = root_digest(&root.ca_cert_pem);
+    let role = check_join_token(&req.token, &cluster, &digest).map_err(|e| match e {
+        TokenError::NoCluster => ApiError::unavailable(e.to_string()),
+        _ => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
+    })?;
+    if role == NodeRole::Manager && req.advertise_addr.parse::<std::net::SocketAddr>().is_err() {
+        return Err(ApiError::bad_request(format!(
+            "advertise address {:?} is not a valid IP:port; a manager needs one that other managers can dial",
+            req.advertise_addr
+        )));
+    }
+    let hostname = req.hostname.trim().to_string();
+    if hostname.is_empty() {
+        return Err(ApiError::bad_request("hostname must not be empty"));
+    }
+    let node_id = new_id();
+    let raft_id = (role == NodeRole::Manager).then(new_raft_id);
+    let expiry = cluster
+        .spec
+        .ca_config
+        .node_cert_expiry
+        .filter(|e| *e > 0)
+        .map(|ns| Duration::from_nanos(ns as u64))
+        .unwrap_or(super::ca::NODE_CERT_EXPIRY);
+    let who = CertIdentity {
+        node_id: node_id.clone(),
+        role,
+        cluster_id: cluster.id.clone(),
+    };
+    let cert_pem = issue_node_cert(&root.ca_cert_pem, &root.ca_key_pem, &req.csr_pem, &who, expiry)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let now = Timestamp::now();
+    let node = Node {
+        id: node_id.clone(),
+        created_at: now,
+        updated_at: now,
+        spec: NodeSpec {
+            labels: req.labels,
+            role,
+            availability: Availability::Active,
+            ..Default::default()
+        },
+        description: NodeDescription {
+            hostname,
+            platform: req.platform,
+            resources: req.resources,
+            engine: req.engine,
+            tls_info: tls_info(&root.ca_cert_pem),
+        },
+        status: NodeStatus {
+            state: NodeState::Unknown,
+            message: "registered; waiting for its first heartbeat".to_string(),
+            addr: addr.0.ip().to_string(),
+        },
+        raft_id,
+        ..Default::default()
+    };
+    m.commit(vec![StoreAction::Create(node.into_object())]).await?;
+    tracing::info!(%node_id, role = role.name(), remote = %addr.0, "node joined");
+    let managers = m
+        .raft
+        .status()
+        .voters
+        .values()
+        .map(|a| (a.node_id.clone(), a.addr.clone()))
+        .collect();
+    Ok(Json(JoinResponse {
+        node_id,
+        cluster_id: cluster.id,
+        role,
+        cert_pem,
+        ca_pem: root.ca_cert_pem,
+        raft_id,
+        managers,
+    }))
+}
+
+async fn join_raft(
+    State(m): State<Arc<Manager>>,
+    Extension(peer): Extension<Peer>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let who = require_manager(&peer, &m)?.clone();
+    let req: JoinRaftRequest = decode_json(&body, "raft join request")?;
+    let node = m
+        .store
+        .view(|s| s.nodes.get(&who.node_id).cloned())
+        .ok_or_else(|| ApiError::not_found(format!("node {} not found", who.node_id)))?;
+    if node.raft_id != Some(req.raft_id) || node.spec.role != NodeRole::Manager {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "node {} is not registered as manager with raft id {:x}",
+                who.node_id, req.raft_id
+            ),
+        ));
+    }
+    let change = MembershipChange::AddManager {
+        id: req.raft_id,
+        addr: ManagerAddr {
+            node_id: who.node_id.clone(),
+            addr: req.addr,
+        },
+    };
+    m.raft.change_membership(change).await.map_err(|e| match e {
+        MembershipError::QuorumRisk(msg) => ApiError::conflict(msg),
+        other => ApiError::unavailable(other.to_string()),
+    })?;
+    tracing::info!(node_id = %who.node_id, "manager added to raft");
+    Ok(StatusCode::OK)
+}
+
+async fn ping(State(m): State<Arc<Manager>>, Extension(peer): Extension<Peer>) -> ApiResult<&'static str> {
+    require_manager(&peer, &m)?;
+    Ok("OK")
+}
+
+async fn raft_rpc(
+    State(m): State<Arc<Manager>>,
+    Extension(peer): Extension<Peer>,
+    Path(rpc): Path<String>,
+    body: Bytes,
+) -> ApiResult<Vec<u8>> {
+    require_manager(&peer, &m)?;
+    let rpc = Rpc::from_name(&rpc).ok_or_else(|| ApiError::not_found(format!("unknown raft rpc {rpc:?}")))?;
+    m.raft
+        .handle_rpc(rpc, &body)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("raft {}: {e}", rpc.name())))
+}
+
+async fn snapshot(State(m): State<Arc<Manager>>, Extension(peer): Extension<Peer>, body: Body) -> ApiResult<Vec<u8>> {
+    require_manager(&peer, &m)?;
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = StreamReader::new(stream);
+    m.raft
+        .receive_snapshot(reader)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("cannot receive snapshot: {e}")))
+}

@@ -1,0 +1,59 @@
+//! What goes through raft: transactions of store actions, checked and applied atomically.
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use crate::model::Kind;
+use crate::model::Object;
+use crate::model::Version;
+
+/// One raft entry: independent transactions, each applied all-or-nothing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub txs: Vec<Transaction>,
+}
+
+/// Actions that succeed or fail together.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Transaction {
+    pub actions: Vec<StoreAction>,
+}
+
+impl Transaction {
+    pub fn one(action: StoreAction) -> Self {
+        Self { actions: vec![action] }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum StoreAction {
+    /// Insert a new object. Fails if the ID or (for named kinds) the name is taken.
+    Create(Object),
+    /// Replace an object. The object's `Version` must be the stored one: the version the writer
+    /// read. Otherwise the update is "out of sequence" and refused.
+    Update(Object),
+    /// Delete an object, optionally only at a given version.
+    Remove {
+        kind: Kind,
+        id: String,
+        version: Option<Version>,
+    },
+}
+
+/// Why a transaction was refused. Deterministic: every manager refuses the same way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum StoreError {
+    #[error("{kind} {id} not found")]
+    NotFound { kind: Kind, id: String },
+    #[error("name conflicts with an existing object: {kind} {name} already exists")]
+    NameConflict { kind: Kind, name: String },
+    #[error("{kind} with ID {id} already exists")]
+    IdConflict { kind: Kind, id: String },
+    #[error("update out of sequence")]
+    OutOfSequence { kind: Kind, id: String },
+    #[error("invalid proposal: {0}")]
+    Invalid(String),
+}
+
+/// The per-transaction outcome returned by the state machine.
+pub type TxResults = Vec<Result<(), StoreError>>;

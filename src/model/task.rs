@@ -1,0 +1,119 @@
+//! Tasks: one run of a service's task template in one slot (or on one node, for global ones).
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use super::Labels;
+use super::PortConfig;
+use super::TaskSpec;
+use super::Timestamp;
+use super::Version;
+
+/// Task states in Swarm's order; a task only ever moves forward through them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    #[default]
+    New,
+    Pending,
+    Assigned,
+    Accepted,
+    Preparing,
+    Ready,
+    Starting,
+    Running,
+    Complete,
+    Shutdown,
+    Failed,
+    Rejected,
+    Remove,
+    Orphaned,
+}
+
+impl TaskState {
+    /// A task in a terminal state never runs again.
+    pub fn is_terminal(self) -> bool {
+        self > TaskState::Running
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Version")]
+    pub version: Version,
+    #[serde(rename = "CreatedAt")]
+    pub created_at: Timestamp,
+    #[serde(rename = "UpdatedAt")]
+    pub updated_at: Timestamp,
+    #[serde(rename = "Name", default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(rename = "Labels", default)]
+    pub labels: Labels,
+    #[serde(rename = "Spec", default)]
+    pub spec: TaskSpec,
+    #[serde(rename = "ServiceID", default)]
+    pub service_id: String,
+    #[serde(rename = "Slot", default, skip_serializing_if = "super::service::is_zero_u64")]
+    pub slot: u64,
+    #[serde(rename = "NodeID", default, skip_serializing_if = "String::is_empty")]
+    pub node_id: String,
+    #[serde(rename = "Status", default)]
+    pub status: TaskStatus,
+    #[serde(rename = "DesiredState", default)]
+    pub desired_state: TaskState,
+    #[serde(rename = "NetworksAttachments", default, skip_serializing_if = "Option::is_none")]
+    pub networks_attachments: Option<Vec<serde_json::Value>>,
+    #[serde(rename = "JobIteration", default, skip_serializing_if = "Option::is_none")]
+    pub job_iteration: Option<Version>,
+    /// The service spec version this task was built from.
+    #[serde(rename = "SpecVersion", default, skip_serializing_if = "Option::is_none")]
+    pub spec_version: Option<Version>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    #[serde(rename = "Timestamp", default)]
+    pub timestamp: Timestamp,
+    #[serde(rename = "State", default)]
+    pub state: TaskState,
+    #[serde(rename = "Message", default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(rename = "Err", default, skip_serializing_if = "String::is_empty")]
+    pub err: String,
+    #[serde(rename = "ContainerStatus", default, skip_serializing_if = "Option::is_none")]
+    pub container_status: Option<ContainerStatus>,
+    #[serde(rename = "PortStatus", default)]
+    pub port_status: PortStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStatus {
+    #[serde(rename = "ContainerID", default, skip_serializing_if = "String::is_empty")]
+    pub container_id: String,
+    #[serde(rename = "PID", default, skip_serializing_if = "super::service::is_zero_i64")]
+    pub pid: i64,
+    #[serde(rename = "ExitCode", default, skip_serializing_if = "super::service::is_zero_i64")]
+    pub exit_code: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatus {
+    #[serde(rename = "Ports", default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<PortConfig>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_ordered_like_swarm() {
+        assert!(TaskState::New < TaskState::Pending);
+        assert!(TaskState::Running < TaskState::Complete);
+        assert!(TaskState::Complete.is_terminal());
+        assert!(!TaskState::Running.is_terminal());
+        assert_eq!(serde_json::to_string(&TaskState::Running).unwrap(), "\"running\"");
+    }
+}
