@@ -18,6 +18,7 @@ mod types;
 pub use codec::decode;
 pub use codec::encode;
 pub use log_store::LogOwner;
+pub use log_store::LogWriteStats;
 pub use network::BoxFuture;
 pub use network::Rpc;
 pub use network::Transport;

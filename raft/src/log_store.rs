@@ -13,6 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::MutexGuard;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 
 use openraft::OptionalSend;
 use openraft::RaftLogReader;
@@ -77,6 +79,16 @@ impl raft_log::Callback for FlushCallback {
 #[derive(Clone)]
 pub struct LogStore {
     log: Arc<Mutex<RaftLog<LogTypes>>>,
+    entries_written: Arc<AtomicU64>,
+}
+
+/// How much the log wrote and how many fsyncs that took: the group-commit ratio.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogWriteStats {
+    /// Entries appended since this process started.
+    pub entries_written: u64,
+    /// fsync batches since this process started (appends, votes, commits, purges together).
+    pub fsyncs: u64,
 }
 
 impl LogStore {
@@ -126,6 +138,7 @@ impl LogStore {
                 log.save_user_data(Some(Rmp(owner.clone())))?;
                 let store = Self {
                     log: Arc::new(Mutex::new(log)),
+                    entries_written: Arc::default(),
                 };
                 store.flush_and_wait().await?;
                 return Ok(store);
@@ -133,6 +146,7 @@ impl LogStore {
         }
         Ok(Self {
             log: Arc::new(Mutex::new(log)),
+            entries_written: Arc::default(),
         })
     }
 
@@ -148,6 +162,13 @@ impl LogStore {
         self.lock().flush(true, Some(FlushCallback(IOFlushed::signal(tx))))?;
         rx.await
             .map_err(|_| io::Error::other("raft log flush worker stopped"))?
+    }
+
+    pub fn write_stats(&self) -> LogWriteStats {
+        LogWriteStats {
+            entries_written: self.entries_written.load(Ordering::Relaxed),
+            fsyncs: self.lock().stat().flush_metrics.sync_batch_count,
+        }
     }
 
     /// The last purged log index recorded on disk.
@@ -238,7 +259,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut log = self.lock();
-        log.append(entries.into_iter().map(|e| (Rmp(e.log_id), Rmp(e.payload))))?;
+        let mut n = 0u64;
+        log.append(entries.into_iter().map(|e| {
+            n += 1;
+            (Rmp(e.log_id), Rmp(e.payload))
+        }))?;
+        self.entries_written.fetch_add(n, Ordering::Relaxed);
         log.flush(true, Some(FlushCallback(callback)))?;
         Ok(())
     }

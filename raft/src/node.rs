@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use crate::codec;
 use crate::log_store::LogOwner;
 use crate::log_store::LogStore;
+use crate::log_store::LogWriteStats;
 use crate::network::NetworkFactory;
 use crate::network::Rpc;
 use crate::network::Transport;
@@ -61,9 +62,9 @@ pub struct RaftConfig {
 impl Default for RaftConfig {
     fn default() -> Self {
         Self {
-            heartbeat_interval: Duration::from_millis(250),
-            election_timeout_min: Duration::from_millis(1500),
-            election_timeout_max: Duration::from_millis(3000),
+            heartbeat_interval: Duration::from_millis(200),
+            election_timeout_min: Duration::from_millis(1000),
+            election_timeout_max: Duration::from_millis(2000),
             propose_timeout: Duration::from_secs(5),
             snapshot_timeout: Duration::from_secs(120),
             catch_up_timeout: Duration::from_secs(120),
@@ -157,6 +158,10 @@ pub struct RaftStatus {
     pub learners: BTreeMap<RaftId, ManagerAddr>,
     /// Milliseconds since a quorum last acknowledged this leader; only on the leader.
     pub millis_since_quorum_ack: Option<u64>,
+    /// Log entries written and fsyncs taken by this process: many entries per fsync means
+    /// concurrent proposals were group-committed. Only filled by [`RaftNode::detailed_status`].
+    #[serde(default)]
+    pub log_writes: LogWriteStats,
 }
 
 impl RaftStatus {
@@ -189,6 +194,8 @@ pub struct RaftNode<A: App> {
     membership_lock: tokio::sync::Mutex<()>,
     policy: Arc<LogPolicy>,
     recovered_commit: Option<u64>,
+    /// Our handle on the log, for statistics; released at shutdown so the WAL closes.
+    log: std::sync::Mutex<Option<LogStore>>,
 }
 
 impl<A: App> RaftNode<A> {
@@ -242,7 +249,7 @@ impl<A: App> RaftNode<A> {
         let network = NetworkFactory {
             transport: transport.clone(),
         };
-        let raft = openraft::Raft::new(owner.raft_id, Arc::new(raft_config), network, log, sm)
+        let raft = openraft::Raft::new(owner.raft_id, Arc::new(raft_config), network, log.clone(), sm)
             .await
             .map_err(|e| OpenError::Start(e.to_string()))?;
 
@@ -262,6 +269,7 @@ impl<A: App> RaftNode<A> {
             membership_lock: tokio::sync::Mutex::new(()),
             policy,
             recovered_commit,
+            log: std::sync::Mutex::new(Some(log)),
         })
     }
 
@@ -350,7 +358,18 @@ impl<A: App> RaftNode<A> {
                 .last_quorum_acked
                 .as_ref()
                 .map(|at| openraft::Instant::elapsed(&**at).as_millis() as u64),
+            log_writes: LogWriteStats::default(),
         }
+    }
+
+    /// [`RaftNode::status`] plus the log's write statistics (takes the log lock; not for hot paths).
+    pub fn detailed_status(&self) -> RaftStatus {
+        let mut s = self.status();
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(log) = log {
+            s.log_writes = log.write_stats();
+        }
+        s
     }
 
     /// Voters that acknowledged the leader recently, including the leader. Empty on followers.
@@ -711,6 +730,7 @@ impl<A: App> RaftNode<A> {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown reported an error");
         }
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 

@@ -152,8 +152,8 @@ pub async fn create(State(state): State<ApiState>, body: Bytes) -> ApiResult<(St
     if spec.name.is_empty() {
         spec.name = random_service_name();
     }
-    validate_service_spec(&spec)?;
     normalize_service_spec(&mut spec);
+    validate_service_spec(&spec)?;
     let now = Timestamp::now();
     let svc = Service {
         id: new_id(),
@@ -197,8 +197,8 @@ pub async fn update(
     if spec.name.is_empty() {
         spec.name = current.spec.name.clone();
     }
-    validate_service_spec(&spec)?;
     normalize_service_spec(&mut spec);
+    validate_service_spec(&spec)?;
     if spec.name != current.spec.name {
         return Err(ApiError::bad_request(format!(
             "invalid service spec: Name: renaming services is not supported (service is named {:?})",

@@ -47,6 +47,10 @@ pub fn normalize_service_spec(spec: &mut ServiceSpec) {
     if tt.runtime.is_empty() {
         tt.runtime = "container".to_string();
     }
+    // Like dockerd: no mode at all means one replica.
+    if spec.mode.count_set() == 0 {
+        spec.mode = crate::model::ServiceMode::replicated(1);
+    }
     if let Some(r) = spec.mode.replicated.as_mut() {
         r.replicas.get_or_insert(1);
     }

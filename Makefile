@@ -1,0 +1,42 @@
+# swarm-rs: see README.md. `make up` and `make test` are the two entry points.
+
+CARGO ?= cargo
+UP_DIR ?= $(CURDIR)/.swarm-up
+UP_ADDR ?= 127.0.0.1:2377
+
+.PHONY: build up down clean-up test lint fix verify bench
+
+build:
+	$(CARGO) build --release --workspace
+
+## Start a one-node cluster from this checkout and show what runs on it.
+up: build
+	UP_DIR=$(UP_DIR) UP_ADDR=$(UP_ADDR) scripts/up.sh
+
+## Stop the `make up` cluster (its state stays in .swarm-up/).
+down:
+	UP_DIR=$(UP_DIR) scripts/down.sh
+
+## Stop it and delete its state.
+clean-up: down
+	rm -rf $(UP_DIR)
+
+## All tests: unit, property, in-process raft, and end-to-end with real processes.
+test:
+	$(CARGO) test --release --workspace -- --test-threads=1
+
+## Read-only style checks.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --workspace -- -D warnings
+
+## Rewrite files: formatting and clippy's automatic fixes.
+fix:
+	$(CARGO) fmt --all
+	$(CARGO) clippy --fix --allow-dirty --all-targets --workspace
+
+verify: lint test
+
+## Benchmarks: medians over repeated runs, see docs/benchmarks.md.
+bench:
+	$(CARGO) test --release --test e2e -- --ignored --nocapture --test-threads=1 bench_

@@ -1,0 +1,171 @@
+use std::collections::BTreeSet;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+use std::time::Instant;
+
+use serde_json::Value;
+use swarm::client::ApiClient;
+
+use crate::support::Cluster;
+use crate::support::eventually;
+use crate::support::service_names;
+use crate::support::service_spec;
+
+#[derive(Default)]
+struct LoadLog {
+    /// (name, started, finished) of every create that returned success.
+    ok: Vec<(String, Instant, Instant)>,
+    failed: Vec<String>,
+}
+
+/// Kill -9 the leader under a steady stream of `service create` calls: the others elect a
+/// leader and accept writes again, every acknowledged create survives, and the killed manager
+/// restarts with `swarmd run` and catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_kill_under_load_loses_no_acknowledged_write() {
+    let mut c = Cluster::new();
+    let m1 = c.init("m1", &[]);
+    let token = c.token(m1, "manager");
+    c.join("m2", &token, m1);
+    c.join("m3", &token, m1);
+    let leader = c.wait_leader(Duration::from_secs(30)).await;
+
+    // Phase: steady load from four clients spread over all managers.
+    let clients: Vec<ApiClient> = c
+        .nodes
+        .iter()
+        .map(|n| n.client().with_timeout(Duration::from_secs(15)))
+        .collect();
+    let dead: Arc<Mutex<HashSet<usize>>> = Arc::default();
+    let log: Arc<Mutex<LoadLog>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (clients, dead, log, stop) = (clients.clone(), dead.clone(), log.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let mut n = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let target = (w + n) % clients.len();
+                n += 1;
+                if dead.lock().unwrap().contains(&target) {
+                    continue;
+                }
+                let name = format!("load-{w}-{n}");
+                let started = Instant::now();
+                let res: Result<Value, _> = clients[target].post("/services/create", &service_spec(&name)).await;
+                let finished = Instant::now();
+                match res {
+                    Ok(_) => log.lock().unwrap().ok.push((name, started, finished)),
+                    Err(e) => {
+                        log.lock().unwrap().failed.push(format!("{name}: {e}"));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before_kill = log.lock().unwrap().ok.len();
+    assert!(
+        before_kill > 10,
+        "the load is flowing before the kill ({before_kill} creates)"
+    );
+
+    // Phase: kill -9 the leader.
+    dead.lock().unwrap().insert(leader);
+    let killed_at = Instant::now();
+    c.kill(leader);
+
+    // Phase: wait for the first create that started after the kill to succeed, then a bit more.
+    let first_after = eventually(
+        "a write accepted after the leader was killed",
+        Duration::from_secs(60),
+        || {
+            let log = log.clone();
+            async move {
+                let log = log.lock().unwrap();
+                log.ok
+                    .iter()
+                    .filter(|(_, started, _)| *started >= killed_at)
+                    .map(|(_, _, finished)| *finished)
+                    .min()
+            }
+        },
+    )
+    .await;
+    let failover = first_after - killed_at;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let (acked, failed) = {
+        let log = log.lock().unwrap();
+        let acked: BTreeSet<String> = log.ok.iter().map(|(n, _, _)| n.clone()).collect();
+        (acked, log.failed.clone())
+    };
+    eprintln!(
+        "leader failover: kill -9 -> first accepted write = {:.2} s; {} creates acknowledged, {} failed",
+        failover.as_secs_f64(),
+        acked.len(),
+        failed.len()
+    );
+    for f in failed.iter().take(5) {
+        eprintln!("  failed: {f}");
+    }
+    assert!(
+        failed.iter().all(|f| f.contains("quorum")
+            || f.contains("leader")
+            || f.contains("connect")
+            || f.contains("discarded")
+            || f.contains("did not answer")),
+        "failures name the cause: {failed:?}"
+    );
+
+    // Phase: every acknowledged create is on both survivors.
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    for &i in &survivors {
+        eventually(
+            "survivor has every acknowledged service",
+            Duration::from_secs(30),
+            || {
+                let acked = acked.clone();
+                let c = &c;
+                async move {
+                    let names = service_names(c, i).await?;
+                    let missing: Vec<_> = acked.difference(&names).collect();
+                    missing.is_empty().then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
+    // Phase: the killed manager restarts without flags and catches up.
+    c.restart(leader);
+    eventually(
+        "restarted manager has every acknowledged service",
+        Duration::from_secs(60),
+        || {
+            let acked = acked.clone();
+            let c = &c;
+            async move {
+                let names = service_names(c, leader).await?;
+                acked.is_subset(&names).then_some(())
+            }
+        },
+    )
+    .await;
+    let leaders = eventually("exactly one leader among the three", Duration::from_secs(30), || {
+        let out = c.ctl_ok(leader, &["node", "ls"]);
+        async move {
+            let leaders = out.lines().filter(|l| l.contains("Leader")).count();
+            let reachable = out.lines().filter(|l| l.contains("Reachable")).count();
+            (leaders == 1 && reachable == 2).then_some(leaders)
+        }
+    })
+    .await;
+    assert_eq!(leaders, 1);
+}

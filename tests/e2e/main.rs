@@ -1,0 +1,13 @@
+//! End-to-end tests: real `swarmd` processes on 127.0.0.1 talking mutual TLS, driven through
+//! `swarmctl` and the Engine API.
+
+mod api_errors;
+mod authorization;
+mod bench;
+mod forming;
+mod leader_loss;
+mod quorum;
+mod restart;
+mod snapshots;
+mod storage_faults;
+mod support;

@@ -1,0 +1,173 @@
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::Cluster;
+use crate::support::service_names;
+use crate::support::service_spec;
+
+fn wal_files(data_dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(data_dir.join("raft/log"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().map(|e| e == "wal").unwrap_or(false))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Starts `swarmd run` on node `i` and expects it to refuse to start with `expect` in its log.
+fn expect_refusal(c: &mut Cluster, i: usize, expect: &str) {
+    let log_before = c.nodes[i].log_text().len();
+    c.start_run(i);
+    let status = c
+        .wait_exit(i, Duration::from_secs(30))
+        .expect("swarmd refuses to start");
+    assert!(!status.success());
+    let log = c.nodes[i].log_text()[log_before..].to_string();
+    assert!(log.contains(expect), "expected {expect:?} in:\n{log}");
+}
+
+/// A torn tail is cut off and the node comes back with every committed write; a corrupt
+/// record, a log of another cluster and missing files stop the node with an error that names
+/// the problem, instead of starting with lost or mixed state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_storage_is_recovered_or_refused_clearly() {
+    let mut c = Cluster::new();
+    let a = c.init("a", &[]);
+    for i in 0..5 {
+        let _: Value = c.nodes[a]
+            .client()
+            .post("/services/create", &service_spec(&format!("s{i}")))
+            .await
+            .unwrap();
+    }
+    assert!(c.stop(a).unwrap().success());
+    let dir = c.nodes[a].data_dir.clone();
+    let wal = wal_files(&dir).pop().expect("a WAL file");
+    let before_last_write = fs::metadata(&wal).unwrap().len();
+
+    // Phase: a torn tail (the last write cut in the middle, as a crash mid-write leaves it) is
+    // cut off on start, and every earlier committed write is there.
+    c.restart(a);
+    let _: Value = c.nodes[a]
+        .client()
+        .post("/services/create", &service_spec("last"))
+        .await
+        .unwrap();
+    assert!(c.stop(a).unwrap().success());
+    let after_last_write = fs::metadata(&wal).unwrap().len();
+    assert!(after_last_write > before_last_write);
+    let torn = before_last_write + (after_last_write - before_last_write) / 2;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&wal)
+        .unwrap()
+        .set_len(torn)
+        .unwrap();
+    c.restart(a);
+    let names = service_names(&c, a).await.unwrap();
+    for i in 0..5 {
+        assert!(names.contains(&format!("s{i}")), "s{i} survives a torn tail: {names:?}");
+    }
+    let _: Value = c.nodes[a]
+        .client()
+        .post("/services/create", &service_spec("after-tear"))
+        .await
+        .unwrap();
+    assert!(c.stop(a).unwrap().success());
+    let wal = wal_files(&dir).pop().unwrap();
+    let pristine = fs::read(&wal).unwrap();
+    let expected = names.len() + 1;
+
+    // Phase: a flipped byte inside a committed record is refused, naming the raft log.
+    let wal = wal_files(&dir).pop().unwrap();
+    let mut bytes = fs::read(&wal).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&wal, &bytes).unwrap();
+    expect_refusal(&mut c, a, "raft log");
+    fs::write(&wal, &pristine).unwrap();
+    let saved: Vec<(PathBuf, Vec<u8>)> = wal_files(&dir)
+        .into_iter()
+        .map(|p| {
+            let b = fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+
+    // Phase: a raft log of another cluster is refused.
+    let b = c.init("b", &[]);
+    assert!(c.stop(b).unwrap().success());
+    let own_log = dir.join("raft/log");
+    let moved = dir.join("raft/log.own");
+    fs::rename(&own_log, &moved).unwrap();
+    copy_dir(&c.nodes[b].data_dir.join("raft/log"), &own_log);
+    expect_refusal(&mut c, a, "belongs to cluster");
+    fs::remove_dir_all(&own_log).unwrap();
+    fs::rename(&moved, &own_log).unwrap();
+
+    // Phase: missing files are named.
+    let cert = dir.join("certs/node.pem");
+    let cert_bytes = fs::read(&cert).unwrap();
+    fs::remove_file(&cert).unwrap();
+    expect_refusal(&mut c, a, "node.pem");
+    fs::write(&cert, &cert_bytes).unwrap();
+    fs::rename(&own_log, &moved).unwrap();
+    expect_refusal(&mut c, a, "raft log");
+    fs::rename(&moved, &own_log).unwrap();
+
+    // Phase: after all that, the untouched data still starts fine.
+    for (p, b) in saved {
+        fs::write(p, b).unwrap();
+    }
+    c.restart(a);
+    assert_eq!(service_names(&c, a).await.unwrap().len(), expected);
+}
+
+/// A log purged past a missing snapshot is refused: starting would lose committed state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_snapshot_behind_a_purged_log_is_refused() {
+    let mut c = Cluster::new();
+    let a = c.init(
+        "a",
+        &["--snapshot-interval", "10", "--log-entries-for-slow-followers", "2"],
+    );
+    for i in 0..30 {
+        let _: Value = c.nodes[a]
+            .client()
+            .post("/services/create", &service_spec(&format!("s{i}")))
+            .await
+            .unwrap();
+    }
+    crate::support::eventually("log purged behind a snapshot", Duration::from_secs(30), || {
+        let c = &c;
+        async move {
+            let r = c.raft(a).await?;
+            (r["purged"].as_u64()? > 0).then_some(())
+        }
+    })
+    .await;
+    assert!(c.stop(a).unwrap().success());
+    let snaps = c.nodes[a].data_dir.join("raft/snapshots");
+    let hidden = c.nodes[a].data_dir.join("snapshots.away");
+    fs::rename(&snaps, &hidden).unwrap();
+    fs::create_dir(&snaps).unwrap();
+    expect_refusal(&mut c, a, "purged up to index");
+    fs::remove_dir(&snaps).unwrap();
+    fs::rename(&hidden, &snaps).unwrap();
+    c.restart(a);
+    assert_eq!(service_names(&c, a).await.unwrap().len(), 30);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap().flatten() {
+        fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}

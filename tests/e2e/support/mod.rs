@@ -1,0 +1,378 @@
+//! A cluster of real `swarmd` processes on 127.0.0.1 for end-to-end tests. Every process is
+//! killed when the harness is dropped, also when a test panics; on a panic the tail of each
+//! node's log is printed.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::fs::File;
+use std::path::Path;
+use std::path::PathBuf;
+use std::process::Child;
+use std::process::Command;
+use std::process::Output;
+use std::process::Stdio;
+use std::time::Duration;
+use std::time::Instant;
+
+use serde_json::Value;
+use swarm::client::ApiClient;
+
+pub const SWARMD: &str = env!("CARGO_BIN_EXE_swarmd");
+pub const SWARMCTL: &str = env!("CARGO_BIN_EXE_swarmctl");
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+pub struct NodeProc {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub addr: String,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+    pub out: PathBuf,
+}
+
+impl NodeProc {
+    pub fn socket(&self) -> PathBuf {
+        self.data_dir.join("swarmd.sock")
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    pub fn client(&self) -> ApiClient {
+        ApiClient::from_host(&self.host())
+            .expect("valid host")
+            .with_timeout(Duration::from_secs(20))
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+pub struct Cluster {
+    pub root: tempfile::TempDir,
+    pub nodes: Vec<NodeProc>,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Cluster {
+    pub fn new() -> Self {
+        Self {
+            root: tempfile::Builder::new()
+                .prefix("swarm-e2e-")
+                .tempdir()
+                .expect("tempdir"),
+            nodes: Vec::new(),
+        }
+    }
+
+    fn spawn(&mut self, name: &str, args: &[String]) -> usize {
+        let data_dir = self.root.path().join(name);
+        let log = self.root.path().join(format!("{name}.log"));
+        let out = self.root.path().join(format!("{name}.out"));
+        let idx = match self.nodes.iter().position(|n| n.name == name) {
+            Some(i) => i,
+            None => {
+                self.nodes.push(NodeProc {
+                    name: name.to_string(),
+                    data_dir: data_dir.clone(),
+                    addr: String::new(),
+                    child: None,
+                    log: log.clone(),
+                    out: out.clone(),
+                });
+                self.nodes.len() - 1
+            }
+        };
+        let logf = File::options().create(true).append(true).open(&log).expect("log file");
+        let outf = File::options().create(true).append(true).open(&out).expect("out file");
+        let child = Command::new(SWARMD)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(args)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(outf)
+            .stderr(logf)
+            .spawn()
+            .expect("spawn swarmd");
+        self.nodes[idx].child = Some(child);
+        idx
+    }
+
+    /// `swarmd init` on a fresh port; waits until its API answers.
+    pub fn init(&mut self, name: &str, extra: &[&str]) -> usize {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut args = vec!["init".to_string(), "--listen-addr".to_string(), addr.clone()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let i = self.spawn(name, &args);
+        self.nodes[i].addr = addr;
+        self.wait_api(i);
+        i
+    }
+
+    /// `swarmd join` through node `via`; waits until its API answers.
+    pub fn join(&mut self, name: &str, token: &str, via: usize) -> usize {
+        let i = self.start_join(name, token, via);
+        self.wait_api(i);
+        i
+    }
+
+    /// Starts `swarmd join` without waiting.
+    pub fn start_join(&mut self, name: &str, token: &str, via: usize) -> usize {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let remote = self.nodes[via].addr.clone();
+        let args = vec![
+            "join".to_string(),
+            "--token".to_string(),
+            token.to_string(),
+            "--listen-addr".to_string(),
+            addr.clone(),
+            remote,
+        ];
+        let i = self.spawn(name, &args);
+        self.nodes[i].addr = addr;
+        i
+    }
+
+    /// Restarts a stopped node with `swarmd run`.
+    pub fn restart(&mut self, i: usize) {
+        let name = self.nodes[i].name.clone();
+        self.spawn(&name, &["run".to_string()]);
+        self.wait_api(i);
+    }
+
+    /// Starts `swarmd run` without waiting for the API.
+    pub fn start_run(&mut self, i: usize) {
+        let name = self.nodes[i].name.clone();
+        self.spawn(&name, &["run".to_string()]);
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit (SIGKILL after 20 s).
+    pub fn stop(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let mut c = self.nodes[i].child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                return c.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for a started process to exit and returns its status.
+    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let c = self.nodes[i].child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                self.nodes[i].child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_api(&mut self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if !self.nodes[i].is_running() {
+                panic!(
+                    "swarmd {} exited during startup:\n{}",
+                    self.nodes[i].name,
+                    self.nodes[i].log_text()
+                );
+            }
+            if self.nodes[i].socket().exists() {
+                let out = Command::new(SWARMCTL)
+                    .args(["-H", &self.nodes[i].host(), "swarm", "join-token", "-q", "worker"])
+                    .output();
+                let worker_ok = Command::new(SWARMCTL)
+                    .args(["-H", &self.nodes[i].host(), "node", "ls", "-q"])
+                    .output();
+                let ok = out.map(|o| o.status.success()).unwrap_or(false)
+                    || worker_ok
+                        .map(|o| String::from_utf8_lossy(&o.stderr).contains("not a swarm manager"))
+                        .unwrap_or(false);
+                if ok {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "swarmd {} did not come up:\n{}",
+                    self.nodes[i].name,
+                    self.nodes[i].log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs swarmctl against node `i`.
+    pub fn ctl(&self, i: usize, args: &[&str]) -> Output {
+        Command::new(SWARMCTL)
+            .args(["-H", &self.nodes[i].host()])
+            .args(args)
+            .output()
+            .expect("run swarmctl")
+    }
+
+    /// Runs swarmctl and returns stdout, panicking with stderr on failure.
+    pub fn ctl_ok(&self, i: usize, args: &[&str]) -> String {
+        let out = self.ctl(i, args);
+        assert!(
+            out.status.success(),
+            "swarmctl {args:?} on {} failed: {}",
+            self.nodes[i].name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn token(&self, i: usize, role: &str) -> String {
+        self.ctl_ok(i, &["swarm", "join-token", "-q", role]).trim().to_string()
+    }
+
+    /// swarm-rs' raft status of node `i`.
+    pub async fn raft(&self, i: usize) -> Option<Value> {
+        self.nodes[i].client().get::<Value>("/swarm-rs/raft").await.ok()
+    }
+
+    /// The index of the node that is raft leader, among running managers.
+    pub async fn leader(&mut self) -> Option<usize> {
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].is_running() {
+                continue;
+            }
+            if let Some(r) = self.raft(i).await {
+                if r["state"] == "leader" {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
+    pub async fn wait_leader(&mut self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.leader().await {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "no leader within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn dump_logs(&self) {
+        for n in &self.nodes {
+            let text = n.log_text();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("----- {} ({}) log tail -----", n.name, n.data_dir.display());
+            for l in tail.into_iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// Polls `f` until it returns Some, or panics after `timeout` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A minimal service spec for `POST /services/create`.
+pub fn service_spec(name: &str) -> Value {
+    serde_json::json!({
+        "Name": name,
+        "TaskTemplate": { "ContainerSpec": { "Image": "swarm-test/busybox:latest", "Args": ["sleep", "3600"] } },
+        "Mode": { "Replicated": { "Replicas": 1 } }
+    })
+}
+
+/// Names of all services seen by node `i`.
+pub async fn service_names(c: &Cluster, i: usize) -> Option<std::collections::BTreeSet<String>> {
+    let list: Vec<Value> = c.nodes[i].client().get("/services").await.ok()?;
+    Some(
+        list.iter()
+            .filter_map(|s| s["Spec"]["Name"].as_str().map(str::to_string))
+            .collect(),
+    )
+}
+
+pub fn file_len(p: &Path) -> u64 {
+    fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
