@@ -218,6 +218,7 @@ impl DataDir {
 
     pub fn save_config(&self, cfg: &NodeConfig) -> Result<(), DataDirError> {
         let text = serde_json::to_string_pretty(cfg).map_err(|e| self.io(std::io::Error::other(e)))?;
+        fs::create_dir_all(&self.root).map_err(|e| self.io(e))?;
         write_durably(&self.config_path(), text.as_bytes(), 0o644).map_err(|e| self.io(e))
     }
 

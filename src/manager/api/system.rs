@@ -138,7 +138,7 @@ pub async fn info(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
 
 /// swarm-rs' own view of raft on this manager: role, term, indexes, snapshot and membership.
 pub async fn raft_status(State(state): State<ApiState>) -> ApiResult<Json<swarm_raft::RaftStatus>> {
-    Ok(Json(state.manager()?.raft.status()))
+    Ok(Json(state.manager()?.raft.detailed_status()))
 }
 
 pub async fn not_found(uri: Uri) -> ApiError {
