@@ -48,11 +48,21 @@ async fn bench_service_creates_per_second_on_three_managers() {
     c.join("m2", &token, m1);
     c.join("m3", &token, m1);
     c.wait_leader(Duration::from_secs(30)).await;
+    let leader = c.wait_leader(Duration::from_secs(30)).await;
     for (label, per_node) in [("1 client per manager", 1), ("8 clients per manager", 8)] {
         let mut rates = Vec::new();
+        let before = c.raft(leader).await.unwrap()["log_writes"].clone();
         for round in 0..3 {
             rates.push(run_round(&c, round + per_node * 10, per_node, 5).await);
         }
+        let after = c.raft(leader).await.unwrap()["log_writes"].clone();
+        let delta = |k: &str| after[k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
+        println!(
+            "leader log, {label}: {} entries in {} fsyncs ({:.1} entries per fsync)",
+            delta("entries_written"),
+            delta("fsyncs"),
+            delta("entries_written") as f64 / delta("fsyncs").max(1) as f64
+        );
         rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
         println!(
             "service creates/s on 3 managers, {label}: median {:.0} (runs: {})",

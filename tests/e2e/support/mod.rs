@@ -289,10 +289,10 @@ impl Cluster {
             if !self.nodes[i].is_running() {
                 continue;
             }
-            if let Some(r) = self.raft(i).await {
-                if r["state"] == "leader" {
-                    return Some(i);
-                }
+            if let Some(r) = self.raft(i).await
+                && r["state"] == "leader"
+            {
+                return Some(i);
             }
         }
         None
