@@ -222,6 +222,18 @@ impl DataDir {
         write_durably(&self.config_path(), text.as_bytes(), 0o644).map_err(|e| self.io(e))
     }
 
+    /// Restricts a new data dir: others may only traverse the root (to reach the control socket);
+    /// certificates and raft state (which holds the CA key) are private to the owner.
+    pub fn restrict(&self) -> Result<(), DataDirError> {
+        fs::create_dir_all(&self.root).map_err(|e| self.io(e))?;
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o711)).map_err(|e| self.io(e))?;
+        for private in [self.certs(), self.raft()] {
+            fs::create_dir_all(&private).map_err(|e| self.io(e))?;
+            fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).map_err(|e| self.io(e))?;
+        }
+        Ok(())
+    }
+
     /// Writes the CA, the node certificate and its key.
     pub fn save_certs(&self, ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<(), DataDirError> {
         fs::create_dir_all(self.certs()).map_err(|e| self.io(e))?;
@@ -274,6 +286,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::new(tmp.path().join("d"));
         dir.ensure_fresh().unwrap();
+        dir.restrict().unwrap();
+        let mode = |p: PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir.certs()), 0o700);
+        assert_eq!(mode(dir.raft()), 0o700);
         let cfg = NodeConfig::new("n1".into(), "c1".into(), NodeRole::Manager);
         dir.save_config(&cfg).unwrap();
         assert_eq!(dir.load_config().unwrap().node_id, "n1");

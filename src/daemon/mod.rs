@@ -389,6 +389,7 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
     let lock = dir.lock()?;
     dir.ensure_fresh()?;
     let advertise = resolve_advertise(&opts.listen_addr, opts.advertise_addr.as_deref())?;
+    dir.restrict()?;
     let hostname = opts.hostname.clone().unwrap_or_else(host::hostname);
     let cluster_id = new_id();
     let node_id = new_id();
@@ -501,6 +502,7 @@ pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
     dir.ensure_fresh()?;
     let token = JoinToken::parse(&opts.token).map_err(|e| err(e.to_string()))?;
     let advertise = resolve_advertise(&opts.listen_addr, opts.advertise_addr.as_deref())?;
+    dir.restrict()?;
     let hostname = opts.hostname.clone().unwrap_or_else(host::hostname);
     let remote = &opts.remote_addr;
 

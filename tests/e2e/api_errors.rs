@@ -9,8 +9,17 @@ use crate::support::service_spec;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_answers() {
     let mut c = Cluster::new();
-    let m1 = c.init("m1", &[]);
+    let api = format!("127.0.0.1:{}", crate::support::free_port());
+    let m1 = c.init("m1", &["--api-addr", &api]);
     let client = c.nodes[m1].client();
+
+    // The Engine API is also served on TCP when asked, and swarmctl reaches it there.
+    let out = std::process::Command::new(crate::support::SWARMCTL)
+        .args(["-H", &format!("tcp://{api}"), "node", "ls", "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 
     let err = client.get::<Value>("/services/nosuch").await.unwrap_err();
     assert_eq!(err.status().unwrap().as_u16(), 404);

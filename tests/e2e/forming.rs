@@ -68,6 +68,12 @@ async fn three_managers_form_a_cluster_with_one_leader() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a swarm manager"));
 
+    // A worker restarts from its data dir without flags.
+    assert!(c.stop(w).unwrap().success());
+    c.restart(w);
+    let out = c.ctl(w, &["node", "ls"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a swarm manager"));
+
     // SIGTERM stops every node cleanly.
     for i in 0..c.nodes.len() {
         let status = c.stop(i).expect("was running");
