@@ -129,19 +129,11 @@ impl ApiClient {
             let resp = match &self.target {
                 Target::Unix(path) => {
                     let stream = tokio::net::UnixStream::connect(path).await.map_err(connect_err)?;
-                    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                        .await
-                        .map_err(http_err)?;
-                    tokio::spawn(conn);
-                    sender.send_request(req).await.map_err(http_err)?
+                    send_over(stream, req).await.map_err(http_err)?
                 }
                 Target::Tcp(addr) => {
                     let stream = tokio::net::TcpStream::connect(addr).await.map_err(connect_err)?;
-                    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                        .await
-                        .map_err(http_err)?;
-                    tokio::spawn(conn);
-                    sender.send_request(req).await.map_err(http_err)?
+                    send_over(stream, req).await.map_err(http_err)?
                 }
             };
             let status = resp.status();
@@ -189,6 +181,19 @@ impl ApiClient {
     pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
         self.call(Method::DELETE, path, None).await.map(|_| ())
     }
+}
+
+/// Sends one HTTP/1.1 request over a fresh connection.
+async fn send_over<IO>(
+    io: IO,
+    req: Request<Full<Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, hyper::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(conn);
+    sender.send_request(req).await
 }
 
 fn decode<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T, ClientError> {

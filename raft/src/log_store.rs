@@ -202,6 +202,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
         let (start, end) = range_to_bounds(&range);
+        if start >= end {
+            return Ok(Vec::new());
+        }
         let log = self.lock();
         log.read(start, end)
             .map(|r| {

@@ -441,8 +441,16 @@ impl<A: App> RaftNode<A> {
                                     })?;
                                 match res {
                                     Ok(p) => {
-                                        // Read-your-writes on this manager.
-                                        self.wait_applied(p.index, deadline).await;
+                                        // Read-your-writes on this manager: the write is committed,
+                                        // so wait a little past the deadline for it to arrive here.
+                                        let grace = deadline.max(Instant::now()) + Duration::from_secs(2);
+                                        if !self.wait_applied(p.index, grace).await {
+                                            tracing::warn!(
+                                                index = p.index,
+                                                applied = self.applied_index(),
+                                                "committed write not yet applied on this manager"
+                                            );
+                                        }
                                         return Ok(p);
                                     }
                                     Err(ForwardError::NotLeader) => {}

@@ -17,6 +17,9 @@ use std::io::Read;
 use std::io::Write;
 use std::path::Path;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::MutexGuard;
 use std::time::SystemTime;
 
 use serde::Deserialize;
@@ -125,16 +128,48 @@ fn corrupt(path: &Path, why: &str) -> io::Error {
     )
 }
 
-/// The snapshot directory of one manager.
+/// The snapshot directory of one manager. Cheap to clone; clones serialise their changes.
 #[derive(Debug, Clone)]
 pub struct SnapshotStore {
     dir: PathBuf,
+    /// Building (on a background task) and installing (from the leader) can overlap: changes to
+    /// the directory take this lock so an older snapshot never replaces a newer one.
+    lock: Arc<Mutex<()>>,
+}
+
+fn index_of(meta: &SnapshotMeta) -> u64 {
+    meta.last_log_id.as_ref().map(|l| l.index).unwrap_or(0)
+}
+
+/// The log index in a snapshot file name, `snapshot-<index>.snap`.
+fn index_in_name(name: &str) -> Option<u64> {
+    name.strip_prefix("snapshot-")?.strip_suffix(SUFFIX)?.parse().ok()
 }
 
 impl SnapshotStore {
     pub fn new(dir: &Path) -> Result<Self, io::Error> {
         fs::create_dir_all(dir)?;
-        Ok(Self { dir: dir.to_path_buf() })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    fn guard(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Snapshot files by index, without opening them.
+    fn snapshot_files(&self) -> Result<Vec<(u64, PathBuf)>, io::Error> {
+        let mut snaps = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if let Some(index) = index_in_name(&entry.file_name().to_string_lossy()) {
+                snaps.push((index, entry.path()));
+            }
+        }
+        snaps.sort();
+        Ok(snaps)
     }
 
     /// A fresh path for an incoming snapshot stream, inside the snapshot directory so the final
@@ -144,8 +179,7 @@ impl SnapshotStore {
     }
 
     fn final_path(&self, meta: &SnapshotMeta) -> PathBuf {
-        let index = meta.last_log_id.as_ref().map(|l| l.index).unwrap_or(0);
-        self.dir.join(format!("snapshot-{index:020}{SUFFIX}"))
+        self.dir.join(format!("snapshot-{:020}{SUFFIX}", index_of(meta)))
     }
 
     /// Writes a new snapshot durably and removes the older ones.
@@ -167,29 +201,32 @@ impl SnapshotStore {
         self.adopt(&tmp, meta)
     }
 
-    /// Moves a complete, fsynced or not, snapshot file into place durably.
+    /// Moves a complete snapshot file into place durably and removes older snapshots. If a newer
+    /// snapshot is already in place (installed while this one was being built), the file is
+    /// discarded and the newer snapshot is returned.
     pub fn adopt(&self, tmp: &Path, meta: &SnapshotMeta) -> Result<SnapshotFile, io::Error> {
+        let _guard = self.guard();
+        let index = index_of(meta);
+        if let Some((newest, path)) = self.snapshot_files()?.pop()
+            && newest > index
+        {
+            tracing::info!(discarded = index, kept = newest, "a newer snapshot is already in place");
+            let _ = fs::remove_file(tmp);
+            return SnapshotFile::open(&path);
+        }
         File::open(tmp)?.sync_all()?;
         let target = self.final_path(meta);
         fs::rename(tmp, &target)?;
         File::open(&self.dir)?.sync_all()?;
         let file = SnapshotFile::open(&target)?;
-        self.remove_all_but(&target);
-        Ok(file)
-    }
-
-    fn remove_all_but(&self, keep: &Path) {
-        let Ok(entries) = fs::read_dir(&self.dir) else { return };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().to_string();
-            if path != keep
-                && name.ends_with(SUFFIX)
+        for (older, path) in self.snapshot_files()? {
+            if older < index
                 && let Err(e) = fs::remove_file(&path)
             {
                 tracing::warn!(path = %path.display(), error = %e, "cannot remove old snapshot");
             }
         }
+        Ok(file)
     }
 
     /// Loads the newest snapshot, if any. Leftover temp files from a crash are removed. A newest
@@ -205,20 +242,17 @@ impl SnapshotStore {
     }
 
     fn find_latest(&self, remove_temp: bool) -> Result<Option<SnapshotFile>, io::Error> {
-        let mut snaps = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.ends_with(".tmp") && remove_temp {
-                let _ = fs::remove_file(entry.path());
-            } else if name.ends_with(SUFFIX) {
-                snaps.push(entry.path());
+        let _guard = self.guard();
+        if remove_temp {
+            for entry in fs::read_dir(&self.dir)?.flatten() {
+                if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                    let _ = fs::remove_file(entry.path());
+                }
             }
         }
-        snaps.sort();
-        match snaps.last() {
+        match self.snapshot_files()?.pop() {
             None => Ok(None),
-            Some(path) => SnapshotFile::open(path).map(Some),
+            Some((_, path)) => SnapshotFile::open(&path).map(Some),
         }
     }
 }
@@ -256,6 +290,18 @@ mod tests {
         assert_eq!(latest.meta.last_log_id.unwrap().index, 9);
         let snaps: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(snaps.len(), 1, "older snapshot is removed");
+    }
+
+    #[test]
+    fn an_older_snapshot_finishing_late_does_not_replace_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::new(dir.path()).unwrap();
+        store.write(&meta_at(20), b"twenty").unwrap();
+        let late = store.write(&meta_at(10), b"ten").unwrap();
+        assert_eq!(late.meta.last_log_id.unwrap().index, 20, "the newer snapshot is kept");
+        let latest = store.latest().unwrap().unwrap();
+        assert_eq!(latest.read_data().unwrap(), b"twenty");
+        assert_eq!(store.snapshot_files().unwrap().len(), 1);
     }
 
     #[test]

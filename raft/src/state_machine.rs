@@ -184,7 +184,14 @@ impl<A: App> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotFile) -> Result<(), io::Error> {
+        // Make the file durable first: if that fails, the state machine is left untouched.
         let data = snapshot.read_data()?;
+        let snapshots = self.snapshots.clone();
+        let path = snapshot.path.clone();
+        let meta_owned = meta.clone();
+        tokio::task::spawn_blocking(move || snapshots.adopt(&path, &meta_owned))
+            .await
+            .map_err(|e| io::Error::other(format!("snapshot adopt task failed: {e}")))??;
         self.app
             .restore(&data)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("cannot install snapshot: {e}")))?;
@@ -193,12 +200,6 @@ impl<A: App> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
             applied.last_applied = meta.last_log_id;
             applied.membership = meta.last_membership.clone();
         }
-        let snapshots = self.snapshots.clone();
-        let path = snapshot.path.clone();
-        let meta_owned = meta.clone();
-        tokio::task::spawn_blocking(move || snapshots.adopt(&path, &meta_owned))
-            .await
-            .map_err(|e| io::Error::other(format!("snapshot adopt task failed: {e}")))??;
         let index = meta.last_log_id.as_ref().map(|l| l.index).unwrap_or(0);
         self.applied_index.send_replace(index);
         tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot from leader");

@@ -115,6 +115,13 @@ struct Running {
     _lock: File,
 }
 
+/// Fails early, before anything is written, if the listen address cannot be bound.
+fn check_listen(listen: &str) -> Result<(), DaemonError> {
+    std::net::TcpListener::bind(listen)
+        .map(drop)
+        .map_err(|e| err(format!("cannot listen on {listen}: {e}")))
+}
+
 /// Picks the address other nodes dial. An explicit `--advertise-addr` wins (its port defaults to
 /// the listen port); otherwise the listen IP, or the address of the default route's interface.
 pub fn resolve_advertise(listen: &str, advertise: Option<&str>) -> Result<String, DaemonError> {
@@ -389,6 +396,7 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
     let lock = dir.lock()?;
     dir.ensure_fresh()?;
     let advertise = resolve_advertise(&opts.listen_addr, opts.advertise_addr.as_deref())?;
+    check_listen(&opts.listen_addr)?;
     dir.restrict()?;
     let hostname = opts.hostname.clone().unwrap_or_else(host::hostname);
     let cluster_id = new_id();
@@ -502,6 +510,7 @@ pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
     dir.ensure_fresh()?;
     let token = JoinToken::parse(&opts.token).map_err(|e| err(e.to_string()))?;
     let advertise = resolve_advertise(&opts.listen_addr, opts.advertise_addr.as_deref())?;
+    check_listen(&opts.listen_addr)?;
     dir.restrict()?;
     let hostname = opts.hostname.clone().unwrap_or_else(host::hostname);
     let remote = &opts.remote_addr;
@@ -610,6 +619,8 @@ pub async fn run(data_dir: PathBuf) -> Result<(), DaemonError> {
     let dir = DataDir::new(&data_dir);
     let lock = dir.lock()?;
     let cfg = dir.load_config()?;
+    // Data dirs from older versions may be more open than today's.
+    dir.restrict()?;
     if !cfg.initialised {
         return Err(err(format!(
             "data dir {} was not fully set up (swarmd init or join was interrupted); remove it and run init or join again",

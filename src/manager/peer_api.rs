@@ -15,6 +15,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::Path;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -98,6 +99,9 @@ pub struct JoinRaftRequest {
     pub addr: String,
 }
 
+/// Largest request body on the manager listener (append batches of big objects).
+const RAFT_BODY_LIMIT: usize = 512 << 20;
+
 pub fn peer_router(manager: Arc<Manager>) -> Router {
     Router::new()
         .route("/ca", get(ca))
@@ -106,6 +110,8 @@ pub fn peer_router(manager: Arc<Manager>) -> Router {
         .route("/raft/ping", get(ping))
         .route("/raft/snapshot", post(snapshot))
         .route("/raft/{rpc}", post(raft_rpc))
+        // Replication batches and snapshots are large; only managers get this far.
+        .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
         .fallback(|| async { ApiError::not_found("no such endpoint on the manager listener") })
         .with_state(manager)
 }
@@ -239,6 +245,12 @@ async fn join_raft(
 ) -> ApiResult<StatusCode> {
     let who = require_manager(&peer, &m)?.clone();
     let req: JoinRaftRequest = decode_json(&body, "raft join request")?;
+    if req.addr.parse::<std::net::SocketAddr>().is_err() {
+        return Err(ApiError::bad_request(format!(
+            "invalid raft join request: addr: {:?} is not an IP:PORT other managers can dial",
+            req.addr
+        )));
+    }
     let node = m
         .store
         .view(|s| s.nodes.get(&who.node_id).cloned())
@@ -272,14 +284,72 @@ async fn ping(State(m): State<Arc<Manager>>, Extension(peer): Extension<Peer>) -
     Ok("OK")
 }
 
+/// Writes and membership changes may only come from managers the store knows, and a membership
+/// change may only name a registered manager incarnation. (Replication and votes cannot be
+/// checked against the store: a new learner's store is still empty.)
+fn check_registered_manager(m: &Manager, who: &CertIdentity) -> Result<(), ApiError> {
+    let known = m
+        .store
+        .view(|s| s.nodes.get(&who.node_id).map(|n| n.spec.role == NodeRole::Manager))
+        .unwrap_or(false);
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("node {} is not a registered manager of this cluster", who.node_id),
+        ))
+    }
+}
+
+fn check_membership_change(m: &Manager, change: &MembershipChange) -> Result<(), ApiError> {
+    let (id, node_id) = match change {
+        MembershipChange::AddManager { id, addr } => {
+            if addr.addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ApiError::bad_request(format!(
+                    "invalid membership change: {:?} is not an IP:PORT",
+                    addr.addr
+                )));
+            }
+            (*id, Some(addr.node_id.clone()))
+        }
+        MembershipChange::RemoveManager { id } => (*id, None),
+    };
+    let registered = m.store.view(|s| {
+        s.nodes.iter().any(|n| {
+            n.raft_id == Some(id)
+                && n.spec.role == NodeRole::Manager
+                && node_id.as_ref().is_none_or(|want| *want == n.id)
+        })
+    });
+    if registered {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("raft id {id:x} does not belong to a registered manager"),
+        ))
+    }
+}
+
 async fn raft_rpc(
     State(m): State<Arc<Manager>>,
     Extension(peer): Extension<Peer>,
     Path(rpc): Path<String>,
     body: Bytes,
 ) -> ApiResult<Vec<u8>> {
-    require_manager(&peer, &m)?;
+    let who = require_manager(&peer, &m)?;
     let rpc = Rpc::from_name(&rpc).ok_or_else(|| ApiError::not_found(format!("unknown raft rpc {rpc:?}")))?;
+    match rpc {
+        Rpc::Forward => check_registered_manager(&m, who)?,
+        Rpc::Membership => {
+            check_registered_manager(&m, who)?;
+            let change: MembershipChange =
+                swarm_raft::decode(&body, "membership change").map_err(|e| ApiError::bad_request(e.to_string()))?;
+            check_membership_change(&m, &change)?;
+        }
+        Rpc::Append | Rpc::Vote | Rpc::PreVote => {}
+    }
     m.raft
         .handle_rpc(rpc, &body)
         .await

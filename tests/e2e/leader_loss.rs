@@ -124,18 +124,6 @@ async fn leader_kill_under_load_loses_no_acknowledged_write() {
         "failures name the cause: {failed:?}"
     );
 
-    // Phase: the new leader group-committed: its log took fewer fsyncs than it wrote entries.
-    let new_leader = c.wait_leader(Duration::from_secs(30)).await;
-    let r = c.raft(new_leader).await.unwrap();
-    let entries = r["log_writes"]["entries_written"].as_u64().unwrap();
-    let fsyncs = r["log_writes"]["fsyncs"].as_u64().unwrap();
-    eprintln!("new leader: {entries} log entries written with {fsyncs} fsyncs");
-    assert!(entries > 100, "{r}");
-    assert!(
-        fsyncs < entries,
-        "concurrent writes share fsyncs: {entries} entries, {fsyncs} fsyncs"
-    );
-
     // Phase: every acknowledged create is on both survivors.
     let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
     for &i in &survivors {

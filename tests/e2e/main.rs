@@ -5,6 +5,7 @@ mod api_errors;
 mod authorization;
 mod bench;
 mod forming;
+mod group_commit;
 mod leader_loss;
 mod quorum;
 mod restart;

@@ -51,8 +51,9 @@ async fn damaged_storage_is_recovered_or_refused_clearly() {
     let wal = wal_files(&dir).pop().expect("a WAL file");
     let before_last_write = fs::metadata(&wal).unwrap().len();
 
-    // Phase: a torn tail (the last write cut in the middle, as a crash mid-write leaves it) is
-    // cut off on start, and every earlier committed write is there.
+    // Phase: a torn tail is cut off on start, and every earlier committed write is there. The
+    // tear lands in the middle of the records written for "last": as if the machine died while
+    // writing them, before their fsync, so "last" was never acknowledged and may be gone.
     c.restart(a);
     let _: Value = c.nodes[a]
         .client()

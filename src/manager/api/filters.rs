@@ -31,7 +31,14 @@ impl Filters {
                     .filter(|(_, v)| v.as_bool().unwrap_or(false))
                     .map(|(k, _)| k.clone())
                     .collect(),
-                serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .map(|v| {
+                        v.as_str().map(str::to_string).ok_or_else(|| {
+                            ApiError::bad_request(format!("invalid filters: values of '{key}' must be strings"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
                 _ => {
                     return Err(ApiError::bad_request(format!(
                         "invalid filters: values of '{key}' must be an object or a list"

@@ -187,7 +187,15 @@ pub async fn update(
         }
     };
     let mut spec: ServiceSpec = decode_json(&body, "service spec")?;
+    // Build the new object from at least what the client read: a lagging manager first catches
+    // up to that version, and a stale read is refused here rather than stored.
+    m.raft
+        .wait_applied(version, tokio::time::Instant::now() + std::time::Duration::from_secs(2))
+        .await;
     let current = m.store.view(|s| resolve_service(s, &id))?;
+    if current.version != Version::new(version) {
+        return Err(ApiError::conflict("update out of sequence"));
+    }
     if rollback {
         spec = current
             .previous_spec

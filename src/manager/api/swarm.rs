@@ -55,6 +55,9 @@ pub async fn update(
             "rotateManagerUnlockKey: autolock is not supported by swarm-rs, so there is no unlock key to rotate",
         ));
     }
+    m.raft
+        .wait_applied(version, tokio::time::Instant::now() + std::time::Duration::from_secs(2))
+        .await;
     let mut cluster = m.cluster()?;
     if cluster.version != Version::new(version) {
         return Err(ApiError::conflict("update out of sequence"));
@@ -97,6 +100,25 @@ pub fn validate_cluster_spec(spec: &ClusterSpec) -> Result<(), ApiError> {
     }
     if spec.raft.snapshot_interval == 0 {
         return Err(ApiError::bad_request("Raft.SnapshotInterval: must be at least 1"));
+    }
+    // Raft timing is fixed in swarm-rs (heartbeat 200 ms, election 1-2 s); only Swarm's
+    // defaults, which the docker CLI sends back unchanged, are accepted.
+    if spec.raft.election_tick != 10 {
+        return Err(ApiError::bad_request(format!(
+            "Raft.ElectionTick: {} is not supported; swarm-rs uses fixed raft timing (election after 1-2 s) and accepts only 10",
+            spec.raft.election_tick
+        )));
+    }
+    if spec.raft.heartbeat_tick != 1 {
+        return Err(ApiError::bad_request(format!(
+            "Raft.HeartbeatTick: {} is not supported; swarm-rs uses fixed raft timing (heartbeat every 200 ms) and accepts only 1",
+            spec.raft.heartbeat_tick
+        )));
+    }
+    if spec.raft.keep_old_snapshots.is_some_and(|k| k != 0) {
+        return Err(ApiError::bad_request(
+            "Raft.KeepOldSnapshots: swarm-rs keeps only the newest snapshot; only 0 is accepted",
+        ));
     }
     if let Some(p) = spec.dispatcher.heartbeat_period
         && p <= 0

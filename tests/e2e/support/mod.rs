@@ -127,23 +127,36 @@ impl Cluster {
         idx
     }
 
-    /// `swarmd init` on a fresh port; waits until its API answers.
+    /// `swarmd init` on a fresh port; waits until its API answers. Retries with another port if
+    /// the chosen one was taken between picking it and binding it.
     pub fn init(&mut self, name: &str, extra: &[&str]) -> usize {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let mut args = vec!["init".to_string(), "--listen-addr".to_string(), addr.clone()];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let i = self.spawn(name, &args);
-        self.nodes[i].addr = addr;
-        self.wait_api(i);
-        i
+        for attempt in 0.. {
+            let port = free_port();
+            let addr = format!("127.0.0.1:{port}");
+            let mut args = vec!["init".to_string(), "--listen-addr".to_string(), addr.clone()];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let i = self.spawn(name, &args);
+            self.nodes[i].addr = addr;
+            match self.try_wait_api(i) {
+                Ok(()) => return i,
+                Err(log) if log.contains("cannot listen on") && attempt < 5 => continue,
+                Err(log) => panic!("swarmd {name} did not come up:\n{log}"),
+            }
+        }
+        unreachable!()
     }
 
-    /// `swarmd join` through node `via`; waits until its API answers.
+    /// `swarmd join` through node `via`; waits until its API answers (retrying a taken port).
     pub fn join(&mut self, name: &str, token: &str, via: usize) -> usize {
-        let i = self.start_join(name, token, via);
-        self.wait_api(i);
-        i
+        for attempt in 0.. {
+            let i = self.start_join(name, token, via);
+            match self.try_wait_api(i) {
+                Ok(()) => return i,
+                Err(log) if log.contains("cannot listen on") && attempt < 5 => continue,
+                Err(log) => panic!("swarmd {name} did not come up:\n{log}"),
+            }
+        }
+        unreachable!()
     }
 
     /// Starts `swarmd join` without waiting.
@@ -218,14 +231,18 @@ impl Cluster {
     }
 
     fn wait_api(&mut self, i: usize) {
+        if let Err(log) = self.try_wait_api(i) {
+            panic!("swarmd {} did not come up:\n{log}", self.nodes[i].name);
+        }
+    }
+
+    /// Waits until node `i` answers; `Err(log)` if it exits or does not answer within 60 s.
+    fn try_wait_api(&mut self, i: usize) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if !self.nodes[i].is_running() {
-                panic!(
-                    "swarmd {} exited during startup:\n{}",
-                    self.nodes[i].name,
-                    self.nodes[i].log_text()
-                );
+                self.nodes[i].child = None;
+                return Err(self.nodes[i].log_text());
             }
             if self.nodes[i].socket().exists() {
                 let out = Command::new(SWARMCTL)
@@ -239,15 +256,11 @@ impl Cluster {
                         .map(|o| String::from_utf8_lossy(&o.stderr).contains("not a swarm manager"))
                         .unwrap_or(false);
                 if ok {
-                    return;
+                    return Ok(());
                 }
             }
             if Instant::now() > deadline {
-                panic!(
-                    "swarmd {} did not come up:\n{}",
-                    self.nodes[i].name,
-                    self.nodes[i].log_text()
-                );
+                return Err(self.nodes[i].log_text());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
