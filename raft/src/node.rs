@@ -106,8 +106,12 @@ pub enum ProposeError {
     NoQuorum { waited_ms: u64 },
     #[error("the write was discarded by a leader change; it may or may not have been applied, check before retrying")]
     Discarded,
-    #[error("cannot reach the leader ({leader}): {reason}")]
+    #[error(
+        "lost the connection to the leader ({leader}) while forwarding the write: {reason}; it may or may not have been applied, check before retrying"
+    )]
     LeaderUnreachable { leader: String, reason: String },
+    #[error("the leader ({leader}) refused the forwarded write: {reason}")]
+    LeaderRefused { leader: String, reason: String },
     #[error("raft is not running on this manager: {0}")]
     Stopped(String),
 }
@@ -465,6 +469,12 @@ impl<A: App> RaftNode<A> {
                             Err(TransportError::Timeout { .. }) => {
                                 return Err(ProposeError::NoQuorum {
                                     waited_ms: start.elapsed().as_millis() as u64,
+                                });
+                            }
+                            Err(e @ TransportError::Refused { .. }) => {
+                                return Err(ProposeError::LeaderRefused {
+                                    leader: addr.to_string(),
+                                    reason: e.to_string(),
                                 });
                             }
                             Err(e) => {
