@@ -1,6 +1,7 @@
 //! swarm-rs: a Docker Swarm-compatible cluster manager on Raft.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod client;
 pub mod ctl;
 pub mod daemon;

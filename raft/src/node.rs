@@ -114,6 +114,8 @@ pub enum ProposeError {
     LeaderRefused { leader: String, reason: String },
     #[error("raft is not running on this manager: {0}")]
     Stopped(String),
+    #[error("this manager is not the raft leader")]
+    NotLeader,
 }
 
 /// Why a membership change was refused or failed.
@@ -407,6 +409,24 @@ impl<A: App> RaftNode<A> {
     /// The index this node has applied up to.
     pub fn applied_index(&self) -> u64 {
         *self.applied.borrow()
+    }
+
+    /// Commits a command only if this node is the leader; never forwards. Leader-side controllers
+    /// use it so that a deposed leader cannot push decisions made on a stale view.
+    pub async fn propose_as_leader(&self, command: Vec<u8>) -> Result<Proposed, ProposeError> {
+        let start = Instant::now();
+        if !self.status().is_leader() {
+            return Err(ProposeError::NotLeader);
+        }
+        match self
+            .propose_local(command, start + self.config.propose_timeout, start)
+            .await
+        {
+            Ok(p) => Ok(p),
+            Err(ForwardError::NotLeader) => Err(ProposeError::NotLeader),
+            Err(ForwardError::Propose(e)) => Err(e),
+            Err(ForwardError::Membership(e)) => Err(ProposeError::Stopped(e.to_string())),
+        }
     }
 
     /// Commits a command through raft from any manager: on the leader directly, on a follower by

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use clap::Subcommand;
 use swarm::daemon;
+use swarm::model::Availability;
 use swarm::model::Labels;
 use tracing_subscriber::EnvFilter;
 
@@ -48,6 +49,12 @@ enum Command {
         /// Log entries kept behind a snapshot for slow managers.
         #[arg(long)]
         log_entries_for_slow_followers: Option<u64>,
+        /// Whether this node takes tasks: active, pause or drain.
+        #[arg(long, value_parser = parse_availability)]
+        availability: Option<Availability>,
+        /// How tasks run on this node: docker or sim (simulated, for benchmarks).
+        #[arg(long, default_value = "docker", value_parser = ["docker", "sim"])]
+        executor: String,
     },
     /// Join a cluster as a worker or a manager; the token decides which.
     Join {
@@ -65,11 +72,48 @@ enum Command {
         /// Node label, `key=value` (repeatable).
         #[arg(long = "label", value_parser = parse_label)]
         labels: Vec<(String, String)>,
+        /// Whether this node takes tasks: active, pause or drain.
+        #[arg(long, value_parser = parse_availability)]
+        availability: Option<Availability>,
+        /// How tasks run on this node: docker or sim (simulated, for benchmarks).
+        #[arg(long, default_value = "docker", value_parser = ["docker", "sim"])]
+        executor: String,
         /// A manager's address, HOST:PORT.
         manager_addr: String,
     },
     /// Restart a node from its data dir (the default when no command is given).
     Run,
+    /// Join N simulated worker nodes from this process (scale tests and benchmarks).
+    Simulate {
+        /// How many nodes.
+        #[arg(long)]
+        nodes: usize,
+        /// A worker join token.
+        #[arg(long)]
+        token: String,
+        /// How long preparing a simulated task takes, in milliseconds.
+        #[arg(long, default_value_t = 100)]
+        start_delay_ms: u64,
+        /// Probability that a simulated task fails after a while (0 to 1).
+        #[arg(long, default_value_t = 0.0)]
+        failure_rate: f64,
+        /// Hostnames are `<prefix>-<n>`.
+        #[arg(long, default_value = "sim")]
+        hostname_prefix: String,
+        /// A manager's address, HOST:PORT.
+        manager_addr: String,
+    },
+}
+
+fn parse_availability(s: &str) -> Result<Availability, String> {
+    match s {
+        "active" => Ok(Availability::Active),
+        "pause" => Ok(Availability::Pause),
+        "drain" => Ok(Availability::Drain),
+        other => Err(format!(
+            "invalid availability {other:?}: expected active, pause or drain"
+        )),
+    }
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -112,6 +156,8 @@ fn main() -> ExitCode {
                 api_addr,
                 snapshot_interval,
                 log_entries_for_slow_followers,
+                availability,
+                executor,
             }) => {
                 daemon::init(daemon::InitOptions {
                     data_dir,
@@ -121,6 +167,8 @@ fn main() -> ExitCode {
                     api_addr,
                     snapshot_interval,
                     log_entries_for_slow_followers,
+                    availability,
+                    executor,
                 })
                 .await
             }
@@ -131,6 +179,8 @@ fn main() -> ExitCode {
                 hostname,
                 api_addr,
                 labels,
+                availability,
+                executor,
                 manager_addr,
             }) => {
                 daemon::join(daemon::JoinOptions {
@@ -142,10 +192,30 @@ fn main() -> ExitCode {
                     hostname,
                     api_addr,
                     labels: labels.into_iter().collect::<Labels>(),
+                    availability,
+                    executor,
                 })
                 .await
             }
             Some(Command::Run) | None => daemon::run(data_dir).await,
+            Some(Command::Simulate {
+                nodes,
+                token,
+                start_delay_ms,
+                failure_rate,
+                hostname_prefix,
+                manager_addr,
+            }) => {
+                daemon::simulate(daemon::SimulateOptions {
+                    nodes,
+                    token,
+                    remote_addr: manager_addr,
+                    start_delay: std::time::Duration::from_millis(start_delay_ms),
+                    failure_rate,
+                    hostname_prefix,
+                })
+                .await
+            }
         }
     });
     // Do not wait for lingering connection tasks.

@@ -44,6 +44,13 @@ pub struct NodeConfig {
     pub managers: Vec<(String, String)>,
     /// False until `swarmd init` has committed the cluster object.
     pub initialised: bool,
+    /// How this node runs tasks: `docker` or `sim`.
+    #[serde(default = "default_executor")]
+    pub executor: String,
+}
+
+fn default_executor() -> String {
+    "docker".to_string()
 }
 
 impl NodeConfig {
@@ -60,6 +67,7 @@ impl NodeConfig {
             api_addr: None,
             managers: Vec::new(),
             initialised: false,
+            executor: default_executor(),
         }
     }
 }

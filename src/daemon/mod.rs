@@ -23,6 +23,11 @@ use tower::Layer;
 use self::datadir::DataDir;
 use self::datadir::DataDirError;
 use self::datadir::NodeConfig;
+use crate::agent::Agent;
+use crate::agent::ManagersChanged;
+use crate::agent::exec::Executor;
+use crate::agent::exec::docker::DockerExecutor;
+use crate::agent::exec::sim::SimExecutor;
 use crate::host;
 use crate::manager::api;
 use crate::manager::api::ApiState;
@@ -92,6 +97,9 @@ pub struct InitOptions {
     pub api_addr: Option<String>,
     pub snapshot_interval: Option<u64>,
     pub log_entries_for_slow_followers: Option<u64>,
+    pub availability: Option<Availability>,
+    /// `docker` (default) or `sim`.
+    pub executor: String,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +112,9 @@ pub struct JoinOptions {
     pub hostname: Option<String>,
     pub api_addr: Option<String>,
     pub labels: Labels,
+    pub availability: Option<Availability>,
+    /// `docker` (default) or `sim`.
+    pub executor: String,
 }
 
 /// A started node: its background tasks and what shutting it down needs.
@@ -244,6 +255,7 @@ async fn start_manager(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Run
         .await
         .map_err(|e| err(format!("cannot start raft in {}: {e}", dir.raft().display())))?;
     let manager = Arc::new(Manager {
+        dispatcher: Arc::default(),
         local: LocalNode {
             node_id: cfg.node_id.clone(),
             cluster_id: cfg.cluster_id.clone(),
@@ -274,30 +286,92 @@ async fn start_manager(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Run
                 .clone()
                 .run(manager.raft.clone(), peers, cfg.node_id.clone(), shutdown_rx.clone()),
         ),
-        tokio::spawn(manager.clone().run_settings_controller(shutdown_rx)),
+        tokio::spawn(manager.clone().run_settings_controller(shutdown_rx.clone())),
+        tokio::spawn(crate::manager::leader::run(manager.clone(), shutdown_rx)),
     ];
     tracing::info!(node_id = %cfg.node_id, listen = %cfg.listen_addr, advertise = %cfg.advertise_addr, "manager started");
-    Ok(Running {
-        manager: Some(manager),
+    let mut running = Running {
+        manager: Some(manager.clone()),
         shutdown,
         tasks,
         dir,
         _lock: lock,
-    })
+    };
+    start_agent(&mut running, cfg, manager.peers.clone());
+    Ok(running)
 }
 
 fn start_worker(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Running, DaemonError> {
-    let (_ca, cert_pem, _key) = dir.load_certs()?;
+    let (ca_pem, cert_pem, key_pem) = dir.load_certs()?;
     check_certs(cfg, &cert_pem, &dir)?;
+    let client_tls = tls::client_config(&ca_pem, &cert_pem, &key_pem).map_err(|e| err(e.to_string()))?;
     let (shutdown, _) = watch::channel(false);
     tracing::info!(node_id = %cfg.node_id, "worker started");
-    Ok(Running {
+    let mut running = Running {
         manager: None,
         shutdown,
         tasks: Vec::new(),
         dir,
         _lock: lock,
-    })
+    };
+    start_agent(&mut running, cfg, Arc::new(PeerClient::new(client_tls)));
+    Ok(running)
+}
+
+/// Connects the executor a node was set up with; the Docker engine is retried until reachable.
+async fn connect_executor(kind: &str, shutdown: &mut watch::Receiver<bool>) -> Option<Arc<dyn Executor>> {
+    if kind == "sim" {
+        return Some(Arc::new(SimExecutor {
+            start_delay: Duration::from_millis(100),
+            failure_rate: 0.0,
+        }));
+    }
+    loop {
+        match DockerExecutor::connect().await {
+            Ok(d) => return Some(Arc::new(d)),
+            Err(e) => {
+                tracing::error!(error = %e, "this node runs no tasks until the Docker engine answers; retrying in 5 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = shutdown.wait_for(|s| *s) => return None,
+                }
+            }
+        }
+    }
+}
+
+/// Starts the node's agent, which runs the tasks the managers assign to this node.
+fn start_agent(running: &mut Running, cfg: &NodeConfig, peers: Arc<PeerClient>) {
+    let managers = if cfg.role == NodeRole::Manager {
+        vec![(cfg.node_id.clone(), cfg.advertise_addr.clone())]
+    } else {
+        cfg.managers.clone()
+    };
+    let on_managers: Option<ManagersChanged> = (cfg.role == NodeRole::Worker).then(|| {
+        let dir = running.dir.clone();
+        let cb: ManagersChanged = Arc::new(move |managers: &[(String, String)]| {
+            // Remember the managers for the next start, in case the ones from the join are gone.
+            match dir.load_config() {
+                Ok(mut c) => {
+                    c.managers = managers.to_vec();
+                    if let Err(e) = dir.save_config(&c) {
+                        tracing::warn!(error = %e, "cannot save the manager list");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot save the manager list"),
+            }
+        });
+        cb
+    });
+    let (node_id, hostname, kind) = (cfg.node_id.clone(), cfg.hostname.clone(), cfg.executor.clone());
+    let mut shutdown = running.shutdown.subscribe();
+    running.tasks.push(tokio::spawn(async move {
+        let Some(executor) = connect_executor(&kind, &mut shutdown).await else {
+            return;
+        };
+        let agent = Arc::new(Agent::new(node_id, hostname, peers, managers, executor, on_managers));
+        agent.run(shutdown).await;
+    }));
 }
 
 /// Serves the Engine API on the control socket (and on TCP if configured).
@@ -419,6 +493,7 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
     cfg.listen_addr = opts.listen_addr.clone();
     cfg.advertise_addr = advertise.clone();
     cfg.api_addr = opts.api_addr.clone();
+    cfg.executor = opts.executor.clone();
     dir.save_config(&cfg)?;
 
     let mut running = start_manager(dir.clone(), &cfg, lock).await?;
@@ -470,7 +545,7 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
         updated_at: now,
         spec: NodeSpec {
             role: NodeRole::Manager,
-            availability: Availability::Active,
+            availability: opts.availability.unwrap_or_default(),
             ..Default::default()
         },
         description: local_description(&hostname, &ca_pem),
@@ -503,19 +578,15 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
     wait_and_stop(running).await
 }
 
-/// Joins an existing cluster as a worker or a manager (the token decides), then runs.
-pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
-    let dir = DataDir::new(&opts.data_dir);
-    let lock = dir.lock()?;
-    dir.ensure_fresh()?;
-    let token = JoinToken::parse(&opts.token).map_err(|e| err(e.to_string()))?;
-    let advertise = resolve_advertise(&opts.listen_addr, opts.advertise_addr.as_deref())?;
-    check_listen(&opts.listen_addr)?;
-    dir.restrict()?;
-    let hostname = opts.hostname.clone().unwrap_or_else(host::hostname);
-    let remote = &opts.remote_addr;
-
-    // 1. Download the root CA without trusting anyone, then pin it through the token's digest.
+/// The join handshake: downloads the root CA without trusting anyone, pins it through the
+/// token's digest, then sends a CSR with the token over TLS verified against that CA. Returns
+/// (CA PEM, private key PEM, the manager's answer).
+async fn obtain_identity(
+    remote: &str,
+    raw_token: &str,
+    token: &JoinToken,
+    mut req: JoinRequest,
+) -> Result<(String, String, JoinResponse), DaemonError> {
     let unverified = PeerClient::new(tls::unverified_client_config());
     let ca_pem = unverified
         .call(remote, "/ca", None, Duration::from_secs(10))
@@ -528,21 +599,13 @@ pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
              for another cluster, or the connection is being intercepted. Refusing to join"
         )));
     }
-
-    // 2. Send a CSR with the token over TLS verified against the pinned CA.
     let (key_pem, csr_pem) = ca::new_key_and_csr().map_err(|e| err(e.to_string()))?;
     let pinned = PeerClient::new(tls::pinned_client_config(&ca_pem).map_err(|e| err(e.to_string()))?);
-    let desc = local_description(&hostname, &ca_pem);
-    let req = JoinRequest {
-        token: opts.token.trim().to_string(),
-        csr_pem,
-        hostname: hostname.clone(),
-        advertise_addr: advertise.clone(),
-        platform: desc.platform,
-        resources: desc.resources,
-        engine: desc.engine,
-        labels: opts.labels.clone(),
-    };
+    let desc = local_description(&req.hostname, &ca_pem);
+    req.token = raw_token.trim().to_string();
+    req.csr_pem = csr_pem;
+    req.platform = desc.platform;
+    req.resources = desc.resources;
     let body = serde_json::to_vec(&req).map_err(|e| err(e.to_string()))?;
     let resp = pinned
         .call(remote, "/join", Some(full(body)), Duration::from_secs(30))
@@ -558,6 +621,38 @@ pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
             "the manager answered with a different root CA than the one pinned; refusing to join",
         ));
     }
+    Ok((ca_pem, key_pem, resp))
+}
+
+/// Joins an existing cluster as a worker or a manager (the token decides), then runs.
+pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
+    let dir = DataDir::new(&opts.data_dir);
+    let lock = dir.lock()?;
+    dir.ensure_fresh()?;
+    let token = JoinToken::parse(&opts.token).map_err(|e| err(e.to_string()))?;
+    let advertise = resolve_advertise(&opts.listen_addr, opts.advertise_addr.as_deref())?;
+    check_listen(&opts.listen_addr)?;
+    dir.restrict()?;
+    let hostname = opts.hostname.clone().unwrap_or_else(host::hostname);
+    let remote = &opts.remote_addr;
+
+    let (ca_pem, key_pem, resp) = obtain_identity(
+        remote,
+        &opts.token,
+        &token,
+        JoinRequest {
+            token: opts.token.trim().to_string(),
+            csr_pem: String::new(),
+            hostname: hostname.clone(),
+            advertise_addr: advertise.clone(),
+            platform: Default::default(),
+            resources: Default::default(),
+            engine: Default::default(),
+            labels: opts.labels.clone(),
+            availability: opts.availability,
+        },
+    )
+    .await?;
 
     // 3. Keep the identity, then start.
     dir.save_certs(&ca_pem, &resp.cert_pem, &key_pem)?;
@@ -568,6 +663,7 @@ pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
     cfg.advertise_addr = advertise.clone();
     cfg.api_addr = opts.api_addr.clone();
     cfg.managers = resp.managers.clone();
+    cfg.executor = opts.executor.clone();
     dir.save_config(&cfg)?;
 
     let mut running = match resp.role {
@@ -641,4 +737,85 @@ pub async fn run(data_dir: PathBuf) -> Result<(), DaemonError> {
     };
     serve_api(&mut running, &cfg).await?;
     wait_and_stop(running).await
+}
+
+#[derive(Debug, Clone)]
+pub struct SimulateOptions {
+    pub nodes: usize,
+    pub token: String,
+    pub remote_addr: String,
+    pub start_delay: Duration,
+    pub failure_rate: f64,
+    pub hostname_prefix: String,
+}
+
+/// Joins `nodes` simulated workers from this one process, each with its own identity and its
+/// own dispatcher session, running tasks with the simulated executor. For scale tests.
+pub async fn simulate(opts: SimulateOptions) -> Result<(), DaemonError> {
+    let token = JoinToken::parse(&opts.token).map_err(|e| err(e.to_string()))?;
+    if !(0.0..=1.0).contains(&opts.failure_rate) {
+        return Err(err("--failure-rate must be between 0 and 1"));
+    }
+    let executor: Arc<dyn Executor> = Arc::new(SimExecutor {
+        start_delay: opts.start_delay,
+        failure_rate: opts.failure_rate,
+    });
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let started = std::time::Instant::now();
+    let mut joined = 0usize;
+    let mut handles = Vec::new();
+    let limit = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut joins = tokio::task::JoinSet::new();
+    for i in 0..opts.nodes {
+        let (limit, remote, raw, token) = (
+            limit.clone(),
+            opts.remote_addr.clone(),
+            opts.token.clone(),
+            token.clone(),
+        );
+        let hostname = format!("{}-{i}", opts.hostname_prefix);
+        joins.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let req = JoinRequest {
+                token: String::new(),
+                csr_pem: String::new(),
+                hostname: hostname.clone(),
+                advertise_addr: String::new(),
+                platform: Default::default(),
+                resources: Default::default(),
+                engine: Default::default(),
+                labels: Labels::new(),
+                availability: None,
+            };
+            let (ca, key, resp) = obtain_identity(&remote, &raw, &token, req).await?;
+            if resp.role != NodeRole::Worker {
+                return Err(err("simulate needs a worker token: simulated nodes cannot be managers"));
+            }
+            let tls = tls::client_config(&ca, &resp.cert_pem, &key).map_err(|e| err(e.to_string()))?;
+            Ok((hostname, resp, Arc::new(PeerClient::new(tls))))
+        });
+    }
+    while let Some(res) = joins.join_next().await {
+        let (hostname, resp, peers) = res.map_err(|e| err(e.to_string()))??;
+        let agent = Arc::new(Agent::new(
+            resp.node_id,
+            hostname,
+            peers,
+            resp.managers,
+            executor.clone(),
+            None,
+        ));
+        handles.push(tokio::spawn(agent.run(shutdown.clone())));
+        joined += 1;
+    }
+    println!(
+        "simulating {joined} worker nodes (joined in {:.1} s); stop with SIGTERM or Ctrl-C",
+        started.elapsed().as_secs_f64()
+    );
+    shutdown_signal().await;
+    let _ = shutdown_tx.send(true);
+    for h in handles {
+        let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
+    }
+    Ok(())
 }

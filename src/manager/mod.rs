@@ -2,7 +2,12 @@
 
 pub mod api;
 pub mod ca;
+pub mod controller;
+pub mod dispatcher;
+pub mod leader;
+pub mod orchestrator;
 pub mod peer_api;
 pub mod raft_transport;
 pub mod runtime;
+pub mod scheduler;
 pub mod store;

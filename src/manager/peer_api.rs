@@ -39,6 +39,10 @@ use super::ca::check_join_token;
 use super::ca::issue_node_cert;
 use super::ca::root_digest;
 use super::ca::tls_info;
+use super::dispatcher::protocol::HeartbeatRequest;
+use super::dispatcher::protocol::HeartbeatResponse;
+use super::dispatcher::protocol::SessionRequest;
+use super::dispatcher::protocol::StatusRequest;
 use super::runtime::Manager;
 use super::store::StoreAction;
 use crate::model::Availability;
@@ -76,6 +80,9 @@ pub struct JoinRequest {
     pub engine: EngineDescription,
     #[serde(default)]
     pub labels: Labels,
+    /// `active` (default), `pause` or `drain`.
+    #[serde(default)]
+    pub availability: Option<Availability>,
 }
 
 /// The joining node's identity and certificate.
@@ -107,6 +114,9 @@ pub fn peer_router(manager: Arc<Manager>) -> Router {
         .route("/ca", get(ca))
         .route("/join", post(join))
         .route("/join/raft", post(join_raft))
+        .route("/dispatcher/session", post(session))
+        .route("/dispatcher/heartbeat", post(heartbeat))
+        .route("/dispatcher/status", post(status))
         .route("/raft/ping", get(ping))
         .route("/raft/snapshot", post(snapshot))
         .route("/raft/{rpc}", post(raft_rpc))
@@ -114,6 +124,63 @@ pub fn peer_router(manager: Arc<Manager>) -> Router {
         .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
         .fallback(|| async { ApiError::not_found("no such endpoint on the manager listener") })
         .with_state(manager)
+}
+
+/// Any node of this cluster (worker or manager) may pass.
+fn require_node<'a>(peer: &'a Peer, m: &Manager) -> Result<&'a CertIdentity, ApiError> {
+    let who = peer.0.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a client certificate issued by this cluster's CA is required",
+        )
+    })?;
+    if who.cluster_id != m.local.cluster_id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the client certificate belongs to cluster {}, not to this cluster",
+                who.cluster_id
+            ),
+        ));
+    }
+    Ok(who)
+}
+
+fn decode_msgpack<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    swarm_raft::decode(body, what).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+fn encode_msgpack<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
+    swarm_raft::encode(v).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+async fn session(
+    State(m): State<Arc<Manager>>,
+    Extension(peer): Extension<Peer>,
+    Extension(addr): Extension<PeerAddr>,
+    body: Bytes,
+) -> ApiResult<Body> {
+    let who = require_node(&peer, &m)?.clone();
+    let req: SessionRequest = decode_msgpack(&body, "session request")?;
+    m.dispatcher
+        .open_session(&m, &who.node_id, addr.0.ip().to_string(), req)
+        .await
+}
+
+async fn heartbeat(State(m): State<Arc<Manager>>, Extension(peer): Extension<Peer>, body: Bytes) -> ApiResult<Vec<u8>> {
+    let who = require_node(&peer, &m)?;
+    let req: HeartbeatRequest = decode_msgpack(&body, "heartbeat")?;
+    let period = m.dispatcher.heartbeat(&m, &who.node_id, &req.session_id)?;
+    encode_msgpack(&HeartbeatResponse {
+        period_ms: period.as_millis() as u64,
+    })
+}
+
+async fn status(State(m): State<Arc<Manager>>, Extension(peer): Extension<Peer>, body: Bytes) -> ApiResult<StatusCode> {
+    let who = require_node(&peer, &m)?;
+    let req: StatusRequest = decode_msgpack(&body, "status report")?;
+    m.dispatcher.report(&m, &who.node_id, &req.session_id, req.updates)?;
+    Ok(StatusCode::OK)
 }
 
 /// Only managers of this cluster may pass.
@@ -200,7 +267,7 @@ async fn join(
         spec: NodeSpec {
             labels: req.labels,
             role,
-            availability: Availability::Active,
+            availability: req.availability.unwrap_or(Availability::Active),
             ..Default::default()
         },
         description: NodeDescription {

@@ -22,7 +22,6 @@ use crate::model::Cluster;
 use crate::model::ManagerStatus;
 use crate::model::Node;
 use crate::model::NodeRole;
-use crate::model::NodeState;
 use crate::model::Reachability;
 use crate::net::peer_client::PeerClient;
 
@@ -41,6 +40,7 @@ pub struct LocalNode {
 /// A running manager.
 pub struct Manager {
     pub local: LocalNode,
+    pub dispatcher: Arc<super::dispatcher::Dispatcher>,
     pub store: Arc<Store>,
     pub raft: Arc<RaftNode<Store>>,
     pub peers: Arc<PeerClient>,
@@ -62,10 +62,23 @@ impl Manager {
 
     /// Commits independent transactions in one raft entry.
     pub async fn commit_txs(&self, txs: Vec<Transaction>) -> Result<(u64, TxResults), ApiError> {
+        self.commit_inner(txs, false).await
+    }
+
+    /// Like [`Manager::commit_txs`], but only while this manager is the leader (never forwarded).
+    pub async fn commit_txs_as_leader(&self, txs: Vec<Transaction>) -> Result<(u64, TxResults), ApiError> {
+        self.commit_inner(txs, true).await
+    }
+
+    async fn commit_inner(&self, txs: Vec<Transaction>, leader_only: bool) -> Result<(u64, TxResults), ApiError> {
         let n = txs.len();
         let bytes = Store::encode_proposal(&Proposal { txs })
             .map_err(|e| ApiError::internal(format!("cannot encode proposal: {e}")))?;
-        let proposed = self.raft.propose(bytes).await?;
+        let proposed = if leader_only {
+            self.raft.propose_as_leader(bytes).await?
+        } else {
+            self.raft.propose(bytes).await?
+        };
         let results = Store::decode_results(&proposed.result)
             .map_err(|e| ApiError::internal(format!("cannot decode transaction results: {e}")))?;
         if results.len() != n {
@@ -84,8 +97,8 @@ impl Manager {
             .ok_or_else(|| ApiError::unavailable("the swarm is not initialised yet"))
     }
 
-    /// Fills in what is not stored for a node: manager status and, for managers, whether they
-    /// are up (from raft and peer health).
+    /// Fills in what is not stored for a node: its manager status (leader, reachability) from
+    /// raft and peer health. Whether a node is up comes from the dispatcher's heartbeats.
     pub fn decorate_node(&self, node: &mut Node, raft: &RaftStatus) {
         let Some(raft_id) = node.raft_id else {
             node.manager_status = None;
@@ -104,11 +117,6 @@ impl Manager {
             Reachability::Unknown
         };
         let addr = member.map(|m| m.addr.clone()).unwrap_or_default();
-        node.status.state = match reachability {
-            Reachability::Reachable => NodeState::Ready,
-            Reachability::Unreachable => NodeState::Down,
-            Reachability::Unknown => NodeState::Unknown,
-        };
         if node.status.addr.is_empty() {
             node.status.addr = addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
         }

@@ -70,6 +70,35 @@ pub struct Task {
     /// The service spec version this task was built from.
     #[serde(rename = "SpecVersion", default, skip_serializing_if = "Option::is_none")]
     pub spec_version: Option<Version>,
+    /// The service's name and labels when the task was created, so a worker can name and
+    /// label the container without looking the service up (as SwarmKit's task carries).
+    #[serde(rename = "ServiceAnnotations", default, skip_serializing_if = "Option::is_none")]
+    pub service_annotations: Option<Annotations>,
+}
+
+/// A name and labels.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Annotations {
+    #[serde(rename = "Name", default)]
+    pub name: String,
+    #[serde(rename = "Labels", default)]
+    pub labels: Labels,
+}
+
+impl Task {
+    /// `service.slot`, or `service.nodeid` for a global task, as `service ps` names tasks.
+    pub fn display_name(&self, service_name: &str) -> String {
+        if self.slot != 0 {
+            format!("{service_name}.{}", self.slot)
+        } else {
+            format!("{service_name}.{}", self.node_id)
+        }
+    }
+
+    /// Whether the task occupies its slot: managers still want it to run (or to be ready).
+    pub fn is_runnable(&self) -> bool {
+        self.desired_state <= TaskState::Running
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -170,6 +170,63 @@ impl PeerClient {
     }
 }
 
+impl PeerClient {
+    /// Sends `POST https://swarm-manager{path}` and returns the response body as a stream, for
+    /// long-lived answers (a node's session). Only connecting and the response head have a
+    /// deadline; a non-2xx answer becomes [`PeerError::Status`].
+    pub async fn open_stream(
+        &self,
+        addr: &str,
+        path: &str,
+        body: Body,
+        timeout: Duration,
+    ) -> Result<hyper::body::Incoming, PeerError> {
+        let work = async {
+            let mut sender = self.sender(addr).await?;
+            let req = Request::builder()
+                .uri(format!("https://{MANAGER_SERVER_NAME}{path}"))
+                .method("POST")
+                .header("content-type", "application/msgpack")
+                .body(body)
+                .map_err(|e| PeerError::Failed {
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                })?;
+            match sender.send_request(req).await {
+                Ok(r) => Ok(r),
+                Err(e) => {
+                    self.forget(addr).await;
+                    Err(PeerError::Failed {
+                        addr: addr.to_string(),
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        };
+        let resp = tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| PeerError::Timeout {
+                addr: addr.to_string(),
+                timeout,
+            })??;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp.into_body());
+        }
+        let bytes = tokio::time::timeout(timeout, resp.into_body().collect())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        Err(PeerError::Status {
+            addr: addr.to_string(),
+            status: status.as_u16(),
+            message: error_message(status, &bytes),
+        })
+    }
+}
+
 /// The `message` of a `{"message": ...}` error body, or the body as text.
 pub fn error_message(status: StatusCode, body: &[u8]) -> String {
     #[derive(serde::Deserialize)]

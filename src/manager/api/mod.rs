@@ -8,6 +8,7 @@ mod nodes;
 mod services;
 mod swarm;
 mod system;
+mod tasks;
 pub mod validate;
 
 use std::sync::Arc;
@@ -60,6 +61,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/services/create", post(services::create))
         .route("/services/{id}", get(services::inspect).delete(services::remove))
         .route("/services/{id}/update", post(services::update))
+        .route("/tasks", get(tasks::list))
+        .route("/tasks/{id}", get(tasks::inspect))
         .route("/swarm-rs/raft", get(system::raft_status))
         .fallback(system::not_found)
         .with_state(state)

@@ -4,7 +4,11 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use crate::model::Kind;
+use crate::model::NodeDescription;
+use crate::model::NodeStatus;
 use crate::model::Object;
+use crate::model::TaskState;
+use crate::model::TaskStatus;
 use crate::model::Version;
 
 /// One raft entry: independent transactions, each applied all-or-nothing.
@@ -37,6 +41,26 @@ pub enum StoreAction {
         kind: Kind,
         id: String,
         version: Option<Version>,
+    },
+    /// Record a status a node reported for a task. Ignored if it would move the task backwards
+    /// (task states only move forward), so late or repeated reports are harmless.
+    TaskStatus { id: String, status: TaskStatus },
+    /// Raise a task's desired state (READY to RUNNING, RUNNING to SHUTDOWN or REMOVE). Ignored
+    /// if it would lower it.
+    TaskDesired { id: String, desired: TaskState },
+    /// Assign an unassigned task to a node (or confirm the node a global task was created for).
+    /// Ignored if the task is already assigned, or was created for another node.
+    TaskAssign {
+        id: String,
+        node_id: String,
+        status: TaskStatus,
+    },
+    /// Record what a node says about itself (its status and, optionally, its description)
+    /// without touching its spec.
+    NodeStatus {
+        id: String,
+        status: NodeStatus,
+        description: Option<NodeDescription>,
     },
 }
 

@@ -126,3 +126,27 @@ impl swarm_raft::App for Store {
 
 #[cfg(test)]
 mod tests;
+
+/// Helpers for tests of controllers that read the store.
+#[cfg(test)]
+pub mod testing {
+    use swarm_raft::App;
+
+    use super::*;
+    use crate::model::Object;
+
+    /// A store holding `objects`, created through the normal apply path.
+    pub fn store_with(objects: Vec<Object>) -> Store {
+        let store = Store::new();
+        let proposal = Proposal {
+            txs: objects
+                .into_iter()
+                .map(|o| Transaction::one(StoreAction::Create(o)))
+                .collect(),
+        };
+        let out = store.apply(1, &Store::encode_proposal(&proposal).unwrap());
+        let results = Store::decode_results(&out).unwrap();
+        assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+        store
+    }
+}

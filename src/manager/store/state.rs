@@ -19,6 +19,7 @@ use crate::model::Secret;
 use crate::model::Service;
 use crate::model::StoreObject;
 use crate::model::Task;
+use crate::model::TaskState;
 use crate::model::Version;
 
 /// Objects of one kind by ID, with a name index for kinds whose names are unique.
@@ -310,8 +311,76 @@ impl StoreState {
                 undo.push(Undo::Restore(old.clone()));
                 events.push(Event::Delete(old));
             }
+            StoreAction::TaskStatus { id, status } => {
+                let old = self.task_or_err(&id)?;
+                if status.state < old.status.state || status == old.status {
+                    return Ok(());
+                }
+                let mut new = old.clone();
+                new.updated_at = status.timestamp;
+                new.status = status;
+                self.replace_task(index, old, new, undo, events);
+            }
+            StoreAction::TaskDesired { id, desired } => {
+                let old = self.task_or_err(&id)?;
+                if desired <= old.desired_state {
+                    return Ok(());
+                }
+                let mut new = old.clone();
+                new.desired_state = desired;
+                self.replace_task(index, old, new, undo, events);
+            }
+            StoreAction::TaskAssign { id, node_id, status } => {
+                let old = self.task_or_err(&id)?;
+                let preset_elsewhere = !old.node_id.is_empty() && old.node_id != node_id;
+                if preset_elsewhere || old.status.state >= TaskState::Assigned {
+                    return Ok(());
+                }
+                let mut new = old.clone();
+                new.node_id = node_id;
+                new.updated_at = status.timestamp;
+                new.status = status;
+                self.replace_task(index, old, new, undo, events);
+            }
+            StoreAction::NodeStatus {
+                id,
+                status,
+                description,
+            } => {
+                let Some(old) = self.nodes.get(&id).cloned() else {
+                    return Err(StoreError::NotFound { kind: Kind::Node, id });
+                };
+                let mut new = old.clone();
+                new.status = status;
+                if let Some(d) = description {
+                    new.description = d;
+                }
+                if new == old {
+                    return Ok(());
+                }
+                new.version = Version::new(index);
+                let (old, new) = (old.into_object(), new.into_object());
+                self.put(new.clone());
+                undo.push(Undo::Restore(old.clone()));
+                events.push(Event::Update { old, new });
+            }
         }
         Ok(())
+    }
+
+    fn task_or_err(&self, id: &str) -> Result<Task, StoreError> {
+        self.tasks.get(id).cloned().ok_or_else(|| StoreError::NotFound {
+            kind: Kind::Task,
+            id: id.to_string(),
+        })
+    }
+
+    fn replace_task(&mut self, index: u64, old: Task, mut new: Task, undo: &mut Vec<Undo>, events: &mut Vec<Event>) {
+        new.version = Version::new(index);
+        let (old, new) = (old.into_object(), new.into_object());
+        self.put(new.clone());
+        undo.push(Undo::Restore(old.clone()));
+        events.push(Event::Update { old, new });
     }
 
     /// The name of `obj` if another object of its kind already uses it.

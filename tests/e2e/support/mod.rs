@@ -74,6 +74,8 @@ impl NodeProc {
 pub struct Cluster {
     pub root: tempfile::TempDir,
     pub nodes: Vec<NodeProc>,
+    /// `sim` or `docker`: how the nodes run tasks.
+    pub executor: &'static str,
 }
 
 impl Default for Cluster {
@@ -83,6 +85,7 @@ impl Default for Cluster {
 }
 
 impl Cluster {
+    /// A cluster whose nodes run tasks with the simulated executor (no containers).
     pub fn new() -> Self {
         Self {
             root: tempfile::Builder::new()
@@ -90,7 +93,33 @@ impl Cluster {
                 .tempdir()
                 .expect("tempdir"),
             nodes: Vec::new(),
+            executor: "sim",
         }
+    }
+
+    /// A cluster whose nodes run real containers on the local Docker engine, with the test
+    /// image built if missing. Every container of its nodes is removed on drop.
+    pub fn docker() -> Self {
+        ensure_test_image();
+        let mut c = Self::new();
+        c.executor = "docker";
+        c
+    }
+
+    /// Node IDs of every node started so far (from their node.json).
+    pub fn node_ids(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter_map(|n| fs::read_to_string(n.data_dir.join("node.json")).ok())
+            .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+            .filter_map(|v| v["node_id"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    pub fn node_id(&self, i: usize) -> String {
+        let t = fs::read_to_string(self.nodes[i].data_dir.join("node.json")).expect("node.json");
+        let v: Value = serde_json::from_str(&t).expect("node.json is JSON");
+        v["node_id"].as_str().expect("node_id").to_string()
     }
 
     fn spawn(&mut self, name: &str, args: &[String]) -> usize {
@@ -133,7 +162,13 @@ impl Cluster {
         for attempt in 0.. {
             let port = free_port();
             let addr = format!("127.0.0.1:{port}");
-            let mut args = vec!["init".to_string(), "--listen-addr".to_string(), addr.clone()];
+            let mut args = vec![
+                "init".to_string(),
+                "--listen-addr".to_string(),
+                addr.clone(),
+                "--executor".to_string(),
+                self.executor.to_string(),
+            ];
             args.extend(extra.iter().map(|s| s.to_string()));
             let i = self.spawn(name, &args);
             self.nodes[i].addr = addr;
@@ -148,8 +183,13 @@ impl Cluster {
 
     /// `swarmd join` through node `via`; waits until its API answers (retrying a taken port).
     pub fn join(&mut self, name: &str, token: &str, via: usize) -> usize {
+        self.join_with(name, token, via, &[])
+    }
+
+    /// Like [`Cluster::join`], with extra `swarmd join` flags.
+    pub fn join_with(&mut self, name: &str, token: &str, via: usize, extra: &[&str]) -> usize {
         for attempt in 0.. {
-            let i = self.start_join(name, token, via);
+            let i = self.start_join_with(name, token, via, extra);
             match self.try_wait_api(i) {
                 Ok(()) => return i,
                 Err(log) if log.contains("cannot listen on") && attempt < 5 => continue,
@@ -161,17 +201,26 @@ impl Cluster {
 
     /// Starts `swarmd join` without waiting.
     pub fn start_join(&mut self, name: &str, token: &str, via: usize) -> usize {
+        self.start_join_with(name, token, via, &[])
+    }
+
+    fn start_join_with(&mut self, name: &str, token: &str, via: usize, extra: &[&str]) -> usize {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let remote = self.nodes[via].addr.clone();
-        let args = vec![
+        let mut args = vec![
             "join".to_string(),
             "--token".to_string(),
             token.to_string(),
             "--listen-addr".to_string(),
             addr.clone(),
-            remote,
+            "--hostname".to_string(),
+            name.to_string(),
+            "--executor".to_string(),
+            self.executor.to_string(),
         ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(remote);
         let i = self.spawn(name, &args);
         self.nodes[i].addr = addr;
         i
@@ -345,7 +394,73 @@ impl Drop for Cluster {
                 let _ = c.wait();
             }
         }
+        if self.executor == "docker" {
+            for id in self.node_ids() {
+                remove_containers_of(&id);
+            }
+        }
     }
+}
+
+/// Removes every container a node of ours created, whatever state it is in.
+pub fn remove_containers_of(node_id: &str) {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=com.docker.swarm.node.id={node_id}"),
+        ])
+        .output();
+    if let Ok(out) = out {
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker").args(["rm", "-f"]).args(&ids).output();
+        }
+    }
+}
+
+/// Builds swarm-test/busybox:latest if missing (scripts/test-image.sh), once per test run.
+pub fn ensure_test_image() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-image.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .output()
+            .expect("run scripts/test-image.sh");
+        assert!(
+            out.status.success(),
+            "cannot build the test image: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// Containers of a service (running or not), as `(name, node id, running)`.
+pub fn containers_of_service(service: &str) -> Vec<(String, String, bool)> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={service}"),
+            "--format",
+            "{{.Names}}|{{.Label \"com.docker.swarm.node.id\"}}|{{.State}}",
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut p = l.split('|');
+            Some((p.next()?.to_string(), p.next()?.to_string(), p.next()? == "running"))
+        })
+        .collect()
 }
 
 /// Polls `f` until it returns Some, or panics after `timeout` naming `what`.
@@ -367,13 +482,21 @@ where
     }
 }
 
-/// A minimal service spec for `POST /services/create`.
+/// A minimal service spec for `POST /services/create`, with no replicas: tests of the
+/// replicated store create many services and need no tasks.
 pub fn service_spec(name: &str) -> Value {
     serde_json::json!({
         "Name": name,
         "TaskTemplate": { "ContainerSpec": { "Image": "swarm-test/busybox:latest", "Args": ["sleep", "3600"] } },
-        "Mode": { "Replicated": { "Replicas": 1 } }
+        "Mode": { "Replicated": { "Replicas": 0 } }
     })
+}
+
+/// Tasks of service `name` as node `i` reports them.
+pub async fn tasks_of(c: &Cluster, i: usize, name: &str) -> Option<Vec<Value>> {
+    let filters = format!(r#"{{"service":{{"{name}":true}}}}"#);
+    let path = format!("/tasks?filters={}", swarm::client::encode_query(&filters));
+    c.nodes[i].client().get(&path).await.ok()
 }
 
 /// Names of all services seen by node `i`.

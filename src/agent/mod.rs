@@ -1,0 +1,346 @@
+//! The agent on every node: keeps one session with the leader's dispatcher, sends heartbeats
+//! and task statuses over it, and hands assignments to the [`worker::Worker`]. When a manager
+//! dies the agent reconnects to another; its tasks keep running meanwhile.
+
+pub mod exec;
+pub mod worker;
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use tokio::sync::watch;
+
+use self::exec::Executor;
+use self::worker::Worker;
+use crate::manager::dispatcher::protocol::HeartbeatRequest;
+use crate::manager::dispatcher::protocol::HeartbeatResponse;
+use crate::manager::dispatcher::protocol::NotLeader;
+use crate::manager::dispatcher::protocol::SessionMessage;
+use crate::manager::dispatcher::protocol::SessionRequest;
+use crate::manager::dispatcher::protocol::StatusRequest;
+use crate::manager::dispatcher::protocol::unframe;
+use crate::model::NodeDescription;
+use crate::model::Platform;
+use crate::net::peer_client::PeerClient;
+use crate::net::peer_client::PeerError;
+use crate::net::peer_client::full;
+
+/// Called when the manager list changes, e.g. to save it for the next start.
+pub type ManagersChanged = Arc<dyn Fn(&[(String, String)]) + Send + Sync>;
+
+pub struct Agent {
+    pub node_id: String,
+    pub hostname: String,
+    peers: Arc<PeerClient>,
+    managers: Mutex<Vec<(String, String)>>,
+    executor: Arc<dyn Executor>,
+    pub worker: Arc<Worker>,
+    on_managers: Option<ManagersChanged>,
+}
+
+enum SessionEnd {
+    /// The manager is not the leader; try the leader next.
+    Redirect(String),
+    Failed(String),
+}
+
+impl Agent {
+    pub fn new(
+        node_id: String,
+        hostname: String,
+        peers: Arc<PeerClient>,
+        managers: Vec<(String, String)>,
+        executor: Arc<dyn Executor>,
+        on_managers: Option<ManagersChanged>,
+    ) -> Self {
+        let worker = Arc::new(Worker::new(node_id.clone(), executor.clone()));
+        Self {
+            node_id,
+            hostname,
+            peers,
+            managers: Mutex::new(managers),
+            executor,
+            worker,
+            on_managers,
+        }
+    }
+
+    fn manager_addrs(&self) -> Vec<String> {
+        self.managers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(_, a)| a.clone())
+            .collect()
+    }
+
+    fn set_managers(&self, managers: Vec<(String, String)>) {
+        if managers.is_empty() {
+            return;
+        }
+        let mut current = self.managers.lock().unwrap_or_else(|p| p.into_inner());
+        if *current != managers {
+            *current = managers;
+            if let Some(cb) = &self.on_managers {
+                cb(&current);
+            }
+        }
+    }
+
+    /// Runs until `shutdown`: adopts leftover containers, then keeps a session open.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        self.worker.scan().await;
+        let mut backoff = Duration::from_millis(100);
+        let mut next: Option<String> = None;
+        let mut turn = 0usize;
+        loop {
+            let addr = match next.take() {
+                Some(a) => a,
+                None => {
+                    let addrs = self.manager_addrs();
+                    if addrs.is_empty() {
+                        tracing::error!("no manager address known; cannot open a session");
+                        return;
+                    }
+                    turn += 1;
+                    addrs[turn % addrs.len()].clone()
+                }
+            };
+            let ended = tokio::select! {
+                r = self.session(&addr) => r,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            match ended {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(SessionEnd::Redirect(leader)) => {
+                    next = Some(leader);
+                    continue;
+                }
+                Err(SessionEnd::Failed(why)) => {
+                    tracing::warn!(manager = %addr, error = %why, retry_in = ?backoff, "session failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.wait_for(|s| *s) => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(8));
+                }
+            }
+        }
+    }
+
+    async fn description(&self) -> NodeDescription {
+        let facts = self.executor.describe().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot describe the engine");
+            Default::default()
+        });
+        NodeDescription {
+            hostname: self.hostname.clone(),
+            platform: Platform {
+                architecture: crate::host::architecture().to_string(),
+                os: crate::host::os().to_string(),
+            },
+            resources: facts.resources,
+            engine: facts.engine,
+            tls_info: Default::default(),
+        }
+    }
+
+    async fn session(&self, addr: &str) -> Result<(), SessionEnd> {
+        let req = SessionRequest {
+            description: self.description().await,
+        };
+        let body = swarm_raft::encode(&req).map_err(|e| SessionEnd::Failed(e.to_string()))?;
+        let mut stream = match self
+            .peers
+            .open_stream(addr, "/dispatcher/session", full(body), Duration::from_secs(10))
+            .await
+        {
+            Ok(s) => s,
+            Err(PeerError::Status {
+                status: 503, message, ..
+            }) => {
+                let leader = serde_json::from_str::<NotLeader>(&message).ok().and_then(|n| n.leader);
+                return Err(match leader {
+                    Some(l) if l != addr => SessionEnd::Redirect(l),
+                    _ => SessionEnd::Failed(format!("no leader to open a session with: {message}")),
+                });
+            }
+            Err(e) => return Err(SessionEnd::Failed(e.to_string())),
+        };
+        let mut buf = Vec::new();
+        let mut pending = std::collections::VecDeque::new();
+        // The first message names the session.
+        let (session_id, period) = loop {
+            if let Some(msg) = pending.pop_front() {
+                match msg {
+                    SessionMessage::Welcome {
+                        session_id,
+                        heartbeat_period_ms,
+                        managers,
+                    } => {
+                        self.set_managers(managers);
+                        break (session_id, Duration::from_millis(heartbeat_period_ms.max(100)));
+                    }
+                    _ => return Err(SessionEnd::Failed("session did not start with a welcome".into())),
+                }
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(10), stream.frame())
+                .await
+                .map_err(|_| SessionEnd::Failed("no welcome within 10 s".into()))?;
+            match frame {
+                Some(Ok(f)) => {
+                    if let Ok(data) = f.into_data() {
+                        buf.extend_from_slice(&data);
+                        pending.extend(unframe(&mut buf).map_err(|e| SessionEnd::Failed(e.to_string()))?);
+                    }
+                }
+                Some(Err(e)) => return Err(SessionEnd::Failed(e.to_string())),
+                None => return Err(SessionEnd::Failed("session closed before its welcome".into())),
+            }
+        };
+        tracing::info!(manager = %addr, %session_id, "session opened");
+        // A new session, maybe with a new leader: it must learn every current status.
+        self.worker.reporter.mark_all_dirty();
+        let (end_tx, mut end) = watch::channel(None::<String>);
+        let heartbeats = tokio::spawn(heartbeat_loop(
+            self.peers.clone(),
+            addr.to_string(),
+            session_id.clone(),
+            period,
+            end_tx.clone(),
+        ));
+        let statuses = tokio::spawn(status_loop(
+            self.peers.clone(),
+            addr.to_string(),
+            session_id.clone(),
+            self.worker.reporter.clone(),
+            end_tx,
+        ));
+        let result = loop {
+            while let Some(msg) = pending.pop_front() {
+                match msg {
+                    SessionMessage::Assignments { full, tasks, removed } => self.worker.apply(full, tasks, removed),
+                    SessionMessage::Managers { managers } => self.set_managers(managers),
+                    SessionMessage::Welcome { .. } => {}
+                }
+            }
+            tokio::select! {
+                frame = stream.frame() => match frame {
+                    Some(Ok(f)) => {
+                        if let Ok(data) = f.into_data() {
+                            buf.extend_from_slice(&data);
+                            match unframe(&mut buf) {
+                                Ok(msgs) => pending.extend(msgs),
+                                Err(e) => break Err(SessionEnd::Failed(e.to_string())),
+                            }
+                        }
+                    }
+                    Some(Err(e)) => break Err(SessionEnd::Failed(format!("session stream broke: {e}"))),
+                    None => break Ok(()),
+                },
+                _ = end.changed() => {
+                    let why = end.borrow().clone().unwrap_or_default();
+                    break Err(SessionEnd::Failed(why));
+                }
+            }
+        };
+        heartbeats.abort();
+        statuses.abort();
+        tracing::info!(manager = %addr, %session_id, "session ended");
+        result
+    }
+}
+
+async fn heartbeat_loop(
+    peers: Arc<PeerClient>,
+    addr: String,
+    session_id: String,
+    mut period: Duration,
+    end: watch::Sender<Option<String>>,
+) {
+    let mut failures = 0;
+    loop {
+        tokio::time::sleep(period).await;
+        let body = match swarm_raft::encode(&HeartbeatRequest {
+            session_id: session_id.clone(),
+        }) {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        match peers
+            .call(&addr, "/dispatcher/heartbeat", Some(full(body)), period * 2)
+            .await
+        {
+            Ok(bytes) => {
+                failures = 0;
+                if let Ok(r) = swarm_raft::decode::<HeartbeatResponse>(&bytes, "heartbeat answer") {
+                    period = Duration::from_millis(r.period_ms.max(100));
+                }
+            }
+            Err(PeerError::Status { message, .. }) => {
+                let _ = end.send(Some(format!("heartbeat refused: {message}")));
+                return;
+            }
+            Err(e) => {
+                failures += 1;
+                if failures >= 3 {
+                    let _ = end.send(Some(format!("heartbeats failing: {e}")));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn status_loop(
+    peers: Arc<PeerClient>,
+    addr: String,
+    session_id: String,
+    reporter: Arc<worker::Reporter>,
+    end: watch::Sender<Option<String>>,
+) {
+    loop {
+        tokio::select! {
+            _ = reporter.changed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        // Let a burst of changes join one report.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut updates = reporter.take_dirty();
+        while !updates.is_empty() {
+            let rest = updates.split_off(updates.len().min(1000));
+            let ids: Vec<String> = updates.iter().map(|(id, _)| id.clone()).collect();
+            let body = swarm_raft::encode(&StatusRequest {
+                session_id: session_id.clone(),
+                updates,
+            });
+            let sent = match body {
+                Ok(b) => {
+                    peers
+                        .call(&addr, "/dispatcher/status", Some(full(b)), Duration::from_secs(10))
+                        .await
+                }
+                Err(e) => Err(PeerError::Failed {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                }),
+            };
+            match sent {
+                Ok(_) => {}
+                Err(e) => {
+                    reporter.restore(ids);
+                    reporter.restore(rest.iter().map(|(id, _)| id.clone()));
+                    if let PeerError::Status { message, .. } = e {
+                        let _ = end.send(Some(format!("status report refused: {message}")));
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
+                }
+            }
+            updates = rest;
+        }
+    }
+}

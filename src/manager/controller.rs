@@ -1,0 +1,81 @@
+//! Runs a leader-side controller: decide from a store view, commit, wait for the next change.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::runtime::Manager;
+use super::store::StoreState;
+use super::store::Transaction;
+use crate::model::Timestamp;
+
+/// A controller's decision: the transactions that move the store toward what it wants.
+pub type Decide = fn(&StoreState, Timestamp) -> Vec<Transaction>;
+
+/// Largest number of transactions in one raft entry.
+pub const MAX_TXS_PER_PROPOSAL: usize = 500;
+
+/// Commits `txs` in raft entries of at most [`MAX_TXS_PER_PROPOSAL`] transactions, as leader.
+/// Returns how many transactions were refused (they are decided again on the next pass).
+pub async fn commit_chunked(m: &Manager, name: &str, mut txs: Vec<Transaction>) -> Result<usize, String> {
+    let mut refused = 0;
+    while !txs.is_empty() {
+        let rest = txs.split_off(txs.len().min(MAX_TXS_PER_PROPOSAL));
+        let chunk = std::mem::replace(&mut txs, rest);
+        let (_, results) = m.commit_txs_as_leader(chunk).await.map_err(|e| e.message)?;
+        for r in results {
+            if let Err(e) = r {
+                refused += 1;
+                tracing::debug!(controller = name, error = %e, "transaction refused");
+            }
+        }
+    }
+    Ok(refused)
+}
+
+/// Runs `decide` whenever the store changes (and at least every `tick`) until `stop`.
+pub async fn run(name: &'static str, m: Arc<Manager>, decide: Decide, tick: Duration, mut stop: watch::Receiver<bool>) {
+    let mut watcher = m.store.watch();
+    let mut busy_passes = 0u32;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let now = Timestamp::now();
+        let txs = m.store.view(|s| decide(s, now));
+        if !txs.is_empty() {
+            let n = txs.len();
+            match commit_chunked(&m, name, txs).await {
+                Ok(refused) => tracing::debug!(controller = name, transactions = n, refused, "committed"),
+                Err(e) => {
+                    tracing::warn!(controller = name, error = %e, "cannot commit; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            }
+            // Work that keeps coming back unchanged would spin; slow down instead.
+            busy_passes += 1;
+            if busy_passes > 50 {
+                tracing::warn!(controller = name, "decisions keep repeating; pausing for a second");
+                busy_passes = 0;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+            continue;
+        }
+        busy_passes = 0;
+        tokio::select! {
+            batch = watcher.next() => if batch.is_none() { return },
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        // Let a burst of changes land before deciding again.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        while watcher.try_next().is_some() {}
+    }
+}

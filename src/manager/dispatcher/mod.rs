@@ -1,0 +1,412 @@
+//! The dispatcher, on the leader: one long-lived session per node pushing its assignments,
+//! heartbeats kept in memory (a node is Down after three missed periods), and task status
+//! reports written to raft in batches.
+
+pub mod protocol;
+
+use std::collections::HashMap;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio::sync::mpsc;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use self::protocol::NotLeader;
+use self::protocol::SessionMessage;
+use self::protocol::SessionRequest;
+use self::protocol::frame;
+use super::api::error::ApiError;
+use super::controller::commit_chunked;
+use super::runtime::Manager;
+use super::store::Event;
+use super::store::StoreAction;
+use super::store::StoreState;
+use super::store::Transaction;
+use crate::model::NodeState;
+use crate::model::NodeStatus;
+use crate::model::Object;
+use crate::model::Task;
+use crate::model::TaskState;
+use crate::model::TaskStatus;
+use crate::model::new_id;
+
+/// Heartbeats a node may miss before it is marked Down.
+const MISSED_HEARTBEATS: u32 = 3;
+/// After a leader change, nodes get this many periods to open a session with the new leader.
+const FAILOVER_GRACE_PERIODS: u32 = 6;
+/// Largest number of status updates written in one raft entry.
+const STATUS_BATCH: usize = 1000;
+
+struct SessionEntry {
+    id: String,
+    deadline: Instant,
+    cancel: watch::Sender<bool>,
+}
+
+/// The dispatcher of one manager; it serves sessions only while that manager leads.
+#[derive(Default)]
+pub struct Dispatcher {
+    sessions: Mutex<HashMap<String, SessionEntry>>,
+    active: AtomicBool,
+    queue: Mutex<Vec<(String, TaskStatus)>>,
+    queued: Notify,
+}
+
+/// The heartbeat period from the cluster settings (default 1 s).
+pub fn heartbeat_period(s: &StoreState) -> Duration {
+    let ns = s
+        .cluster()
+        .and_then(|c| c.spec.dispatcher.heartbeat_period)
+        .filter(|p| *p > 0)
+        .unwrap_or(1_000_000_000);
+    Duration::from_nanos(ns as u64)
+}
+
+/// The tasks a node is told about: those assigned to it.
+fn assigned_to(t: &Task, node_id: &str) -> bool {
+    t.node_id == node_id && t.status.state >= TaskState::Assigned
+}
+
+fn managers_of(m: &Manager) -> Vec<(String, String)> {
+    m.raft
+        .status()
+        .voters
+        .values()
+        .map(|a| (a.node_id.clone(), a.addr.clone()))
+        .collect()
+}
+
+impl Dispatcher {
+    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionEntry>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The answer for a node that reached a manager which is not the leader.
+    pub fn not_leader(m: &Manager) -> ApiError {
+        let leader = m.raft.status().leader_addr().map(|a| a.addr.clone());
+        let body = NotLeader {
+            message: "this manager is not the leader; open the session with the leader".to_string(),
+            leader,
+        };
+        ApiError::unavailable(serde_json::to_string(&body).unwrap_or_default())
+    }
+
+    /// Opens a session for `node_id`: marks the node Ready with its description, then streams
+    /// its assignments (the full set, then changes) until the session ends.
+    pub async fn open_session(
+        self: &Arc<Self>,
+        m: &Arc<Manager>,
+        node_id: &str,
+        remote_ip: String,
+        req: SessionRequest,
+    ) -> Result<Body, ApiError> {
+        if !self.active.load(Ordering::Relaxed) {
+            return Err(Self::not_leader(m));
+        }
+        let (node, period) = m.store.view(|s| (s.nodes.get(node_id).cloned(), heartbeat_period(s)));
+        let node = node.ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                format!("node {node_id} is not registered in this cluster"),
+            )
+        })?;
+        let mut description = req.description;
+        description.tls_info = node.description.tls_info.clone();
+        let status = NodeStatus {
+            state: NodeState::Ready,
+            message: String::new(),
+            addr: remote_ip,
+        };
+        m.commit_txs_as_leader(vec![Transaction::one(StoreAction::NodeStatus {
+            id: node_id.to_string(),
+            status,
+            description: Some(description),
+        })])
+        .await?;
+
+        let session_id = new_id();
+        let (cancel_tx, mut cancel) = watch::channel(false);
+        let replaced = self.lock_sessions().insert(
+            node_id.to_string(),
+            SessionEntry {
+                id: session_id.clone(),
+                deadline: Instant::now() + period * MISSED_HEARTBEATS,
+                cancel: cancel_tx,
+            },
+        );
+        if let Some(old) = replaced {
+            let _ = old.cancel.send(true);
+        }
+        tracing::info!(%node_id, %session_id, "node session opened");
+
+        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+        let me = self.clone();
+        let m = m.clone();
+        let node_id = node_id.to_string();
+        tokio::spawn(async move {
+            let send = |msg: SessionMessage| {
+                let tx = tx.clone();
+                async move {
+                    match frame(&msg) {
+                        Ok(bytes) => tx.send(Ok(Bytes::from(bytes))).await.is_ok(),
+                        Err(_) => false,
+                    }
+                }
+            };
+            let mut managers = managers_of(&m);
+            let welcome = SessionMessage::Welcome {
+                session_id: session_id.clone(),
+                heartbeat_period_ms: period.as_millis() as u64,
+                managers: managers.clone(),
+            };
+            let (tasks, mut watcher) = m.store.view_and_watch(|s| {
+                s.tasks_by_node(&node_id)
+                    .filter(|t| assigned_to(t, &node_id))
+                    .cloned()
+                    .collect()
+            });
+            let mut alive = send(welcome).await
+                && send(SessionMessage::Assignments {
+                    full: true,
+                    tasks,
+                    removed: Vec::new(),
+                })
+                .await;
+            while alive {
+                let mut updated: HashMap<String, Task> = HashMap::new();
+                let mut removed: HashSet<String> = HashSet::new();
+                let mut full_again = false;
+                tokio::select! {
+                    batch = watcher.next() => {
+                        let Some(first) = batch else { break };
+                        // Gather a burst of changes into one message.
+                        let mut batches = vec![first];
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        while let Some(b) = watcher.try_next() {
+                            batches.push(b);
+                        }
+                        for b in batches {
+                            for e in b.iter() {
+                                match e {
+                                    Event::Create(Object::Task(t)) | Event::Update { new: Object::Task(t), .. }
+                                        if assigned_to(t, &node_id) =>
+                                    {
+                                        removed.remove(&t.id);
+                                        updated.insert(t.id.clone(), (**t).clone());
+                                    }
+                                    Event::Delete(Object::Task(t)) if t.node_id == node_id => {
+                                        updated.remove(&t.id);
+                                        removed.insert(t.id.clone());
+                                    }
+                                    Event::Restored { .. } => full_again = true,
+                                    _ => {}
+                                }
+                            }
+                        }
+                    }
+                    _ = cancel.changed() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {
+                        let now = managers_of(&m);
+                        if now != managers && !now.is_empty() {
+                            managers = now;
+                            alive = send(SessionMessage::Managers { managers: managers.clone() }).await;
+                        }
+                        continue;
+                    }
+                }
+                if full_again {
+                    let tasks = m.store.view(|s| {
+                        s.tasks_by_node(&node_id)
+                            .filter(|t| assigned_to(t, &node_id))
+                            .cloned()
+                            .collect()
+                    });
+                    alive = send(SessionMessage::Assignments {
+                        full: true,
+                        tasks,
+                        removed: Vec::new(),
+                    })
+                    .await;
+                } else if !updated.is_empty() || !removed.is_empty() {
+                    alive = send(SessionMessage::Assignments {
+                        full: false,
+                        tasks: updated.into_values().collect(),
+                        removed: removed.into_iter().collect(),
+                    })
+                    .await;
+                }
+            }
+            let mut sessions = me.lock_sessions();
+            if sessions.get(&node_id).is_some_and(|s| s.id == session_id) {
+                sessions.remove(&node_id);
+            }
+            tracing::info!(%node_id, %session_id, "node session closed");
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        Ok(Body::from_stream(stream.boxed()))
+    }
+
+    /// Records a heartbeat; returns the period the node should keep.
+    pub fn heartbeat(&self, m: &Manager, node_id: &str, session_id: &str) -> Result<Duration, ApiError> {
+        if !self.active.load(Ordering::Relaxed) {
+            return Err(Self::not_leader(m));
+        }
+        let period = m.store.view(heartbeat_period);
+        let mut sessions = self.lock_sessions();
+        match sessions.get_mut(node_id) {
+            Some(s) if s.id == session_id => {
+                s.deadline = Instant::now() + period * MISSED_HEARTBEATS;
+                Ok(period)
+            }
+            _ => Err(ApiError::not_found(format!(
+                "session {session_id} of node {node_id} not found; open a new session"
+            ))),
+        }
+    }
+
+    /// Queues task status reports from a node's session; they are written in batches.
+    pub fn report(
+        &self,
+        m: &Manager,
+        node_id: &str,
+        session_id: &str,
+        updates: Vec<(String, TaskStatus)>,
+    ) -> Result<(), ApiError> {
+        if !self.active.load(Ordering::Relaxed) {
+            return Err(Self::not_leader(m));
+        }
+        if self.lock_sessions().get(node_id).is_none_or(|s| s.id != session_id) {
+            return Err(ApiError::not_found(format!(
+                "session {session_id} of node {node_id} not found; open a new session"
+            )));
+        }
+        let mine: Vec<(String, TaskStatus)> = m.store.view(|s| {
+            updates
+                .into_iter()
+                .filter(|(id, _)| s.tasks.get(id).is_some_and(|t| t.node_id == node_id))
+                .collect()
+        });
+        if !mine.is_empty() {
+            self.queue.lock().unwrap_or_else(|p| p.into_inner()).extend(mine);
+            self.queued.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Ends every session: this manager stopped leading.
+    pub fn step_down(&self) {
+        self.active.store(false, Ordering::Relaxed);
+        for (_, s) in self.lock_sessions().drain() {
+            let _ = s.cancel.send(true);
+        }
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The leader-side loop: marks nodes Down when their heartbeats stop, and flushes status
+    /// reports to raft in batches.
+    pub async fn run_leader(self: Arc<Self>, m: Arc<Manager>, mut stop: watch::Receiver<bool>) {
+        self.active.store(true, Ordering::Relaxed);
+        let mut unseen_since: HashMap<String, Instant> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = self.queued.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            // Let more reports join the batch.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.flush_statuses(&m).await;
+            self.check_heartbeats(&m, &mut unseen_since).await;
+        }
+        self.active.store(false, Ordering::Relaxed);
+    }
+
+    async fn flush_statuses(&self, m: &Manager) {
+        let updates: Vec<(String, TaskStatus)> = {
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let n = q.len().min(STATUS_BATCH * 10);
+            q.drain(..n).collect()
+        };
+        if updates.is_empty() {
+            return;
+        }
+        let txs: Vec<Transaction> = updates
+            .into_iter()
+            .map(|(id, status)| Transaction::one(StoreAction::TaskStatus { id, status }))
+            .collect();
+        if let Err(e) = commit_chunked(m, "dispatcher", txs).await {
+            // The nodes report their current status again on their next session.
+            tracing::warn!(error = %e, "cannot write task status reports");
+        }
+    }
+
+    async fn check_heartbeats(&self, m: &Manager, unseen_since: &mut HashMap<String, Instant>) {
+        let now = Instant::now();
+        let period = m.store.view(heartbeat_period);
+        let expired: Vec<String> = {
+            let mut sessions = self.lock_sessions();
+            let gone: Vec<String> = sessions
+                .iter()
+                .filter(|(_, s)| s.deadline < now)
+                .map(|(n, _)| n.clone())
+                .collect();
+            for n in &gone {
+                if let Some(s) = sessions.remove(n) {
+                    let _ = s.cancel.send(true);
+                }
+            }
+            gone
+        };
+        let with_session: HashSet<String> = self.lock_sessions().keys().cloned().collect();
+        let silent: Vec<(String, NodeStatus)> = m.store.view(|s| {
+            s.nodes
+                .iter()
+                .filter(|n| n.status.state != NodeState::Down && !with_session.contains(&n.id))
+                .map(|n| (n.id.clone(), n.status.clone()))
+                .collect()
+        });
+        unseen_since.retain(|id, _| silent.iter().any(|(n, _)| n == id));
+        let mut down = Vec::new();
+        for (id, status) in silent {
+            let since = *unseen_since.entry(id.clone()).or_insert(now);
+            let grace = if expired.contains(&id) {
+                Duration::ZERO
+            } else {
+                period * FAILOVER_GRACE_PERIODS
+            };
+            if now.duration_since(since) >= grace {
+                down.push((id, status));
+            }
+        }
+        if down.is_empty() {
+            return;
+        }
+        let txs: Vec<Transaction> = down
+            .into_iter()
+            .map(|(id, status)| {
+                tracing::warn!(node_id = %id, "node missed its heartbeats: marking it down");
+                Transaction::one(StoreAction::NodeStatus {
+                    id,
+                    status: NodeStatus {
+                        state: NodeState::Down,
+                        message: "heartbeat failure".to_string(),
+                        addr: status.addr,
+                    },
+                    description: None,
+                })
+            })
+            .collect();
+        if let Err(e) = commit_chunked(m, "dispatcher", txs).await {
+            tracing::warn!(error = %e, "cannot mark nodes down");
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! What travels between a node's agent and the dispatcher on the leader, over mutual TLS:
+//!
+//! | call | body | answer |
+//! |---|---|---|
+//! | `POST /dispatcher/session` | [`SessionRequest`] | a stream of [`SessionMessage`] frames |
+//! | `POST /dispatcher/heartbeat` | [`HeartbeatRequest`] | [`HeartbeatResponse`] |
+//! | `POST /dispatcher/status` | [`StatusRequest`] | empty |
+//!
+//! Bodies are MessagePack; stream frames are a `u32` big-endian length then the message. A
+//! manager that is not the leader answers 503 with a JSON [`NotLeader`] naming the leader.
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use crate::model::NodeDescription;
+use crate::model::Task;
+use crate::model::TaskStatus;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRequest {
+    /// What the node reports about itself: hostname, platform, resources, engine.
+    pub description: NodeDescription,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SessionMessage {
+    /// First message of a session.
+    Welcome {
+        session_id: String,
+        heartbeat_period_ms: u64,
+        /// `(node ID, address)` of every manager, to reconnect elsewhere if this one dies.
+        managers: Vec<(String, String)>,
+    },
+    /// The node's tasks: the full set first, then changes.
+    Assignments {
+        full: bool,
+        tasks: Vec<Task>,
+        removed: Vec<String>,
+    },
+    /// The manager list changed.
+    Managers { managers: Vec<(String, String)> },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub session_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub period_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusRequest {
+    pub session_id: String,
+    /// `(task ID, status)`, oldest first.
+    pub updates: Vec<(String, TaskStatus)>,
+}
+
+/// The 503 answer of a manager that is not the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotLeader {
+    pub message: String,
+    /// The leader's address, if known.
+    pub leader: Option<String>,
+}
+
+/// Frames a message for a session stream.
+pub fn frame(msg: &SessionMessage) -> Result<Vec<u8>, std::io::Error> {
+    let body = swarm_raft::encode(msg)?;
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Splits complete frames off the front of `buf`.
+pub fn unframe(buf: &mut Vec<u8>) -> Result<Vec<SessionMessage>, std::io::Error> {
+    let mut out = Vec::new();
+    loop {
+        if buf.len() < 4 {
+            return Ok(out);
+        }
+        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if len > 256 << 20 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "session frame is implausibly long",
+            ));
+        }
+        if buf.len() < 4 + len {
+            return Ok(out);
+        }
+        let msg = swarm_raft::decode(&buf[4..4 + len], "session message")?;
+        buf.drain(..4 + len);
+        out.push(msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_and_join_across_reads() {
+        let a = frame(&SessionMessage::Managers {
+            managers: vec![("n".into(), "a:1".into())],
+        })
+        .unwrap();
+        let b = frame(&SessionMessage::Assignments {
+            full: true,
+            tasks: vec![],
+            removed: vec!["t".into()],
+        })
+        .unwrap();
+        let mut all = [a, b].concat();
+        let mut buf = all.drain(..5).collect::<Vec<_>>();
+        assert!(unframe(&mut buf).unwrap().is_empty(), "incomplete frame waits");
+        buf.extend(all);
+        let msgs = unframe(&mut buf).unwrap();
+        assert_eq!(msgs.len(), 2);
+        assert!(buf.is_empty());
+    }
+}

@@ -1,0 +1,207 @@
+//! Replicated services: keep exactly `Replicas` slots filled with a runnable task.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+
+use super::new_task;
+use crate::manager::store::StoreAction;
+use crate::manager::store::StoreState;
+use crate::manager::store::Transaction;
+use crate::model::Service;
+use crate::model::StoreObject;
+use crate::model::Task;
+use crate::model::TaskState;
+use crate::model::Timestamp;
+
+pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
+    let mut txs = Vec::new();
+    for svc in s.services.iter() {
+        let Some(rep) = &svc.spec.mode.replicated else { continue };
+        let tasks: Vec<&Task> = s.tasks_by_service(&svc.id).collect();
+        txs.extend(reconcile(svc, rep.replicas.unwrap_or(1), &tasks, now));
+    }
+    // A removed service's tasks are told to go away; the reaper deletes them once stopped.
+    for t in s.tasks.iter() {
+        if s.services.get(&t.service_id).is_none() && t.desired_state < TaskState::Remove {
+            txs.push(Transaction::one(StoreAction::TaskDesired {
+                id: t.id.clone(),
+                desired: TaskState::Remove,
+            }));
+        }
+    }
+    txs
+}
+
+/// The transactions that bring `svc` to `want` runnable slots. Scale-up fills the lowest free
+/// slots; scale-down empties slots on the nodes holding the most copies first, preferring
+/// tasks that are not running yet, then the highest slot.
+pub fn reconcile(svc: &Service, want: u64, tasks: &[&Task], now: Timestamp) -> Vec<Transaction> {
+    let mut slots: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
+    for t in tasks.iter().filter(|t| t.is_runnable() && t.slot > 0) {
+        slots.entry(t.slot).or_default().push(t);
+    }
+    let have = slots.len() as u64;
+    let mut txs = Vec::new();
+    if have < want {
+        let mut next = 1u64;
+        for _ in have..want {
+            while slots.contains_key(&next) {
+                next += 1;
+            }
+            let task = new_task(svc, next, "", TaskState::Running, now);
+            txs.push(Transaction::one(StoreAction::Create(task.into_object())));
+            next += 1;
+        }
+    } else if have > want {
+        let mut per_node: HashMap<&str, usize> = HashMap::new();
+        let mut candidates: Vec<(u64, &str, bool)> = Vec::new();
+        for (slot, ts) in &slots {
+            let node = ts[0].node_id.as_str();
+            let running = ts.iter().any(|t| t.status.state == TaskState::Running);
+            *per_node.entry(node).or_default() += 1;
+            candidates.push((*slot, node, running));
+        }
+        for _ in want..have {
+            let Some(pos) = candidates
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, (slot, node, running))| (per_node[node], !running, *slot))
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            let (slot, node, _) = candidates.remove(pos);
+            if let Some(n) = per_node.get_mut(node) {
+                *n -= 1;
+            }
+            for t in &slots[&slot] {
+                txs.push(Transaction::one(StoreAction::TaskDesired {
+                    id: t.id.clone(),
+                    desired: TaskState::Remove,
+                }));
+            }
+        }
+    }
+    txs
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::Object;
+    use crate::model::ServiceMode;
+
+    fn service(replicas: u64) -> Service {
+        let mut s = Service {
+            id: "svc".into(),
+            ..Default::default()
+        };
+        s.spec.name = "web".into();
+        s.spec.mode = ServiceMode::replicated(replicas);
+        s
+    }
+
+    fn task(slot: u64, node: &str, state: TaskState, desired: TaskState) -> Task {
+        Task {
+            id: format!("t{slot}-{node}-{}", desired as u8),
+            service_id: "svc".into(),
+            slot,
+            node_id: node.into(),
+            desired_state: desired,
+            status: crate::model::TaskStatus {
+                state,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn created_slots(txs: &[Transaction]) -> Vec<u64> {
+        txs.iter()
+            .flat_map(|t| &t.actions)
+            .filter_map(|a| match a {
+                StoreAction::Create(Object::Task(t)) => Some(t.slot),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn removed(txs: &[Transaction]) -> Vec<String> {
+        txs.iter()
+            .flat_map(|t| &t.actions)
+            .filter_map(|a| match a {
+                StoreAction::TaskDesired { id, desired } if *desired == TaskState::Remove => Some(id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn scale_up_fills_the_lowest_free_slots() {
+        let running = |s| task(s, "n1", TaskState::Running, TaskState::Running);
+        let old = task(2, "n1", TaskState::Failed, TaskState::Shutdown);
+        let tasks = [running(1), running(4), old];
+        let refs: Vec<&Task> = tasks.iter().collect();
+        let txs = reconcile(&service(4), 4, &refs, Timestamp::now());
+        assert_eq!(created_slots(&txs), vec![2, 3]);
+    }
+
+    #[test]
+    fn scale_down_takes_from_the_busiest_node_first() {
+        let tasks = [
+            task(1, "a", TaskState::Running, TaskState::Running),
+            task(2, "a", TaskState::Running, TaskState::Running),
+            task(3, "a", TaskState::Running, TaskState::Running),
+            task(4, "b", TaskState::Running, TaskState::Running),
+        ];
+        let refs: Vec<&Task> = tasks.iter().collect();
+        let txs = reconcile(&service(2), 2, &refs, Timestamp::now());
+        let gone = removed(&txs);
+        assert_eq!(gone.len(), 2);
+        assert!(gone.iter().all(|id| id.contains("-a-")), "{gone:?}");
+    }
+
+    #[test]
+    fn a_completed_task_that_will_not_restart_keeps_its_slot() {
+        let tasks = [task(1, "a", TaskState::Complete, TaskState::Running)];
+        let refs: Vec<&Task> = tasks.iter().collect();
+        assert!(reconcile(&service(1), 1, &refs, Timestamp::now()).is_empty());
+    }
+
+    proptest! {
+        /// Whatever the starting tasks, the result has exactly `want` runnable slots.
+        #[test]
+        fn converges_to_the_requested_replicas(
+            want in 0u64..12,
+            existing in proptest::collection::vec((1u64..15, 0usize..3, any::<bool>()), 0..20),
+        ) {
+            let nodes = ["a", "b", "c"];
+            let tasks: Vec<Task> = existing
+                .iter()
+                .enumerate()
+                .map(|(i, (slot, node, runnable))| {
+                    let mut t = task(*slot, nodes[*node], TaskState::Running,
+                        if *runnable { TaskState::Running } else { TaskState::Shutdown });
+                    t.id = format!("t{i}");
+                    t
+                })
+                .collect();
+            let refs: Vec<&Task> = tasks.iter().collect();
+            let txs = reconcile(&service(want), want, &refs, Timestamp::now());
+            let gone: BTreeSet<String> = removed(&txs).into_iter().collect();
+            let mut slots: BTreeSet<u64> = tasks
+                .iter()
+                .filter(|t| t.is_runnable() && !gone.contains(&t.id))
+                .map(|t| t.slot)
+                .collect();
+            for s in created_slots(&txs) {
+                prop_assert!(slots.insert(s), "slot {} created twice or while occupied", s);
+            }
+            prop_assert_eq!(slots.len() as u64, want);
+        }
+    }
+}
