@@ -4,7 +4,7 @@ CARGO ?= cargo
 UP_DIR ?= $(CURDIR)/.swarm-up
 UP_ADDR ?= 127.0.0.1:2377
 
-.PHONY: build up down clean-up test lint fix verify bench
+.PHONY: build up down clean-up test test-image lint fix verify bench
 
 build:
 	$(CARGO) build --release --workspace
@@ -22,8 +22,12 @@ clean-up: down
 	rm -rf $(UP_DIR)
 
 ## All tests: unit, property, in-process raft, and end-to-end with real processes.
-test:
+test: test-image
 	$(CARGO) test --release --workspace -- --test-threads=1
+
+## The local test image (no registry): swarm-test/busybox:latest from Debian's busybox-static.
+test-image:
+	scripts/test-image.sh
 
 ## Read-only style checks.
 lint:

@@ -92,18 +92,22 @@ impl Agent {
     /// Runs until `shutdown`: adopts leftover containers, then keeps a session open.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         self.worker.scan().await;
-        let mut backoff = Duration::from_millis(100);
+        // A node must reach the new leader well within the dispatcher's grace period after a
+        // failover, so managers are tried in turn without waiting, and the pause after a whole
+        // round of failures stays short.
+        let mut pause = Duration::from_millis(100);
         let mut next: Option<String> = None;
         let mut turn = 0usize;
+        let mut failed_in_round = 0usize;
         loop {
+            let addrs = self.manager_addrs();
+            if addrs.is_empty() {
+                tracing::error!("no manager address known; cannot open a session");
+                return;
+            }
             let addr = match next.take() {
                 Some(a) => a,
                 None => {
-                    let addrs = self.manager_addrs();
-                    if addrs.is_empty() {
-                        tracing::error!("no manager address known; cannot open a session");
-                        return;
-                    }
                     turn += 1;
                     addrs[turn % addrs.len()].clone()
                 }
@@ -113,18 +117,22 @@ impl Agent {
                 _ = shutdown.wait_for(|s| *s) => return,
             };
             match ended {
-                Ok(()) => backoff = Duration::from_millis(100),
-                Err(SessionEnd::Redirect(leader)) => {
-                    next = Some(leader);
-                    continue;
+                Ok(()) => {
+                    pause = Duration::from_millis(100);
+                    failed_in_round = 0;
                 }
+                Err(SessionEnd::Redirect(leader)) => next = Some(leader),
                 Err(SessionEnd::Failed(why)) => {
-                    tracing::warn!(manager = %addr, error = %why, retry_in = ?backoff, "session failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.wait_for(|s| *s) => return,
+                    tracing::warn!(manager = %addr, error = %why, "session failed");
+                    failed_in_round += 1;
+                    if failed_in_round >= addrs.len() {
+                        failed_in_round = 0;
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = shutdown.wait_for(|s| *s) => return,
+                        }
+                        pause = (pause * 2).min(Duration::from_secs(1));
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(8));
                 }
             }
         }

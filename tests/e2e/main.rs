@@ -9,6 +9,8 @@ mod group_commit;
 mod leader_loss;
 mod quorum;
 mod restart;
+mod scale;
 mod snapshots;
 mod storage_faults;
 mod support;
+mod workers;

@@ -226,6 +226,35 @@ impl Cluster {
         i
     }
 
+    /// Starts `swarmd simulate --nodes n` joining through node `via`; waits until all joined.
+    pub fn simulate(&mut self, name: &str, nodes: usize, token: &str, via: usize) -> usize {
+        let remote = self.nodes[via].addr.clone();
+        let args = vec![
+            "simulate".to_string(),
+            "--nodes".to_string(),
+            nodes.to_string(),
+            "--token".to_string(),
+            token.to_string(),
+            remote,
+        ];
+        let i = self.spawn(name, &args);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.nodes[i].stdout().contains("simulating") {
+            assert!(
+                self.nodes[i].is_running(),
+                "simulate exited:\n{}",
+                self.nodes[i].log_text()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "simulate did not join in time:\n{}",
+                self.nodes[i].log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        i
+    }
+
     /// Restarts a stopped node with `swarmd run`.
     pub fn restart(&mut self, i: usize) {
         let name = self.nodes[i].name.clone();
