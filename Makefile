@@ -10,7 +10,7 @@ build:
 	$(CARGO) build --release --workspace
 
 ## Start a one-node cluster from this checkout and show what runs on it.
-up: build
+up: build test-image
 	UP_DIR=$(UP_DIR) UP_ADDR=$(UP_ADDR) scripts/up.sh
 
 ## Stop the `make up` cluster (its state stays in .swarm-up/).

@@ -23,3 +23,12 @@ else
   echo "swarmd ($PID) was not running"
 fi
 rm -f "$PIDFILE"
+# Remove this node's task containers too: nothing supervises them while swarmd is down.
+NODE_ID=$(sed -n 's/.*"node_id": *"\([a-z0-9]*\)".*/\1/p' "$UP_DIR/node/node.json" 2>/dev/null || true)
+if [ -n "$NODE_ID" ] && command -v docker >/dev/null; then
+  ids=$(docker ps -aq --filter "label=com.docker.swarm.node.id=$NODE_ID")
+  if [ -n "$ids" ]; then
+    docker rm -f $ids >/dev/null
+    echo "removed $(echo "$ids" | wc -l) task containers"
+  fi
+fi

@@ -35,16 +35,24 @@ else
   running || { echo "swarmd did not come up in 10 s; see $UP_DIR/swarmd.log" >&2; exit 1; }
 fi
 
-# The example service. Its tasks run once worker execution lands (see docs/user-guide.md).
+# The example service: two containers of the local test image on this node's Docker engine.
 if ! "$BIN/swarmctl" service inspect hello >/dev/null 2>&1; then
   "$BIN/swarmctl" service create --name hello --replicas 2 swarm-test/busybox:latest sleep 3600 >/dev/null
 fi
+for _ in $(seq 1 100); do
+  "$BIN/swarmctl" service ls | grep -q ' 2/2 ' && break
+  sleep 0.2
+done
 
 echo
 "$BIN/swarmctl" node ls
 echo
 "$BIN/swarmctl" service ls
 echo
+"$BIN/swarmctl" service ps hello
+echo
+docker ps --filter label=com.docker.swarm.service.name=hello --format 'table {{.Names}}\t{{.Status}}'
+echo
 echo "Use it with:  export SWARM_HOST=$SWARM_HOST; $BIN/swarmctl node ls"
 echo "Join another node:  $BIN/swarmctl swarm join-token worker"
-echo "Stop it with: make down"
+echo "Stop it with: make down (the containers keep running until the service is removed: swarmctl service rm hello)"

@@ -249,6 +249,12 @@ impl Worker {
                 return true;
             }
             Some(Existing::Created { .. }) => {}
+            // The task had started before, but its container is gone (removed while this
+            // worker was down): it failed, and the managers replace it.
+            None if task.status.state >= TaskState::Starting => {
+                self.report(id, ctl, TaskState::Failed, "container vanished", "task: the container was removed", 0);
+                return true;
+            }
             None => {
                 if stop_wanted(&desired.borrow()) {
                     self.report(id, ctl, TaskState::Shutdown, "shutdown before start", "", 0);
