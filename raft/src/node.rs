@@ -378,6 +378,21 @@ impl<A: App> RaftNode<A> {
         s
     }
 
+    /// Whether this node leads with a quorum behind it: it is leader and a majority acknowledged
+    /// it within `2 × election_timeout_max` (a single voter is its own quorum). openraft keeps
+    /// an isolated leader in the Leader state, so leader-only duties check this instead.
+    pub fn leads_with_quorum(&self) -> bool {
+        let s = self.status();
+        if !s.is_leader() {
+            return false;
+        }
+        if s.voters.len() <= 1 {
+            return true;
+        }
+        let lease = (self.config.election_timeout_max * 2).as_millis() as u64;
+        s.millis_since_quorum_ack.is_some_and(|ms| ms <= lease)
+    }
+
     /// Voters that acknowledged the leader recently, including the leader. Empty on followers.
     fn healthy_voters(&self) -> BTreeSet<RaftId> {
         let m = self.raft.metrics().borrow_watched().clone();

@@ -34,6 +34,23 @@ pub async fn commit_chunked(m: &Manager, name: &str, mut txs: Vec<Transaction>) 
     Ok(refused)
 }
 
+/// Waits until this leader has applied every entry in its log. False if it stopped leading.
+async fn wait_settled(m: &Manager, stop: &mut watch::Receiver<bool>) -> bool {
+    loop {
+        let st = m.raft.status();
+        if !st.is_leader() {
+            return false;
+        }
+        if st.applied >= st.last_log_index {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = stop.wait_for(|s| *s) => return false,
+        }
+    }
+}
+
 /// Runs `decide` whenever the store changes (and at least every `tick`) until `stop`.
 pub async fn run(name: &'static str, m: Arc<Manager>, decide: Decide, tick: Duration, mut stop: watch::Receiver<bool>) {
     let mut watcher = m.store.watch();
@@ -49,10 +66,11 @@ pub async fn run(name: &'static str, m: Arc<Manager>, decide: Decide, tick: Dura
             match commit_chunked(&m, name, txs).await {
                 Ok(refused) => tracing::debug!(controller = name, transactions = n, refused, "committed"),
                 Err(e) => {
-                    tracing::warn!(controller = name, error = %e, "cannot commit; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                        _ = stop.wait_for(|s| *s) => return,
+                    tracing::warn!(controller = name, error = %e, "cannot commit; waiting for the log to settle");
+                    // The write may still commit: decide nothing until everything appended so
+                    // far is applied, or this manager stops leading.
+                    if !wait_settled(&m, &mut stop).await {
+                        return;
                     }
                 }
             }

@@ -17,7 +17,7 @@ use super::scheduler;
 
 async fn wait_leadership(m: &Manager, want: bool, shutdown: &mut watch::Receiver<bool>) -> bool {
     loop {
-        if m.raft.status().is_leader() == want {
+        if m.raft.leads_with_quorum() == want {
             return true;
         }
         tokio::select! {
@@ -65,8 +65,10 @@ pub async fn run(m: Arc<Manager>, mut shutdown: watch::Receiver<bool>) {
         handles.push(tokio::spawn(m.dispatcher.clone().run_leader(m.clone(), stop.clone())));
         let still_running = wait_leadership(&m, false, &mut shutdown).await;
         let _ = stop_tx.send(true);
-        for h in handles {
-            let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
+        for mut h in handles {
+            if tokio::time::timeout(Duration::from_secs(5), &mut h).await.is_err() {
+                h.abort();
+            }
         }
         m.dispatcher.step_down();
         if !still_running {
