@@ -98,7 +98,9 @@ impl Agent {
         let mut pause = Duration::from_millis(100);
         let mut next: Option<String> = None;
         let mut turn = 0usize;
-        let mut failed_in_round = 0usize;
+        // Attempts that ended (failed, redirected, or a session that closed at once) since the
+        // last one that lasted; after a whole round of them, pause.
+        let mut short_lived = 0usize;
         loop {
             let addrs = self.manager_addrs();
             if addrs.is_empty() {
@@ -112,28 +114,29 @@ impl Agent {
                     addrs[turn % addrs.len()].clone()
                 }
             };
+            let started = tokio::time::Instant::now();
             let ended = tokio::select! {
                 r = self.session(&addr) => r,
                 _ = shutdown.wait_for(|s| *s) => return,
             };
             match ended {
-                Ok(()) => {
-                    pause = Duration::from_millis(100);
-                    failed_in_round = 0;
-                }
+                Ok(()) => {}
                 Err(SessionEnd::Redirect(leader)) => next = Some(leader),
-                Err(SessionEnd::Failed(why)) => {
-                    tracing::warn!(manager = %addr, error = %why, "session failed");
-                    failed_in_round += 1;
-                    if failed_in_round >= addrs.len() {
-                        failed_in_round = 0;
-                        tokio::select! {
-                            _ = tokio::time::sleep(pause) => {}
-                            _ = shutdown.wait_for(|s| *s) => return,
-                        }
-                        pause = (pause * 2).min(Duration::from_secs(1));
-                    }
+                Err(SessionEnd::Failed(why)) => tracing::warn!(manager = %addr, error = %why, "session failed"),
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                short_lived = 0;
+                pause = Duration::from_millis(100);
+                continue;
+            }
+            short_lived += 1;
+            if short_lived > addrs.len() {
+                short_lived = 0;
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = shutdown.wait_for(|s| *s) => return,
                 }
+                pause = (pause * 2).min(Duration::from_secs(1));
             }
         }
     }
@@ -269,8 +272,11 @@ async fn heartbeat_loop(
     end: watch::Sender<Option<String>>,
 ) {
     let mut failures = 0;
+    // Beats on a fixed schedule, so slow answers do not stretch the period.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::time::sleep(period).await;
+        tick.tick().await;
         let body = match swarm_raft::encode(&HeartbeatRequest {
             session_id: session_id.clone(),
         }) {
@@ -284,7 +290,12 @@ async fn heartbeat_loop(
             Ok(bytes) => {
                 failures = 0;
                 if let Ok(r) = swarm_raft::decode::<HeartbeatResponse>(&bytes, "heartbeat answer") {
-                    period = Duration::from_millis(r.period_ms.max(100));
+                    let new = Duration::from_millis(r.period_ms.max(100));
+                    if new != period {
+                        period = new;
+                        tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    }
                 }
             }
             Err(PeerError::Status { message, .. }) => {

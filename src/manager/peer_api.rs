@@ -170,7 +170,7 @@ async fn session(
 async fn heartbeat(State(m): State<Arc<Manager>>, Extension(peer): Extension<Peer>, body: Bytes) -> ApiResult<Vec<u8>> {
     let who = require_node(&peer, &m)?;
     let req: HeartbeatRequest = decode_msgpack(&body, "heartbeat")?;
-    let period = m.dispatcher.heartbeat(&m, &who.node_id, &req.session_id)?;
+    let period = m.dispatcher.heartbeat(&m, &who.node_id, &req.session_id).await?;
     encode_msgpack(&HeartbeatResponse {
         period_ms: period.as_millis() as u64,
     })

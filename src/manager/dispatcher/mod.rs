@@ -68,7 +68,7 @@ pub fn heartbeat_period(s: &StoreState) -> Duration {
         .and_then(|c| c.spec.dispatcher.heartbeat_period)
         .filter(|p| *p > 0)
         .unwrap_or(1_000_000_000);
-    Duration::from_nanos(ns as u64)
+    Duration::from_nanos(ns as u64).max(Duration::from_millis(500))
 }
 
 /// The tasks a node is told about: those assigned to it.
@@ -153,11 +153,17 @@ impl Dispatcher {
         let m = m.clone();
         let node_id = node_id.to_string();
         tokio::spawn(async move {
+            // A node that stops reading must not hold this task: a send also ends on cancel.
+            let cancel_send = cancel.clone();
             let send = |msg: SessionMessage| {
                 let tx = tx.clone();
+                let mut cancelled = cancel_send.clone();
                 async move {
                     match frame(&msg) {
-                        Ok(bytes) => tx.send(Ok(Bytes::from(bytes))).await.is_ok(),
+                        Ok(bytes) => tokio::select! {
+                            r = tx.send(Ok(Bytes::from(bytes))) => r.is_ok(),
+                            _ = cancelled.wait_for(|c| *c) => false,
+                        },
                         Err(_) => false,
                     }
                 }
@@ -255,22 +261,39 @@ impl Dispatcher {
         Ok(Body::from_stream(stream.boxed()))
     }
 
-    /// Records a heartbeat; returns the period the node should keep.
-    pub fn heartbeat(&self, m: &Manager, node_id: &str, session_id: &str) -> Result<Duration, ApiError> {
+    /// Records a heartbeat; returns the period the node should keep. A node the store still
+    /// shows as Down (a race with the heartbeat check) is marked Ready again.
+    pub async fn heartbeat(&self, m: &Manager, node_id: &str, session_id: &str) -> Result<Duration, ApiError> {
         if !self.active.load(Ordering::Relaxed) {
             return Err(Self::not_leader(m));
         }
-        let period = m.store.view(heartbeat_period);
-        let mut sessions = self.lock_sessions();
-        match sessions.get_mut(node_id) {
-            Some(s) if s.id == session_id => {
-                s.deadline = Instant::now() + period * MISSED_HEARTBEATS;
-                Ok(period)
+        let (period, status) = m
+            .store
+            .view(|s| (heartbeat_period(s), s.nodes.get(node_id).map(|n| n.status.clone())));
+        {
+            let mut sessions = self.lock_sessions();
+            match sessions.get_mut(node_id) {
+                Some(s) if s.id == session_id => s.deadline = Instant::now() + period * MISSED_HEARTBEATS,
+                _ => {
+                    return Err(ApiError::not_found(format!(
+                        "session {session_id} of node {node_id} not found; open a new session"
+                    )));
+                }
             }
-            _ => Err(ApiError::not_found(format!(
-                "session {session_id} of node {node_id} not found; open a new session"
-            ))),
         }
+        if let Some(status) = status.filter(|st| st.state == NodeState::Down) {
+            m.commit_txs_as_leader(vec![Transaction::one(StoreAction::NodeStatus {
+                id: node_id.to_string(),
+                status: NodeStatus {
+                    state: NodeState::Ready,
+                    message: String::new(),
+                    addr: status.addr,
+                },
+                description: None,
+            })])
+            .await?;
+        }
+        Ok(period)
     }
 
     /// Queues task status reports from a node's session; they are written in batches.
@@ -340,12 +363,22 @@ impl Dispatcher {
             return;
         }
         let txs: Vec<Transaction> = updates
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|(id, status)| Transaction::one(StoreAction::TaskStatus { id, status }))
             .collect();
         if let Err(e) = commit_chunked(m, "dispatcher", txs).await {
-            // The nodes report their current status again on their next session.
-            tracing::warn!(error = %e, "cannot write task status reports");
+            tracing::warn!(error = %e, "cannot write task status reports; will retry");
+            // Put them back in front of newer reports (applying a report twice is harmless:
+            // states only move forward). If this manager stops leading, the queue is dropped
+            // and the nodes report everything again on their next session.
+            if self.active.load(Ordering::Relaxed) {
+                let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                let newer = std::mem::take(&mut *q);
+                *q = updates;
+                q.extend(newer);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -387,6 +420,9 @@ impl Dispatcher {
                 down.push((id, status));
             }
         }
+        // A session may have opened meanwhile.
+        let with_session: HashSet<String> = self.lock_sessions().keys().cloned().collect();
+        down.retain(|(id, _)| !with_session.contains(id));
         if down.is_empty() {
             return;
         }
