@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::sync::watch;
@@ -182,21 +183,29 @@ impl Worker {
         let runner = self.lock_runners().remove(id);
         match runner {
             Some(r) => {
-                // The runner sees the channel close and cleans up.
+                // The runner sees the channel close, cleans up and forgets the task.
                 drop(r.desired);
                 drop(r.handle);
             }
-            None => self.remove_container(id.to_string()),
+            None => {
+                self.remove_container(id.to_string());
+                self.reporter.forget(id);
+            }
         }
-        self.reporter.forget(id);
     }
 
     fn remove_container(&self, id: String) {
         let exec = self.executor.clone();
         let node = self.node_id.clone();
         tokio::spawn(async move {
-            if let Err(e) = exec.remove_task(&node, &id).await {
-                tracing::warn!(task_id = %id, error = %e, "cannot remove the task's container");
+            for attempt in 1..=5 {
+                match exec.remove_task(&node, &id).await {
+                    Ok(()) => return,
+                    Err(e) if attempt == 5 => {
+                        tracing::warn!(task_id = %id, error = %e, "cannot remove the task's container; giving up")
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_secs(attempt)).await,
+                }
             }
         });
     }
@@ -224,15 +233,15 @@ impl Worker {
     async fn run_task(self: Arc<Self>, task: Task, mut desired: watch::Receiver<TaskState>) {
         let id = task.id.clone();
         let mut ctl = self.executor.controller(&task, &self.node_id);
-        let ended = self.drive(&task, ctl.as_mut(), &mut desired).await;
-        if !ended {
-            return;
+        if self.drive(&task, ctl.as_mut(), &mut desired).await {
+            // Keep the stopped container until the managers remove the task (or delete it).
+            let _ = desired.wait_for(|d| *d == TaskState::Remove).await;
+            remove_with_retries(&id, ctl.as_mut()).await;
         }
-        // Keep the stopped container until the managers remove the task (or delete it).
-        let _ = desired.wait_for(|d| *d == TaskState::Remove).await;
-        if let Err(e) = ctl.remove().await {
-            tracing::warn!(task_id = %id, error = %e, "cannot remove the task's container");
-        }
+        // Forget the task once the managers have deleted it (the channel closes then), so its
+        // last status is delivered first and not reported again by later sessions.
+        while desired.changed().await.is_ok() {}
+        self.reporter.forget(&id);
     }
 
     /// Runs the task to an end state. Returns false if the task was deleted meanwhile (the
@@ -240,7 +249,29 @@ impl Worker {
     async fn drive(&self, task: &Task, ctl: &mut dyn Controller, desired: &mut watch::Receiver<TaskState>) -> bool {
         let id = task.id.as_str();
         let stop_wanted = |d: &TaskState| *d > TaskState::Running;
-        let existing = ctl.existing().await.unwrap_or(None);
+        let mut existing = ctl.existing().await;
+        for _ in 0..3 {
+            if existing.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            existing = ctl.existing().await;
+        }
+        // Never guess: a container that cannot be looked up must not be replaced or removed.
+        let existing = match existing {
+            Ok(e) => e,
+            Err(e) => {
+                self.report(
+                    id,
+                    ctl,
+                    TaskState::Failed,
+                    "cannot inspect the container",
+                    &e.to_string(),
+                    0,
+                );
+                return true;
+            }
+        };
         let mut adopted_running = false;
         match existing {
             Some(Existing::Running { .. }) => adopted_running = true,
@@ -252,7 +283,14 @@ impl Worker {
             // The task had started before, but its container is gone (removed while this
             // worker was down): it failed, and the managers replace it.
             None if task.status.state >= TaskState::Starting => {
-                self.report(id, ctl, TaskState::Failed, "container vanished", "task: the container was removed", 0);
+                self.report(
+                    id,
+                    ctl,
+                    TaskState::Failed,
+                    "container vanished",
+                    "task: the container was removed",
+                    0,
+                );
                 return true;
             }
             None => {
@@ -276,9 +314,15 @@ impl Worker {
         if !adopted_running {
             // Wait for the go-ahead: a replacement is held READY during its restart delay.
             let go = desired.wait_for(|d| *d >= TaskState::Running).await.map(|d| *d);
+            // wait_for also answers Ok for the last value after the task was deleted.
+            let deleted = desired.has_changed().is_err();
             match go {
                 Err(_) => {
-                    let _ = ctl.remove().await;
+                    remove_with_retries(id, ctl).await;
+                    return false;
+                }
+                Ok(_) if deleted => {
+                    remove_with_retries(id, ctl).await;
                     return false;
                 }
                 Ok(d) if d > TaskState::Running => {
@@ -326,13 +370,29 @@ impl Worker {
     }
 
     async fn stop(&self, id: &str, ctl: &mut dyn Controller, desired: &watch::Receiver<TaskState>) -> bool {
-        if let Err(e) = ctl.shutdown().await {
-            tracing::warn!(task_id = %id, error = %e, "cannot stop the task's container");
+        let mut stopped = ctl.shutdown().await;
+        for attempt in 1..5u64 {
+            if stopped.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(attempt)).await;
+            stopped = ctl.shutdown().await;
         }
-        self.report(id, ctl, TaskState::Shutdown, "shutdown", "", 0);
+        match stopped {
+            Ok(()) => self.report(id, ctl, TaskState::Shutdown, "shutdown", "", 0),
+            // Say so rather than claim a shutdown: the container may still be running.
+            Err(e) => self.report(
+                id,
+                ctl,
+                TaskState::Failed,
+                "shutdown failed",
+                &format!("cannot stop the container: {e}"),
+                0,
+            ),
+        }
         // A closed channel means the task was deleted: clean up now.
         if desired.has_changed().is_err() {
-            let _ = ctl.remove().await;
+            remove_with_retries(id, ctl).await;
             return false;
         }
         true
@@ -344,6 +404,19 @@ impl Worker {
         } else {
             let err = format!("task: non-zero exit ({code})");
             self.report(id, ctl, TaskState::Failed, "started", &err, code);
+        }
+    }
+}
+
+/// Removes a task's container, retrying a few times before giving up with a warning.
+async fn remove_with_retries(id: &str, ctl: &mut dyn Controller) {
+    for attempt in 1..=5u64 {
+        match ctl.remove().await {
+            Ok(()) => return,
+            Err(e) if attempt == 5 => {
+                tracing::warn!(task_id = %id, error = %e, "cannot remove the task's container; giving up")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_secs(attempt)).await,
         }
     }
 }

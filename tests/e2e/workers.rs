@@ -330,22 +330,60 @@ async fn a_restarted_worker_adopts_its_containers() {
         async move { (n == Some(2)).then_some(()) }
     })
     .await;
-    let before: Vec<String> = containers_of_service("steady").into_iter().map(|(n, _, _)| n).collect();
+    let before = container_ids("steady");
+    assert_eq!(before.len(), 2);
 
     c.kill(w);
+    let log_before = c.nodes[w].log_text().len();
     c.restart(w);
-    // Give the worker time to reconnect, adopt and report.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let after = containers_of_service("steady");
-    let mut names: Vec<String> = after.iter().map(|(n, _, _)| n.clone()).collect();
-    names.sort();
-    let mut before_sorted = before.clone();
-    before_sorted.sort();
-    assert_eq!(names, before_sorted, "no container was added or replaced");
-    assert!(after.iter().all(|(_, _, running)| *running));
+    // Wait until the restarted worker has a session again, then give it time to act.
+    eventually("the restarted worker opens a session", Duration::from_secs(30), || {
+        let log = c.nodes[w].log_text();
+        async move {
+            log[log_before.min(log.len())..]
+                .contains("session opened")
+                .then_some(())
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        container_ids("steady"),
+        before,
+        "the same containers, started once: none added or replaced"
+    );
     let tasks = tasks_of(&c, m, "steady").await.unwrap();
     assert_eq!(tasks.len(), 2, "no new tasks: {tasks:?}");
     assert!(tasks.iter().all(|t| state(t) == "running"));
+}
+
+/// `(container ID, start time)` of a service's running containers, sorted.
+fn container_ids(service: &str) -> Vec<(String, String)> {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={service}"),
+        ])
+        .output()
+        .unwrap();
+    let mut v: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|id| {
+            let started = std::process::Command::new("docker")
+                .args(["inspect", "-f", "{{.State.StartedAt}}", id])
+                .output()
+                .unwrap();
+            (
+                id.to_string(),
+                String::from_utf8_lossy(&started.stdout).trim().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// A healthcheck gates RUNNING: the task counts as running once healthy; an unhealthy one fails.

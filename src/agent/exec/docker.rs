@@ -194,6 +194,21 @@ pub fn container_name(task: &Task) -> String {
     format!("{}.{}", task.display_name(&service_name(task)), task.id)
 }
 
+/// `name` → `name:latest` unless the reference has a tag or a digest.
+pub fn with_default_tag(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') || last.contains(':') {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
+/// Stop timeouts beyond a day are clamped (the engine takes seconds as a 32-bit integer).
+fn grace_secs(grace_ns: i64) -> i64 {
+    (grace_ns.max(0).saturating_add(999_999_999) / 1_000_000_000).min(86_400)
+}
+
 async fn remove(docker: &Docker, id: &str) -> Result<(), ExecError> {
     let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
     match tokio::time::timeout(ENGINE_TIMEOUT, docker.remove_container(id, Some(opts))).await {
@@ -293,7 +308,7 @@ impl DockerController {
             open_stdin: Some(spec.open_stdin),
             labels: Some(self.labels()),
             stop_signal: (!spec.stop_signal.is_empty()).then(|| spec.stop_signal.clone()),
-            stop_timeout: Some((grace_ns + 999_999_999) / 1_000_000_000),
+            stop_timeout: Some(grace_secs(grace_ns)),
             healthcheck,
             host_config: Some(HostConfig {
                 mounts: (!mounts.is_empty()).then_some(mounts),
@@ -372,7 +387,9 @@ impl DockerController {
             }
         }
         tracing::info!(%image, "pulling image");
-        let opts = CreateImageOptionsBuilder::new().from_image(image).build();
+        // Without a tag the engine would pull every tag of the repository.
+        let reference = with_default_tag(image);
+        let opts = CreateImageOptionsBuilder::new().from_image(&reference).build();
         let pull = async {
             let mut stream = self.docker.create_image(Some(opts), None, None);
             while let Some(item) = stream.next().await {
@@ -547,7 +564,7 @@ impl Controller for DockerController {
                 .as_ref()
                 .and_then(|c| c.stop_grace_period)
                 .unwrap_or(DEFAULT_STOP_GRACE_PERIOD);
-            let secs = ((grace_ns + 999_999_999) / 1_000_000_000) as i32;
+            let secs = grace_secs(grace_ns) as i32;
             let opts = StopContainerOptionsBuilder::new().t(secs).build();
             let deadline = Duration::from_secs(secs as u64) + ENGINE_TIMEOUT;
             match tokio::time::timeout(deadline, self.docker.stop_container(&self.name, Some(opts))).await {
@@ -568,5 +585,27 @@ impl Controller for DockerController {
 
     fn container(&self) -> (String, i64) {
         (self.container_id.clone(), self.pid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untagged_images_get_latest() {
+        assert_eq!(with_default_tag("busybox"), "busybox:latest");
+        assert_eq!(with_default_tag("busybox:1.36"), "busybox:1.36");
+        assert_eq!(with_default_tag("localhost:5000/app"), "localhost:5000/app:latest");
+        assert_eq!(with_default_tag("localhost:5000/app:v2"), "localhost:5000/app:v2");
+        assert_eq!(with_default_tag("app@sha256:abc"), "app@sha256:abc");
+    }
+
+    #[test]
+    fn grace_periods_round_up_and_clamp() {
+        assert_eq!(grace_secs(1), 1);
+        assert_eq!(grace_secs(10_000_000_000), 10);
+        assert_eq!(grace_secs(i64::MAX), 86_400);
+        assert_eq!(grace_secs(-5), 0);
     }
 }
