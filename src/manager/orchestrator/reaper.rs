@@ -39,7 +39,10 @@ pub fn decide(s: &StoreState) -> Vec<Transaction> {
             }
             continue;
         }
-        if !t.is_runnable() && t.status.state > TaskState::Running {
+        // History: tasks told to stop that did stop, or that never will report again (their
+        // node is gone) or never got placed.
+        let never_placed = t.node_id.is_empty() || t.status.state < TaskState::Assigned;
+        if !t.is_runnable() && (t.status.state > TaskState::Running || node_gone(t) || never_placed) {
             let node_key = if t.slot == 0 { t.node_id.as_str() } else { "" };
             history
                 .entry((t.service_id.as_str(), t.slot, node_key))

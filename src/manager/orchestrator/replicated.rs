@@ -42,6 +42,19 @@ pub fn reconcile(svc: &Service, want: u64, tasks: &[&Task], now: Timestamp) -> V
     }
     let have = slots.len() as u64;
     let mut txs = Vec::new();
+    // Two runnable tasks in one slot should not happen; if one does (e.g. after a write whose
+    // outcome was unknown), keep the one that is furthest along and newest, shut the rest down.
+    for ts in slots.values_mut() {
+        if ts.len() > 1 {
+            ts.sort_by_key(|t| std::cmp::Reverse((t.status.state.min(TaskState::Running), t.created_at)));
+            for extra in ts.drain(1..) {
+                txs.push(Transaction::one(StoreAction::TaskDesired {
+                    id: extra.id.clone(),
+                    desired: TaskState::Shutdown,
+                }));
+            }
+        }
+    }
     if have < want {
         let mut next = 1u64;
         for _ in have..want {
@@ -134,7 +147,7 @@ mod tests {
         txs.iter()
             .flat_map(|t| &t.actions)
             .filter_map(|a| match a {
-                StoreAction::TaskDesired { id, desired } if *desired == TaskState::Remove => Some(id.clone()),
+                StoreAction::TaskDesired { id, desired } if *desired >= TaskState::Shutdown => Some(id.clone()),
                 _ => None,
             })
             .collect()
@@ -161,8 +174,24 @@ mod tests {
         let refs: Vec<&Task> = tasks.iter().collect();
         let txs = reconcile(&service(2), 2, &refs, Timestamp::now());
         let gone = removed(&txs);
-        assert_eq!(gone.len(), 2);
+        assert_eq!(gone.len(), 2, "{txs:?}");
         assert!(gone.iter().all(|id| id.contains("-a-")), "{gone:?}");
+    }
+
+    #[test]
+    fn a_slot_with_two_runnable_tasks_keeps_the_running_one() {
+        let mut a = task(1, "a", TaskState::Running, TaskState::Running);
+        a.id = "running".into();
+        let mut b = task(1, "b", TaskState::Pending, TaskState::Running);
+        b.id = "pending".into();
+        let tasks = [a, b];
+        let refs: Vec<&Task> = tasks.iter().collect();
+        let txs = reconcile(&service(1), 1, &refs, Timestamp::now());
+        let shut: Vec<&StoreAction> = txs.iter().flat_map(|t| &t.actions).collect();
+        assert_eq!(shut.len(), 1);
+        assert!(
+            matches!(shut[0], StoreAction::TaskDesired { id, desired } if id == "pending" && *desired == TaskState::Shutdown)
+        );
     }
 
     #[test]

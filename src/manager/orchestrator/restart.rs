@@ -11,6 +11,7 @@ use crate::manager::api::validate::DEFAULT_RESTART_DELAY;
 use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
 use crate::manager::store::Transaction;
+use crate::model::Availability;
 use crate::model::NodeState;
 use crate::model::RestartPolicy;
 use crate::model::Service;
@@ -64,7 +65,7 @@ pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
             && t.status.state <= TaskState::Running
             && s.nodes
                 .get(&t.node_id)
-                .is_none_or(|n| n.status.state == NodeState::Down);
+                .is_none_or(|n| n.status.state == NodeState::Down || n.spec.availability == Availability::Drain);
         let ended = t.status.state > TaskState::Running;
         if !(ended || node_down) {
             continue;
@@ -91,12 +92,14 @@ fn replace(svc: &Service, old: &Task, p: &RestartPolicy, node_down: bool, now: T
     };
     let node = if old.slot == 0 { old.node_id.as_str() } else { "" };
     let new = new_task(svc, old.slot, node, desired, now);
+    // The old task is updated at the version this decision saw: if anything changed it since
+    // (a status, a scale-down, an earlier replacement whose commit outcome was unknown), the
+    // whole transaction is refused and decided again, so a slot never gets two replacements.
+    let mut shut = old.clone();
+    shut.desired_state = TaskState::Shutdown;
     Transaction {
         actions: vec![
-            StoreAction::TaskDesired {
-                id: old.id.clone(),
-                desired: TaskState::Shutdown,
-            },
+            StoreAction::Update(shut.into_object()),
             StoreAction::Create(new.into_object()),
         ],
     }
