@@ -17,21 +17,32 @@ pub type Decide = fn(&StoreState, Timestamp) -> Vec<Transaction>;
 pub const MAX_TXS_PER_PROPOSAL: usize = 500;
 
 /// Commits `txs` in raft entries of at most [`MAX_TXS_PER_PROPOSAL`] transactions, as leader.
-/// Returns how many transactions were refused (they are decided again on the next pass).
+/// The entries are proposed together, so raft appends (and fsyncs) them as one batch. Returns
+/// how many transactions were refused (they are decided again on the next pass).
 pub async fn commit_chunked(m: &Manager, name: &str, mut txs: Vec<Transaction>) -> Result<usize, String> {
-    let mut refused = 0;
+    let mut chunks = Vec::new();
     while !txs.is_empty() {
         let rest = txs.split_off(txs.len().min(MAX_TXS_PER_PROPOSAL));
-        let chunk = std::mem::replace(&mut txs, rest);
-        let (_, results) = m.commit_txs_as_leader(chunk).await.map_err(|e| e.message)?;
-        for r in results {
-            if let Err(e) = r {
-                refused += 1;
-                tracing::debug!(controller = name, error = %e, "transaction refused");
+        chunks.push(std::mem::replace(&mut txs, rest));
+    }
+    let outcomes = futures_util::future::join_all(chunks.into_iter().map(|c| m.commit_txs_as_leader(c))).await;
+    let mut refused = 0;
+    let mut failure = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok((_, results)) => {
+                for e in results.into_iter().filter_map(Result::err) {
+                    refused += 1;
+                    tracing::debug!(controller = name, error = %e, "transaction refused");
+                }
             }
+            Err(e) => failure = Some(e.message),
         }
     }
-    Ok(refused)
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(refused),
+    }
 }
 
 /// Waits until this leader has applied every entry in its log. False if it stopped leading.

@@ -54,6 +54,11 @@ pub fn normalize_service_spec(spec: &mut ServiceSpec) {
     if let Some(r) = spec.mode.replicated.as_mut() {
         r.replicas.get_or_insert(1);
     }
+    // Like dockerd: one task at a time, and as many completions as may run at once.
+    if let Some(j) = spec.mode.replicated_job.as_mut() {
+        let concurrent = *j.max_concurrent.get_or_insert(1);
+        j.total_completions.get_or_insert(concurrent);
+    }
     let ep = spec.endpoint_spec.get_or_insert_with(EndpointSpec::default);
     if ep.mode.is_empty() {
         ep.mode = "vip".to_string();
@@ -141,47 +146,9 @@ pub fn valid_name(name: &str) -> bool {
 
 /// Checks a placement constraint: `key==value` or `key!=value`, the key in Swarm's syntax.
 pub fn check_constraint(expr: &str) -> Result<(), String> {
-    let (key, value) = if let Some((k, v)) = expr.split_once("==") {
-        (k, v)
-    } else if let Some((k, v)) = expr.split_once("!=") {
-        (k, v)
-    } else {
-        return Err(format!(
-            "invalid constraint {expr:?}: expected KEY==VALUE or KEY!=VALUE"
-        ));
-    };
-    let key = key.trim();
-    let value = value.trim();
-    let key_ok = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && key.len() >= 2
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !key_ok {
-        return Err(format!("invalid constraint {expr:?}: invalid key {key:?}"));
-    }
-    if value.is_empty() || value.contains("==") || value.contains("!=") {
-        return Err(format!("invalid constraint {expr:?}: invalid value {value:?}"));
-    }
-    const KNOWN: &[&str] = &[
-        "node.id",
-        "node.hostname",
-        "node.ip",
-        "node.role",
-        "node.platform.os",
-        "node.platform.arch",
-    ];
-    let key_l = key.to_ascii_lowercase();
-    if !KNOWN.contains(&key_l.as_str()) && !key_l.starts_with("node.labels.") && !key_l.starts_with("engine.labels.") {
-        return Err(format!(
-            "invalid constraint {expr:?}: unknown key {key:?} (expected node.id, node.hostname, node.ip, node.role, \
-             node.platform.os, node.platform.arch, node.labels.<k> or engine.labels.<k>)"
-        ));
-    }
-    if key_l == "node.role" && !["manager", "worker"].contains(&value.to_ascii_lowercase().as_str()) {
-        return Err(format!("invalid constraint {expr:?}: node.role is manager or worker"));
-    }
-    Ok(())
+    crate::manager::scheduler::constraint::Constraint::parse(expr)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn check_duration(field: &str, v: Option<i64>) -> Result<(), ApiError> {
@@ -334,6 +301,36 @@ pub fn validate_service_spec(spec: &ServiceSpec) -> Result<(), ApiError> {
                 "TaskTemplate.Resources",
                 "limits and reservations must not be negative",
             ));
+        }
+        for (i, g) in r
+            .reservations
+            .iter()
+            .flat_map(|r| r.generic_resources.iter().flatten())
+            .enumerate()
+        {
+            let field = format!("TaskTemplate.Resources.Reservations.GenericResources[{i}]");
+            match (&g.named_resource_spec, &g.discrete_resource_spec) {
+                (None, Some(d)) if !d.kind.is_empty() && d.value > 0 => {}
+                (None, Some(d)) if d.kind.is_empty() => return Err(bad(&field, "Kind must be set")),
+                (None, Some(d)) => {
+                    return Err(bad(
+                        &field,
+                        format!("{} must be reserved at least once, not {}", d.kind, d.value),
+                    ));
+                }
+                (Some(_), None) => {
+                    return Err(bad(
+                        &field,
+                        "a reservation asks for a count (DiscreteResourceSpec), not a named resource",
+                    ));
+                }
+                _ => {
+                    return Err(bad(
+                        &field,
+                        "exactly one of NamedResourceSpec or DiscreteResourceSpec must be set",
+                    ));
+                }
+            }
         }
     }
     if let Some(rp) = &tt.restart_policy {

@@ -1,104 +1,143 @@
-//! The scheduler: PENDING → ASSIGNED. Each pending task goes to a Ready, Active node, the one
-//! with the fewest tasks of its service, then the fewest tasks overall. Decisions of one pass
-//! are committed together.
+//! The scheduler: PENDING → ASSIGNED. Pending tasks are grouped by service and spec version;
+//! each group is placed together through the filter pipeline ([`filter`]) and the preference
+//! tree ([`placement`]), and all decisions of a pass are committed together. A task that fits
+//! nowhere stays PENDING with Swarm's explanation in its `Err`, and is tried again on the next
+//! store change (a node joining, a label or availability change, a task ending).
+
+pub mod constraint;
+pub mod filter;
+pub mod node_info;
+pub mod placement;
 
 use std::collections::HashMap;
 
+use self::filter::Requirements;
+use self::filter::explain;
+use self::filter::first_failure;
+use self::node_info::NodeInfo;
+use self::node_info::host_mode_ports;
+use self::placement::SpreadKey;
 use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
 use crate::manager::store::Transaction;
-use crate::model::Availability;
-use crate::model::Node;
-use crate::model::NodeState;
+use crate::model::Task;
 use crate::model::TaskState;
 use crate::model::TaskStatus;
 use crate::model::Timestamp;
 
-fn eligible(n: &Node) -> bool {
-    n.status.state == NodeState::Ready && n.spec.availability == Availability::Active
+/// `no suitable node (…)`, as Swarm words a task that fits nowhere.
+pub fn no_suitable_node(explanation: &str) -> String {
+    if explanation.is_empty() {
+        "no suitable node".to_string()
+    } else {
+        format!("no suitable node ({explanation})")
+    }
 }
 
-/// Why no node fits, in Swarm's words.
-fn no_node_reason(nodes: &[&Node]) -> String {
-    let unavailable = nodes.iter().filter(|n| !eligible(n)).count();
-    if nodes.is_empty() {
-        "no suitable node (no nodes in the cluster)".to_string()
-    } else {
-        let noun = if unavailable == 1 { "node" } else { "nodes" };
-        format!("no suitable node ({unavailable} {noun} not available for new tasks)")
+fn status(now: Timestamp, state: TaskState, message: &str, err: String) -> TaskStatus {
+    TaskStatus {
+        timestamp: now,
+        state,
+        message: message.to_string(),
+        err,
+        ..Default::default()
     }
+}
+
+/// Records why a pending task waits, unless it already says so.
+fn still_pending(t: &Task, err: String, now: Timestamp) -> Option<Transaction> {
+    (t.status.err != err).then(|| {
+        Transaction::one(StoreAction::TaskStatus {
+            id: t.id.clone(),
+            status: status(now, TaskState::Pending, "pending task scheduling", err),
+        })
+    })
 }
 
 pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
-    let nodes: Vec<&Node> = s.nodes.iter().collect();
-    let mut candidates: Vec<&Node> = nodes.iter().copied().filter(|n| eligible(n)).collect();
-    candidates.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut total: HashMap<&str, usize> = HashMap::new();
-    let mut per_service: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut pending = Vec::new();
-    for t in s.tasks.iter() {
-        if t.desired_state > TaskState::Running {
-            continue;
-        }
-        if t.status.state == TaskState::Pending {
-            pending.push(t);
-        } else if !t.node_id.is_empty() && t.status.state >= TaskState::Assigned {
-            *total.entry(t.node_id.as_str()).or_default() += 1;
-            *per_service
-                .entry((t.node_id.as_str(), t.service_id.as_str()))
-                .or_default() += 1;
-        }
+    let mut pending: Vec<&Task> = s
+        .tasks
+        .iter()
+        .filter(|t| t.status.state == TaskState::Pending)
+        .collect();
+    if pending.is_empty() {
+        return Vec::new();
     }
     pending.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
-    let assigned = || TaskStatus {
-        timestamp: now,
-        state: TaskState::Assigned,
-        message: "scheduler assigned task to node".to_string(),
-        ..Default::default()
-    };
+    let mut infos = NodeInfo::build_all(s, now);
+    let index: HashMap<&str, usize> = infos.iter().enumerate().map(|(i, n)| (n.node.id.as_str(), i)).collect();
+    let ports_of = |t: &Task| s.services.get(&t.service_id).map(host_mode_ports).unwrap_or_default();
     let mut txs = Vec::new();
+    // Groups in order of their oldest task; preassigned (global) tasks are checked one by one.
+    let mut groups: Vec<((&str, u64), Vec<&Task>)> = Vec::new();
+    let mut group_of: HashMap<(&str, u64), usize> = HashMap::new();
     for t in pending {
-        let choice: Option<&str> = if !t.node_id.is_empty() {
-            // A global task was created for its node; it only needs the node to be usable.
-            candidates.iter().find(|n| n.id == t.node_id).map(|n| n.id.as_str())
-        } else {
-            candidates
-                .iter()
-                .min_by_key(|n| {
-                    (
-                        per_service
-                            .get(&(n.id.as_str(), t.service_id.as_str()))
-                            .copied()
-                            .unwrap_or(0),
-                        total.get(n.id.as_str()).copied().unwrap_or(0),
-                    )
-                })
-                .map(|n| n.id.as_str())
-        };
-        match choice {
-            Some(node) => {
-                *total.entry(node).or_default() += 1;
-                *per_service.entry((node, t.service_id.as_str())).or_default() += 1;
+        if t.desired_state.wants_stop() {
+            // Told to stop before it was placed: it never will be.
+            txs.push(Transaction::one(StoreAction::TaskStatus {
+                id: t.id.clone(),
+                status: status(now, TaskState::Shutdown, "shutdown before scheduling", String::new()),
+            }));
+            continue;
+        }
+        if !t.node_id.is_empty() {
+            let Some(&i) = index.get(t.node_id.as_str()) else {
+                continue; // its node is gone; the orchestrator shuts the task down
+            };
+            let req = Requirements::of(t, ports_of(t));
+            if first_failure(&req, &infos[i]).is_none() {
+                infos[i].place(&t.service_id, &req.reservation, &req.host_ports);
                 txs.push(Transaction::one(StoreAction::TaskAssign {
                     id: t.id.clone(),
-                    node_id: node.to_string(),
-                    status: assigned(),
+                    node_id: t.node_id.clone(),
+                    status: status(
+                        now,
+                        TaskState::Assigned,
+                        "scheduler confirmed task can run on preassigned node",
+                        String::new(),
+                    ),
                 }));
+            } else {
+                txs.extend(still_pending(t, explain(&req, [&infos[i]]), now));
             }
-            None => {
-                let err = no_node_reason(&nodes);
-                if t.status.err != err {
-                    txs.push(Transaction::one(StoreAction::TaskStatus {
-                        id: t.id.clone(),
-                        status: TaskStatus {
-                            timestamp: now,
-                            state: TaskState::Pending,
-                            message: "pending task scheduling".to_string(),
-                            err,
-                            ..Default::default()
-                        },
-                    }));
-                }
+            continue;
+        }
+        let key = (t.service_id.as_str(), t.spec_version.map(|v| v.index).unwrap_or(0));
+        let g = *group_of.entry(key).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[g].1.push(t);
+    }
+    let all_nodes: Vec<usize> = (0..infos.len()).collect();
+    for (_, tasks) in groups {
+        let first = tasks[0];
+        let req = Requirements::of(first, ports_of(first));
+        let spread: Vec<SpreadKey> = first
+            .spec
+            .placement
+            .iter()
+            .flat_map(|p| p.preferences.iter().flatten())
+            .filter_map(|p| p.spread.as_ref())
+            .filter_map(|sp| SpreadKey::parse(&sp.spread_descriptor))
+            .collect();
+        let chosen = placement::place(tasks.len(), all_nodes.clone(), &spread, &req, &mut infos);
+        for (t, i) in tasks.iter().zip(&chosen) {
+            txs.push(Transaction::one(StoreAction::TaskAssign {
+                id: t.id.clone(),
+                node_id: infos[*i].node.id.clone(),
+                status: status(
+                    now,
+                    TaskState::Assigned,
+                    "scheduler assigned task to node",
+                    String::new(),
+                ),
+            }));
+        }
+        if chosen.len() < tasks.len() {
+            let err = no_suitable_node(&explain(&req, infos.iter()));
+            for t in &tasks[chosen.len()..] {
+                txs.extend(still_pending(t, err.clone(), now));
             }
         }
     }
