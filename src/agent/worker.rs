@@ -248,7 +248,8 @@ impl Worker {
     /// container is then removed here).
     async fn drive(&self, task: &Task, ctl: &mut dyn Controller, desired: &mut watch::Receiver<TaskState>) -> bool {
         let id = task.id.as_str();
-        let stop_wanted = |d: &TaskState| *d > TaskState::Running;
+        // Job tasks are wanted COMPLETE: they run like any other until they exit.
+        let stop_wanted = |d: &TaskState| d.wants_stop();
         let mut existing = ctl.existing().await;
         for _ in 0..3 {
             if existing.is_ok() {
@@ -325,7 +326,7 @@ impl Worker {
                     remove_with_retries(id, ctl).await;
                     return false;
                 }
-                Ok(d) if d > TaskState::Running => {
+                Ok(d) if d.wants_stop() => {
                     self.report(id, ctl, TaskState::Shutdown, "shutdown before start", "", 0);
                     return true;
                 }

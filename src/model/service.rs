@@ -31,6 +31,10 @@ pub struct Service {
     pub service_status: Option<ServiceStatus>,
     #[serde(rename = "JobStatus", default, skip_serializing_if = "Option::is_none")]
     pub job_status: Option<JobStatus>,
+    /// Computed at read time, never stored: tasks the scheduler cannot place, and why. Swarm
+    /// shows this only in each task's `Err`.
+    #[serde(rename = "SchedulingStatus", default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_status: Option<SchedulingStatus>,
     /// The raft index at which the spec last changed; tasks built from an older spec are dirty.
     #[serde(rename = "SpecVersion", default, skip_serializing_if = "Option::is_none")]
     pub spec_version: Option<Version>,
@@ -93,6 +97,11 @@ impl ServiceMode {
         } else {
             "replicated"
         }
+    }
+
+    /// Jobs run their tasks to completion instead of keeping them running.
+    pub fn is_job(&self) -> bool {
+        self.replicated_job.is_some() || self.global_job.is_some()
     }
 
     /// How many modes are set; a valid spec has exactly one.
@@ -214,6 +223,16 @@ pub struct ServiceStatus {
     pub desired_tasks: u64,
     #[serde(rename = "CompletedTasks")]
     pub completed_tasks: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulingStatus {
+    /// Tasks waiting for a node.
+    #[serde(rename = "PendingTasks")]
+    pub pending_tasks: u64,
+    /// The scheduler's explanation, e.g. `no suitable node (…)`.
+    #[serde(rename = "Reason", default)]
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

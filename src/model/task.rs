@@ -35,6 +35,12 @@ impl TaskState {
     pub fn is_terminal(self) -> bool {
         self > TaskState::Running
     }
+
+    /// As a desired state: the managers want the task stopped. COMPLETE is what job tasks are
+    /// desired to reach, so it still means "run".
+    pub fn wants_stop(self) -> bool {
+        self >= TaskState::Shutdown
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -74,6 +80,10 @@ pub struct Task {
     /// label the container without looking the service up (as SwarmKit's task carries).
     #[serde(rename = "ServiceAnnotations", default, skip_serializing_if = "Option::is_none")]
     pub service_annotations: Option<Annotations>,
+    /// The task this one replaced after a restart. Restart attempts are counted from these, so
+    /// the count lives in the store and survives a leader change.
+    #[serde(rename = "RestartOf", default, skip_serializing_if = "String::is_empty")]
+    pub restart_of: String,
 }
 
 /// A name and labels.
@@ -95,9 +105,10 @@ impl Task {
         }
     }
 
-    /// Whether the task occupies its slot: managers still want it to run (or to be ready).
+    /// Whether the task occupies its slot: managers still want it to run (or to be ready, or,
+    /// for a job, to run to completion).
     pub fn is_runnable(&self) -> bool {
-        self.desired_state <= TaskState::Running
+        !self.desired_state.wants_stop()
     }
 }
 

@@ -25,7 +25,9 @@ use super::validate::with_defaults;
 use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
 use crate::model::Endpoint;
+use crate::model::JobStatus;
 use crate::model::Kind;
+use crate::model::SchedulingStatus;
 use crate::model::Service;
 use crate::model::ServiceSpec;
 use crate::model::ServiceStatus;
@@ -65,19 +67,22 @@ fn endpoint_for(spec: &ServiceSpec) -> Endpoint {
     }
 }
 
-/// Running and desired task counts, as `service ls` shows them.
+/// Running and desired task counts, as `service ls` shows them. For jobs, completions count
+/// in the current iteration only.
 fn service_status(s: &StoreState, svc: &Service) -> ServiceStatus {
     let mut running = 0;
     let mut completed = 0;
     let mut desired_running = 0;
+    let iteration = svc.job_status.as_ref().map(|j| j.job_iteration);
+    let wanted = crate::manager::orchestrator::run_state(svc);
     for t in s.tasks_by_service(&svc.id) {
         if t.status.state == TaskState::Running {
             running += 1;
         }
-        if t.status.state == TaskState::Complete {
+        if t.status.state == TaskState::Complete && (!svc.spec.mode.is_job() || t.job_iteration == iteration) {
             completed += 1;
         }
-        if t.desired_state == TaskState::Running {
+        if t.desired_state == wanted && t.status.state != TaskState::Complete {
             desired_running += 1;
         }
     }
@@ -94,6 +99,24 @@ fn service_status(s: &StoreState, svc: &Service) -> ServiceStatus {
         desired_tasks: desired,
         completed_tasks: completed,
     }
+}
+
+/// The service's tasks that wait for a node and why, when there are any.
+fn scheduling_status(s: &StoreState, svc: &Service) -> Option<SchedulingStatus> {
+    let mut pending = 0;
+    let mut reason = String::new();
+    for t in s.tasks_by_service(&svc.id) {
+        if t.status.state == TaskState::Pending && t.is_runnable() && !t.status.err.is_empty() {
+            pending += 1;
+            if reason.is_empty() {
+                reason = t.status.err.clone();
+            }
+        }
+    }
+    (pending > 0).then_some(SchedulingStatus {
+        pending_tasks: pending,
+        reason,
+    })
 }
 
 pub async fn list(
@@ -122,10 +145,11 @@ pub async fn list(
             })
             .cloned()
             .collect();
-        if with_status {
-            for svc in &mut out {
+        for svc in &mut out {
+            if with_status {
                 svc.service_status = Some(service_status(s, svc));
             }
+            svc.scheduling_status = scheduling_status(s, svc);
         }
         out
     });
@@ -138,7 +162,12 @@ pub async fn inspect(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<Service>> {
     let m = state.manager()?;
-    let mut svc = m.store.view(|s| resolve_service(s, &id))?;
+    let mut svc = m.store.view(|s| {
+        resolve_service(s, &id).map(|mut svc| {
+            svc.scheduling_status = scheduling_status(s, &svc);
+            svc
+        })
+    })?;
     if query_bool(q.get("insertDefaults"))? {
         svc.spec = with_defaults(&svc.spec);
         svc.previous_spec = svc.previous_spec.as_ref().map(with_defaults);
@@ -161,6 +190,10 @@ pub async fn create(State(state): State<ApiState>, body: Bytes) -> ApiResult<(St
         created_at: now,
         updated_at: now,
         endpoint: endpoint_for(&spec),
+        job_status: spec.mode.is_job().then(|| JobStatus {
+            job_iteration: Version::default(),
+            last_execution: Some(now),
+        }),
         spec,
         ..Default::default()
     };
@@ -227,7 +260,14 @@ pub async fn update(
     next.endpoint = endpoint_for(&spec);
     next.spec = spec;
     next.service_status = None;
-    next.set_updated_at(Timestamp::now());
+    next.scheduling_status = None;
+    let now = Timestamp::now();
+    // Every update of a job runs it again, as a new iteration.
+    if let Some(j) = next.job_status.as_mut() {
+        j.job_iteration = Version::new(j.job_iteration.index + 1);
+        j.last_execution = Some(now);
+    }
+    next.set_updated_at(now);
     m.commit(vec![StoreAction::Update(next.into_object())]).await?;
     Ok(Json(json!({ "Warnings": null })))
 }

@@ -11,7 +11,7 @@ use crate::model::Timestamp;
 pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
     s.tasks
         .iter()
-        .filter(|t| t.status.state == TaskState::New && t.desired_state <= TaskState::Running)
+        .filter(|t| t.status.state == TaskState::New && t.is_runnable())
         .map(|t| {
             Transaction::one(StoreAction::TaskStatus {
                 id: t.id.clone(),

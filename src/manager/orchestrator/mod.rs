@@ -4,7 +4,9 @@
 //! they meet in the store.
 
 pub mod allocator;
+pub mod constraint_enforcer;
 pub mod global;
+pub mod jobs;
 pub mod reaper;
 pub mod replicated;
 pub mod restart;
@@ -17,9 +19,23 @@ use crate::model::TaskStatus;
 use crate::model::Timestamp;
 use crate::model::new_id;
 
+/// The desired state of a task that should run: RUNNING, or COMPLETE for a job's tasks.
+pub fn run_state(service: &Service) -> TaskState {
+    if service.spec.mode.is_job() {
+        TaskState::Complete
+    } else {
+        TaskState::Running
+    }
+}
+
 /// A new task for `service` in `slot` (0 for global tasks, which name their node instead).
 pub fn new_task(service: &Service, slot: u64, node_id: &str, desired: TaskState, now: Timestamp) -> Task {
     Task {
+        job_iteration: service
+            .spec
+            .mode
+            .is_job()
+            .then(|| service.job_status.as_ref().map(|j| j.job_iteration).unwrap_or_default()),
         id: new_id(),
         created_at: now,
         updated_at: now,

@@ -32,20 +32,42 @@ pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
     txs
 }
 
-/// The transactions that bring `svc` to `want` runnable slots. Scale-up fills the lowest free
+/// The tasks that occupy each slot of `svc`. A slot is occupied while it holds a runnable task,
+/// or when its newest task was shut down without a replacement at the current spec version:
+/// the restart policy gave up on it, and refilling the slot would restart it anyway.
+pub fn occupied_slots<'a>(svc: &Service, tasks: &[&'a Task]) -> BTreeMap<u64, Vec<&'a Task>> {
+    let mut slots: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
+    let mut newest: BTreeMap<u64, &Task> = BTreeMap::new();
+    for t in tasks.iter().filter(|t| t.slot > 0) {
+        if t.is_runnable() {
+            slots.entry(t.slot).or_default().push(t);
+        }
+        let n = newest.entry(t.slot).or_insert(t);
+        if (t.created_at, t.id.as_str()) > (n.created_at, n.id.as_str()) {
+            *n = t;
+        }
+    }
+    for (slot, t) in newest {
+        let given_up = t.desired_state == TaskState::Shutdown && t.spec_version == svc.spec_version;
+        if given_up && !slots.contains_key(&slot) {
+            slots.insert(slot, vec![t]);
+        }
+    }
+    slots
+}
+
+/// The transactions that bring `svc` to `want` occupied slots. Scale-up fills the lowest free
 /// slots; scale-down empties slots on the nodes holding the most copies first, preferring
 /// tasks that are not running yet, then the highest slot.
+///
 pub fn reconcile(svc: &Service, want: u64, tasks: &[&Task], now: Timestamp) -> Vec<Transaction> {
-    let mut slots: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
-    for t in tasks.iter().filter(|t| t.is_runnable() && t.slot > 0) {
-        slots.entry(t.slot).or_default().push(t);
-    }
+    let mut slots = occupied_slots(svc, tasks);
     let have = slots.len() as u64;
     let mut txs = Vec::new();
     // Two runnable tasks in one slot should not happen; if one does (e.g. after a write whose
     // outcome was unknown), keep the one that is furthest along and newest, shut the rest down.
     for ts in slots.values_mut() {
-        if ts.len() > 1 {
+        if ts.len() > 1 && ts.iter().all(|t| t.is_runnable()) {
             ts.sort_by_key(|t| std::cmp::Reverse((t.status.state.min(TaskState::Running), t.created_at)));
             for extra in ts.drain(1..) {
                 txs.push(Transaction::one(StoreAction::TaskDesired {
@@ -70,7 +92,9 @@ pub fn reconcile(svc: &Service, want: u64, tasks: &[&Task], now: Timestamp) -> V
         let mut candidates: Vec<(u64, &str, bool)> = Vec::new();
         for (slot, ts) in &slots {
             let node = ts[0].node_id.as_str();
-            let running = ts.iter().any(|t| t.status.state == TaskState::Running);
+            let running = ts
+                .iter()
+                .any(|t| t.is_runnable() && t.status.state == TaskState::Running);
             *per_node.entry(node).or_default() += 1;
             candidates.push((*slot, node, running));
         }
@@ -87,7 +111,11 @@ pub fn reconcile(svc: &Service, want: u64, tasks: &[&Task], now: Timestamp) -> V
             if let Some(n) = per_node.get_mut(node) {
                 *n -= 1;
             }
-            for t in &slots[&slot] {
+            // The whole slot goes, history included, so nothing in it stands for it any more.
+            for t in tasks
+                .iter()
+                .filter(|t| t.slot == slot && t.desired_state < TaskState::Remove)
+            {
                 txs.push(Transaction::one(StoreAction::TaskDesired {
                     id: t.id.clone(),
                     desired: TaskState::Remove,
@@ -100,8 +128,6 @@ pub fn reconcile(svc: &Service, want: u64, tasks: &[&Task], now: Timestamp) -> V
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use proptest::prelude::*;
 
     use super::*;
@@ -156,7 +182,9 @@ mod tests {
     #[test]
     fn scale_up_fills_the_lowest_free_slots() {
         let running = |s| task(s, "n1", TaskState::Running, TaskState::Running);
-        let old = task(2, "n1", TaskState::Failed, TaskState::Shutdown);
+        // History of an older spec: slot 2 is free.
+        let mut old = task(2, "n1", TaskState::Failed, TaskState::Shutdown);
+        old.spec_version = Some(crate::model::Version::new(1));
         let tasks = [running(1), running(4), old];
         let refs: Vec<&Task> = tasks.iter().collect();
         let txs = reconcile(&service(4), 4, &refs, Timestamp::now());
@@ -201,36 +229,97 @@ mod tests {
         assert!(reconcile(&service(1), 1, &refs, Timestamp::now()).is_empty());
     }
 
+    /// Applies a reconcile's decisions to a copy of the tasks.
+    fn apply(tasks: &[Task], txs: &[Transaction]) -> Vec<Task> {
+        let mut out = tasks.to_vec();
+        for a in txs.iter().flat_map(|t| &t.actions) {
+            match a {
+                StoreAction::Create(Object::Task(t)) => out.push((**t).clone()),
+                StoreAction::TaskDesired { id, desired } => {
+                    let t = out.iter_mut().find(|t| &t.id == id).expect("known task");
+                    t.desired_state = t.desired_state.max(*desired);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_slot_given_up_on_stays_occupied_until_the_spec_changes() {
+        let mut svc = service(2);
+        svc.spec_version = Some(crate::model::Version::new(7));
+        let mut dead = task(1, "a", TaskState::Failed, TaskState::Shutdown);
+        dead.spec_version = svc.spec_version;
+        let mut live = task(2, "a", TaskState::Running, TaskState::Running);
+        live.spec_version = svc.spec_version;
+        let tasks = [dead.clone(), live.clone()];
+        let refs: Vec<&Task> = tasks.iter().collect();
+        assert!(reconcile(&svc, 2, &refs, Timestamp::now()).is_empty());
+        // A new spec starts the slot again.
+        svc.spec_version = Some(crate::model::Version::new(9));
+        assert_eq!(created_slots(&reconcile(&svc, 2, &refs, Timestamp::now())), vec![1]);
+    }
+
     proptest! {
-        /// Whatever the starting tasks, the result has exactly `want` runnable slots.
+        /// Whatever the starting tasks, the result has exactly `want` occupied slots, and no
+        /// slot gets a second runnable task.
         #[test]
         fn converges_to_the_requested_replicas(
             want in 0u64..12,
-            existing in proptest::collection::vec((1u64..15, 0usize..3, any::<bool>()), 0..20),
+            existing in proptest::collection::vec((1u64..15, 0usize..3, 0u8..4), 0..20),
         ) {
             let nodes = ["a", "b", "c"];
+            let svc = service(want);
             let tasks: Vec<Task> = existing
                 .iter()
                 .enumerate()
-                .map(|(i, (slot, node, runnable))| {
-                    let mut t = task(*slot, nodes[*node], TaskState::Running,
-                        if *runnable { TaskState::Running } else { TaskState::Shutdown });
-                    t.id = format!("t{i}");
+                .map(|(i, (slot, node, kind))| {
+                    let (state, desired) = match kind {
+                        0 => (TaskState::Running, TaskState::Running),
+                        1 => (TaskState::Pending, TaskState::Running),
+                        2 => (TaskState::Failed, TaskState::Shutdown),
+                        _ => (TaskState::Complete, TaskState::Remove),
+                    };
+                    let mut t = task(*slot, nodes[*node], state, desired);
+                    t.id = format!("t{i:02}");
+                    t.created_at = crate::model::Timestamp::from_unix_nanos(i as i128);
                     t
                 })
                 .collect();
             let refs: Vec<&Task> = tasks.iter().collect();
-            let txs = reconcile(&service(want), want, &refs, Timestamp::now());
-            let gone: BTreeSet<String> = removed(&txs).into_iter().collect();
-            let mut slots: BTreeSet<u64> = tasks
-                .iter()
-                .filter(|t| t.is_runnable() && !gone.contains(&t.id))
-                .map(|t| t.slot)
-                .collect();
-            for s in created_slots(&txs) {
-                prop_assert!(slots.insert(s), "slot {} created twice or while occupied", s);
+            let txs = reconcile(&svc, want, &refs, Timestamp::now());
+            let after = apply(&tasks, &txs);
+            let after_refs: Vec<&Task> = after.iter().collect();
+            let occupied = occupied_slots(&svc, &after_refs);
+            prop_assert_eq!(occupied.len() as u64, want, "{:?}", txs);
+            for ts in occupied.values() {
+                prop_assert!(ts.iter().filter(|t| t.is_runnable()).count() <= 1);
             }
-            prop_assert_eq!(slots.len() as u64, want);
+            // A second pass has nothing left to do.
+            prop_assert!(reconcile(&svc, want, &after_refs, Timestamp::now()).is_empty());
+        }
+
+        /// Changing only the replica count never touches the tasks that stay: scale-up adds
+        /// tasks in free slots, scale-down removes whole slots.
+        #[test]
+        fn a_replicas_only_change_restarts_nothing(have in 0u64..10, want in 0u64..10, on in proptest::collection::vec(0usize..3, 10)) {
+            let nodes = ["a", "b", "c"];
+            let tasks: Vec<Task> = (1..=have)
+                .map(|slot| task(slot, nodes[on[slot as usize - 1]], TaskState::Running, TaskState::Running))
+                .collect();
+            let refs: Vec<&Task> = tasks.iter().collect();
+            let txs = reconcile(&service(want), want, &refs, Timestamp::now());
+            for a in txs.iter().flat_map(|t| &t.actions) {
+                match a {
+                    StoreAction::Create(Object::Task(t)) => prop_assert!(t.slot > have, "slot {} restarted", t.slot),
+                    StoreAction::TaskDesired { desired, .. } => prop_assert_eq!(*desired, TaskState::Remove),
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+            let removed = removed(&txs).len() as u64;
+            prop_assert_eq!(removed, have.saturating_sub(want));
+            prop_assert_eq!(created_slots(&txs).len() as u64, want.saturating_sub(have));
         }
     }
 }

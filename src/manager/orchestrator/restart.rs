@@ -1,17 +1,25 @@
-//! The restart supervisor: replaces tasks that ended or whose node went down, as the service's
-//! restart policy allows, after its delay.
+//! The restart supervisor: when a task ends, or its node goes down or is drained, the old task
+//! is told to shut down and, if the service's restart policy allows, a replacement is created in
+//! the same slot (for a global task: on the same node) in the same transaction, so the slot is
+//! never seen empty.
 //!
-//! A replacement is created in the same slot together with shutting the old task down, in one
-//! transaction, so the slot is never seen empty. It starts with desired state READY and is
-//! promoted to RUNNING once `created_at + delay` has passed; the due time is derived from the
-//! store, so a new leader resumes pending restarts.
+//! Everything it needs lives in the store, so a new leader carries on where the old one
+//! stopped (Swarm keeps both in the leader's memory):
+//! - restart attempts are counted from the slot's tasks that are replacements
+//!   ([`Task::restart_of`]), of the same spec version (and job iteration);
+//! - a pending delay is the replacement's `created_at + delay`: it is held with desired READY
+//!   and promoted once the delay has passed and the task it replaces has stopped (at most a
+//!   minute after the restart).
 
+use super::global;
 use super::new_task;
+use super::run_state;
 use crate::manager::api::validate::DEFAULT_RESTART_DELAY;
 use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
 use crate::manager::store::Transaction;
 use crate::model::Availability;
+use crate::model::Node;
 use crate::model::NodeState;
 use crate::model::RestartPolicy;
 use crate::model::Service;
@@ -20,78 +28,135 @@ use crate::model::Task;
 use crate::model::TaskState;
 use crate::model::Timestamp;
 
-fn policy(svc: &Service) -> RestartPolicy {
+/// How long a replacement waits at most for the task it replaces to stop.
+const MAX_WAIT_FOR_OLD_NS: i128 = 60_000_000_000;
+
+pub fn policy(svc: &Service) -> RestartPolicy {
     svc.spec.task_template.restart_policy.clone().unwrap_or_default()
 }
 
-fn delay_ns(p: &RestartPolicy) -> i64 {
-    p.delay.unwrap_or(DEFAULT_RESTART_DELAY).max(0)
+fn delay_ns(p: &RestartPolicy) -> i128 {
+    i128::from(p.delay.unwrap_or(DEFAULT_RESTART_DELAY).max(0))
 }
 
-/// Whether the policy restarts a task that ended in `state` (or whose node is down).
-pub fn should_restart(p: &RestartPolicy, state: TaskState, node_down: bool) -> bool {
+fn nanos(t: &Timestamp) -> i128 {
+    t.unix_nanos().unwrap_or(0)
+}
+
+/// Whether the policy's condition restarts a task that ended in `state` (or whose node was
+/// lost). For jobs, `any` means on failure: a completed job task is done.
+pub fn should_restart(p: &RestartPolicy, state: TaskState, node_lost: bool, job: bool) -> bool {
+    let failed = node_lost || state != TaskState::Complete;
     match p.condition.as_str() {
         "none" => false,
-        "on-failure" => node_down || state != TaskState::Complete,
-        _ => true,
+        "on-failure" => failed,
+        _ => !job || failed,
     }
+}
+
+/// Whether the slot of `t` (for a global task: its service on its node) has restart attempts
+/// left. Replacements of the same spec version and job iteration count; with a window, only
+/// those created in the window before `t` ended.
+pub fn attempts_left(s: &StoreState, t: &Task, p: &RestartPolicy) -> bool {
+    let max = p.max_attempts.unwrap_or(0);
+    if max == 0 {
+        return true;
+    }
+    let same_run =
+        |h: &&Task| !h.restart_of.is_empty() && h.spec_version == t.spec_version && h.job_iteration == t.job_iteration;
+    let window = i128::from(p.window.unwrap_or(0).max(0));
+    let ended = nanos(&t.status.timestamp);
+    let in_window =
+        |h: &&Task| window == 0 || (nanos(&h.created_at) >= ended - window && nanos(&h.created_at) <= ended);
+    let count = if t.slot != 0 {
+        s.tasks_by_slot(&t.service_id, t.slot)
+            .filter(same_run)
+            .filter(in_window)
+            .count()
+    } else {
+        s.tasks_by_service(&t.service_id)
+            .filter(|h| h.node_id == t.node_id)
+            .filter(same_run)
+            .filter(in_window)
+            .count()
+    };
+    (count as u64) < max
+}
+
+/// The node is gone for this task: removed, down or drained.
+fn node_lost(node: Option<&Node>) -> bool {
+    node.is_none_or(|n| n.status.state == NodeState::Down || n.spec.availability == Availability::Drain)
+}
+
+/// Whether a replacement held READY may start now.
+fn may_start(s: &StoreState, t: &Task, p: &RestartPolicy, now_ns: i128) -> bool {
+    let created = nanos(&t.created_at);
+    if now_ns < created + delay_ns(p) {
+        return false;
+    }
+    let old_stopped = s.tasks.get(&t.restart_of).is_none_or(|old| {
+        old.status.state > TaskState::Running || old.node_id.is_empty() || node_lost(s.nodes.get(&old.node_id))
+    });
+    old_stopped || now_ns >= created + MAX_WAIT_FOR_OLD_NS
 }
 
 pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
     let mut txs = Vec::new();
-    let now_ns = now.unix_nanos().unwrap_or(0);
+    let now_ns = nanos(&now);
     for t in s.tasks.iter() {
         let Some(svc) = s.services.get(&t.service_id) else {
             continue;
         };
-        if svc.spec.mode.replicated_job.is_some() || svc.spec.mode.global_job.is_some() {
-            continue; // jobs come with the orchestration issue
-        }
         let p = policy(svc);
+        let job = svc.spec.mode.is_job();
+        let wanted = run_state(svc);
         if t.desired_state == TaskState::Ready {
-            let due = t.created_at.unix_nanos().unwrap_or(0) + i128::from(delay_ns(&p));
-            if now_ns >= due {
+            if may_start(s, t, &p, now_ns) {
                 txs.push(Transaction::one(StoreAction::TaskDesired {
                     id: t.id.clone(),
-                    desired: TaskState::Running,
+                    desired: wanted,
                 }));
             }
             continue;
         }
-        if t.desired_state != TaskState::Running {
+        if t.desired_state != wanted || (job && t.status.state == TaskState::Complete) {
             continue;
         }
-        let node_down = !t.node_id.is_empty()
-            && t.status.state <= TaskState::Running
-            && s.nodes
-                .get(&t.node_id)
-                .is_none_or(|n| n.status.state == NodeState::Down || n.spec.availability == Availability::Drain);
+        let node = s.nodes.get(&t.node_id);
+        let lost = !t.node_id.is_empty() && t.status.state <= TaskState::Running && node_lost(node);
         let ended = t.status.state > TaskState::Running;
-        if !(ended || node_down) {
+        if !(ended || lost) {
             continue;
         }
-        if !should_restart(&p, t.status.state, node_down) {
+        // A global task belongs to its node: it is restarted there while the node may run it;
+        // otherwise the global orchestrator shuts it down.
+        if t.slot == 0 && (lost || !node.is_some_and(|n| global::eligible(svc, n))) {
             continue;
         }
-        // A global task belongs to its node: it is only replaced there, once the node is back.
-        if t.slot == 0 && node_down {
-            continue;
+        if should_restart(&p, t.status.state, lost, job) && attempts_left(s, t, &p) {
+            let drained = node.is_some_and(|n| n.spec.availability == Availability::Drain);
+            txs.push(replace(svc, t, &p, lost, drained, now));
+        } else {
+            txs.push(Transaction::one(StoreAction::TaskDesired {
+                id: t.id.clone(),
+                desired: TaskState::Shutdown,
+            }));
         }
-        txs.push(replace(svc, t, &p, node_down, now));
     }
     txs
 }
 
-fn replace(svc: &Service, old: &Task, p: &RestartPolicy, node_down: bool, now: Timestamp) -> Transaction {
-    // Tasks of a failed node are replaced at once; others wait for the policy's delay.
-    let immediate = node_down || delay_ns(p) == 0;
-    let desired = if immediate {
-        TaskState::Running
-    } else {
-        TaskState::Ready
-    };
+fn replace(svc: &Service, old: &Task, p: &RestartPolicy, lost: bool, drained: bool, now: Timestamp) -> Transaction {
+    // Tasks of a lost node are replaced at once (a drain asks for no delay); others wait for
+    // the policy's delay.
+    let immediate = lost || drained || delay_ns(p) == 0;
+    let desired = if immediate { run_state(svc) } else { TaskState::Ready };
     let node = if old.slot == 0 { old.node_id.as_str() } else { "" };
-    let new = new_task(svc, old.slot, node, desired, now);
+    let mut new = new_task(svc, old.slot, node, desired, now);
+    new.restart_of = old.id.clone();
+    if old.job_iteration.is_some() {
+        new.job_iteration = old.job_iteration;
+    }
     // The old task is updated at the version this decision saw: if anything changed it since
     // (a status, a scale-down, an earlier replacement whose commit outcome was unknown), the
     // whole transaction is refused and decided again, so a slot never gets two replacements.
@@ -106,21 +171,4 @@ fn replace(svc: &Service, old: &Task, p: &RestartPolicy, node_down: bool, now: T
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn conditions_follow_swarm() {
-        let p = |c: &str| RestartPolicy {
-            condition: c.into(),
-            ..Default::default()
-        };
-        assert!(!should_restart(&p("none"), TaskState::Failed, false));
-        assert!(!should_restart(&p("on-failure"), TaskState::Complete, false));
-        assert!(should_restart(&p("on-failure"), TaskState::Failed, false));
-        assert!(should_restart(&p("on-failure"), TaskState::Rejected, false));
-        assert!(should_restart(&p("on-failure"), TaskState::Running, true));
-        assert!(should_restart(&p(""), TaskState::Complete, false));
-        assert!(should_restart(&p("any"), TaskState::Complete, false));
-    }
-}
+mod tests;

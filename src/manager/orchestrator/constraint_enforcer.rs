@@ -1,0 +1,97 @@
+//! The constraint enforcer: when a node stops matching a service's placement constraints (its
+//! labels or role changed, or the service got a new constraint), the service's tasks on that
+//! node are rejected, as Swarm does, and the restart supervisor places replacements where the
+//! constraints hold.
+
+use super::global::constraints_hold;
+use crate::manager::store::StoreAction;
+use crate::manager::store::StoreState;
+use crate::manager::store::Transaction;
+use crate::model::Availability;
+use crate::model::TaskState;
+use crate::model::TaskStatus;
+use crate::model::Timestamp;
+
+pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
+    let mut txs = Vec::new();
+    for node in s.nodes.iter().filter(|n| n.spec.availability == Availability::Active) {
+        for t in s.tasks_by_node(&node.id) {
+            let placed = t.status.state >= TaskState::Assigned && t.status.state <= TaskState::Running;
+            if !placed || !t.is_runnable() {
+                continue;
+            }
+            let Some(svc) = s.services.get(&t.service_id) else {
+                continue;
+            };
+            if !constraints_hold(svc, node) {
+                txs.push(Transaction::one(StoreAction::TaskStatus {
+                    id: t.id.clone(),
+                    status: TaskStatus {
+                        timestamp: now,
+                        state: TaskState::Rejected,
+                        message: "task rejected by constraint enforcer".to_string(),
+                        err: "assigned node no longer meets constraints".to_string(),
+                        ..Default::default()
+                    },
+                }));
+            }
+        }
+    }
+    txs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manager::store::testing::store_with;
+    use crate::model::Node;
+    use crate::model::Placement;
+    use crate::model::Service;
+    use crate::model::StoreObject;
+    use crate::model::Task;
+
+    #[test]
+    fn tasks_on_a_node_that_no_longer_matches_are_rejected() {
+        let mut svc = Service {
+            id: "svc".into(),
+            ..Default::default()
+        };
+        svc.spec.task_template.placement = Some(Placement {
+            constraints: Some(vec!["node.labels.zone==a".into()]),
+            ..Default::default()
+        });
+        let mut a = Node {
+            id: "a".into(),
+            ..Default::default()
+        };
+        a.spec.labels.insert("zone".into(), "a".into());
+        let b = Node {
+            id: "b".into(),
+            ..Default::default()
+        };
+        let task = |id: &str, node: &str| {
+            let mut t = Task {
+                id: id.into(),
+                service_id: "svc".into(),
+                node_id: node.into(),
+                desired_state: TaskState::Running,
+                ..Default::default()
+            };
+            t.status.state = TaskState::Running;
+            t.into_object()
+        };
+        let store = store_with(vec![
+            svc.into_object(),
+            a.into_object(),
+            b.into_object(),
+            task("fine", "a"),
+            task("moved", "b"),
+        ]);
+        let txs = store.view(|s| decide(s, Timestamp::now()));
+        assert_eq!(txs.len(), 1);
+        assert!(matches!(
+            &txs[0].actions[0],
+            StoreAction::TaskStatus { id, status } if id == "moved" && status.state == TaskState::Rejected
+        ));
+    }
+}
