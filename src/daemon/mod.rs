@@ -536,6 +536,7 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
             ca_cert_pem: ca_pem.clone(),
             ca_key_pem,
             rotated_tokens: Vec::new(),
+            removed_nodes: Default::default(),
         }),
         ..Default::default()
     };

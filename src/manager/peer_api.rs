@@ -143,6 +143,17 @@ fn require_node<'a>(peer: &'a Peer, m: &Manager) -> Result<&'a CertIdentity, Api
             ),
         ));
     }
+    let removed = m.store.view(|s| {
+        s.cluster()
+            .and_then(|c| c.root_ca.as_ref())
+            .is_some_and(|ca| ca.removed_nodes.contains_key(&who.node_id))
+    });
+    if removed {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("Permission denied: node {} was removed from swarm", who.node_id),
+        ));
+    }
     Ok(who)
 }
 

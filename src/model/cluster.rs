@@ -59,6 +59,9 @@ pub struct RootCaState {
     /// Join tokens that were rotated away, so a joiner using one is told it was rotated.
     #[serde(rename = "RotatedTokens", default)]
     pub rotated_tokens: Vec<String>,
+    /// Nodes removed from the cluster (ID → when): their certificates are refused from then on.
+    #[serde(rename = "RemovedNodes", default)]
+    pub removed_nodes: std::collections::BTreeMap<String, Timestamp>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

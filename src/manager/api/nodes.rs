@@ -3,16 +3,29 @@
 use std::collections::HashMap;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::Query;
 use axum::extract::State;
+use axum::http::StatusCode;
 
 use super::ApiState;
+use super::body::decode_json;
+use super::body::query_bool;
+use super::body::query_version;
 use super::error::ApiError;
 use super::error::ApiResult;
 use super::filters::Filters;
+use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
+use crate::model::Kind;
 use crate::model::Node;
+use crate::model::NodeRole;
+use crate::model::NodeSpec;
+use crate::model::NodeState;
+use crate::model::StoreObject;
+use crate::model::Timestamp;
+use crate::model::Version;
 
 const NODE_FILTERS: &[&str] = &["id", "name", "role", "membership", "label", "node.label"];
 
@@ -77,4 +90,89 @@ pub fn resolve_node(s: &StoreState, reference: &str) -> Result<Node, ApiError> {
             "node {reference} is ambiguous ({n} matches); use more of the ID"
         ))),
     }
+}
+
+/// `POST /nodes/{id}/update?version=N`: availability, labels and name. The spec replaces the
+/// stored one as a whole, as in Swarm; a stale `version` is refused.
+pub async fn update(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let m = state.manager()?;
+    let version = query_version(q.get("version"))?;
+    let spec: NodeSpec = decode_json(&body, "node spec")?;
+    if let Some(k) = spec.labels.keys().find(|k| k.trim().is_empty()) {
+        return Err(ApiError::bad_request(format!(
+            "invalid node spec: Labels: label key {k:?} is empty"
+        )));
+    }
+    m.raft
+        .wait_applied(version, tokio::time::Instant::now() + std::time::Duration::from_secs(2))
+        .await;
+    let current = m.store.view(|s| resolve_node(s, &id))?;
+    if current.version != Version::new(version) {
+        return Err(ApiError::conflict("update out of sequence"));
+    }
+    if spec.role != current.spec.role {
+        return Err(ApiError::bad_request(format!(
+            "node {}: changing the role (promote or demote) is not available yet in swarm-rs",
+            current.id
+        )));
+    }
+    let mut next = current;
+    next.version = Version::new(version);
+    next.spec = spec;
+    next.manager_status = None;
+    next.updated_at = Timestamp::now();
+    m.commit(vec![StoreAction::Update(next.into_object())]).await?;
+    Ok(StatusCode::OK)
+}
+
+/// `DELETE /nodes/{id}[?force=1]`: forgets a node. A node that is up needs `force`; a manager
+/// must be demoted first. The node's certificate is refused from then on, and its tasks are
+/// replaced elsewhere.
+pub async fn remove(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<StatusCode> {
+    let m = state.manager()?;
+    let force = query_bool(q.get("force"))?;
+    let node = m.store.view(|s| resolve_node(s, &id))?;
+    let raft = m.raft.status();
+    let member = node
+        .raft_id
+        .is_some_and(|r| raft.voters.contains_key(&r) || raft.learners.contains_key(&r));
+    if node.spec.role == NodeRole::Manager || member {
+        return Err(ApiError::bad_request(format!(
+            "node {} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal",
+            node.id
+        )));
+    }
+    if !force && node.status.state == NodeState::Ready {
+        return Err(ApiError::bad_request(format!(
+            "node {} is not down and can't be removed",
+            node.id
+        )));
+    }
+    let mut cluster = m.cluster()?;
+    let root = cluster
+        .root_ca
+        .as_mut()
+        .ok_or_else(|| ApiError::internal("could not fetch cluster object"))?;
+    let now = Timestamp::now();
+    root.removed_nodes.insert(node.id.clone(), now);
+    cluster.updated_at = now;
+    m.commit(vec![
+        StoreAction::Remove {
+            kind: Kind::Node,
+            id: node.id,
+            version: Some(node.version),
+        },
+        StoreAction::Update(cluster.into_object()),
+    ])
+    .await?;
+    Ok(StatusCode::OK)
 }
