@@ -7,6 +7,7 @@ mod bench;
 mod forming;
 mod group_commit;
 mod leader_loss;
+mod orchestration;
 mod quorum;
 mod restart;
 mod scale;

@@ -227,6 +227,7 @@ impl Cluster {
     }
 
     /// Starts `swarmd simulate --nodes n` joining through node `via`; waits until all joined.
+    /// The simulated nodes are named `<name>-0`, `<name>-1`, ...
     pub fn simulate(&mut self, name: &str, nodes: usize, token: &str, via: usize) -> usize {
         let remote = self.nodes[via].addr.clone();
         let args = vec![
@@ -235,6 +236,8 @@ impl Cluster {
             nodes.to_string(),
             "--token".to_string(),
             token.to_string(),
+            "--hostname-prefix".to_string(),
+            name.to_string(),
             remote,
         ];
         let i = self.spawn(name, &args);
