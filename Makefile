@@ -4,7 +4,7 @@ CARGO ?= cargo
 UP_DIR ?= $(CURDIR)/.swarm-up
 UP_ADDR ?= 127.0.0.1:2377
 
-.PHONY: build up down clean-up test test-image lint fix verify bench
+.PHONY: build up down clean-up test test-image lint fix verify bench bench-sched
 
 build:
 	$(CARGO) build --release --workspace
@@ -44,3 +44,7 @@ verify: lint test
 ## Benchmarks: medians over repeated runs, see docs/benchmarks.md.
 bench:
 	$(CARGO) test --release --test e2e -- --ignored --nocapture --test-threads=1 bench_
+
+## Scheduler benchmark: 100,000 tasks on 1,000 nodes through the real scheduler and store.
+bench-sched:
+	$(CARGO) test --release --lib -- --ignored --nocapture --test-threads=1 bench_sched

@@ -145,4 +145,6 @@ pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
 }
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
