@@ -21,6 +21,8 @@ use openraft::network::v2::RaftNetworkV2;
 use openraft::raft::AppendEntriesRequest;
 use openraft::raft::AppendEntriesResponse;
 use openraft::raft::SnapshotResponse;
+use openraft::raft::TransferLeaderRequest;
+use openraft::raft::TransferLeaderResponse;
 use openraft::raft::VoteRequest;
 use openraft::raft::VoteResponse;
 use serde::Serialize;
@@ -49,10 +51,19 @@ pub enum Rpc {
     Forward,
     /// A membership change (add or remove a manager), forwarded to the leader.
     Membership,
+    /// A leader handing leadership to another manager (after it removed itself).
+    Transfer,
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 5] = [Rpc::Append, Rpc::Vote, Rpc::PreVote, Rpc::Forward, Rpc::Membership];
+    pub const ALL: [Rpc; 6] = [
+        Rpc::Append,
+        Rpc::Vote,
+        Rpc::PreVote,
+        Rpc::Forward,
+        Rpc::Membership,
+        Rpc::Transfer,
+    ];
 
     /// The short name used in URL paths and errors.
     pub fn name(self) -> &'static str {
@@ -62,6 +73,7 @@ impl Rpc {
             Rpc::PreVote => "pre-vote",
             Rpc::Forward => "forward",
             Rpc::Membership => "membership",
+            Rpc::Transfer => "transfer",
         }
     }
 
@@ -192,6 +204,14 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         self.request(Rpc::PreVote, &rpc, option.hard_ttl()).await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.request(Rpc::Transfer, &req, option.hard_ttl()).await
     }
 
     async fn full_snapshot(

@@ -383,7 +383,9 @@ impl<A: App> RaftNode<A> {
     /// an isolated leader in the Leader state, so leader-only duties check this instead.
     pub fn leads_with_quorum(&self) -> bool {
         let s = self.status();
-        if !s.is_leader() {
+        // A leader outside the voters (it just removed itself) no longer leads the cluster's
+        // work, even while raft still names it.
+        if !s.is_leader() || !s.voters.contains_key(&self.id) {
             return false;
         }
         if s.voters.len() <= 1 {
@@ -682,9 +684,28 @@ impl<A: App> RaftNode<A> {
                     }
                     .into()),
                     Ok(Err(e)) => Err(membership_failed(e)),
-                    Ok(Ok(_)) => Ok(()),
+                    Ok(Ok(_)) => {
+                        if id == self.id {
+                            self.hand_over_leadership(&healthy).await;
+                        }
+                        Ok(())
+                    }
                 }
             }
+        }
+    }
+
+    /// A leader that removed itself from the voters still leads (raft allows it) until it
+    /// stops; it hands leadership to a healthy voter instead, so the cluster does not depend on
+    /// a manager on its way out.
+    async fn hand_over_leadership(&self, healthy: &BTreeSet<RaftId>) {
+        let voters: BTreeSet<RaftId> = self.status().voters.keys().copied().collect();
+        let Some(to) = healthy.iter().find(|v| **v != self.id && voters.contains(v)).copied() else {
+            return;
+        };
+        tracing::info!(to = %format!("{to:x}"), "no longer a voter: handing leadership over");
+        if let Err(e) = self.raft.trigger().transfer_leader(to).await {
+            tracing::warn!(error = %e, "cannot hand leadership over");
         }
     }
 
@@ -703,6 +724,12 @@ impl<A: App> RaftNode<A> {
             Rpc::PreVote => {
                 let req = codec::decode(body, "pre-vote request")?;
                 codec::encode(&self.raft.pre_vote(req).await)
+            }
+            Rpc::Transfer => {
+                let req = codec::decode(body, "transfer-leader request")?;
+                let res: Result<_, RaftError<TypeConfig>> =
+                    self.raft.handle_transfer_leader(req).await.map_err(RaftError::Fatal);
+                codec::encode(&res)
             }
             Rpc::Forward => {
                 let Command(command) = codec::decode(body, "forwarded write")?;

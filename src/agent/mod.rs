@@ -22,6 +22,7 @@ use crate::manager::dispatcher::protocol::SessionRequest;
 use crate::manager::dispatcher::protocol::StatusRequest;
 use crate::manager::dispatcher::protocol::unframe;
 use crate::model::NodeDescription;
+use crate::model::NodeRole;
 use crate::model::Platform;
 use crate::net::peer_client::PeerClient;
 use crate::net::peer_client::PeerError;
@@ -29,6 +30,9 @@ use crate::net::peer_client::full;
 
 /// Called when the manager list changes, e.g. to save it for the next start.
 pub type ManagersChanged = Arc<dyn Fn(&[(String, String)]) + Send + Sync>;
+/// Called with the role the managers want this node to have, at each session start and when
+/// it changes.
+pub type RoleWanted = Arc<dyn Fn(NodeRole) + Send + Sync>;
 
 pub struct Agent {
     pub node_id: String,
@@ -38,6 +42,7 @@ pub struct Agent {
     executor: Arc<dyn Executor>,
     pub worker: Arc<Worker>,
     on_managers: Option<ManagersChanged>,
+    on_role: Option<RoleWanted>,
 }
 
 enum SessionEnd {
@@ -64,7 +69,14 @@ impl Agent {
             executor,
             worker,
             on_managers,
+            on_role: None,
         }
+    }
+
+    /// Lets the daemon know which role the managers want for this node.
+    pub fn on_role(mut self, cb: RoleWanted) -> Self {
+        self.on_role = Some(cb);
+        self
     }
 
     fn manager_addrs(&self) -> Vec<String> {
@@ -89,9 +101,15 @@ impl Agent {
         }
     }
 
-    /// Runs until `shutdown`: adopts leftover containers, then keeps a session open.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown`: adopts leftover containers, then keeps a session open. At the end
+    /// the tasks' containers are left running, for the next start to adopt.
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         self.worker.scan().await;
+        self.keep_session(shutdown).await;
+        self.worker.detach();
+    }
+
+    async fn keep_session(&self, mut shutdown: watch::Receiver<bool>) {
         // A node must reach the new leader well within the dispatcher's grace period after a
         // failover, so managers are tried in turn without waiting, and the pause after a whole
         // round of failures stays short.
@@ -234,6 +252,11 @@ impl Agent {
                 match msg {
                     SessionMessage::Assignments { full, tasks, removed } => self.worker.apply(full, tasks, removed),
                     SessionMessage::Managers { managers } => self.set_managers(managers),
+                    SessionMessage::Role { role } => {
+                        if let Some(cb) = &self.on_role {
+                            cb(role);
+                        }
+                    }
                     SessionMessage::Welcome { .. } => {}
                 }
             }

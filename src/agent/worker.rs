@@ -111,6 +111,14 @@ impl Worker {
         }
     }
 
+    /// Stops driving every task without touching its container, so another worker in this
+    /// process (after a role change) can adopt them.
+    pub fn detach(&self) {
+        for (_, r) in self.lock_runners().drain() {
+            r.handle.abort();
+        }
+    }
+
     /// Notes the containers left from before a restart, so they are adopted or removed.
     pub async fn scan(&self) {
         match self.executor.task_ids(&self.node_id).await {

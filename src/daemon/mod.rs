@@ -2,6 +2,7 @@
 //! down cleanly on SIGTERM or SIGINT.
 
 pub mod datadir;
+mod role_change;
 
 use std::fs::File;
 use std::net::IpAddr;
@@ -16,6 +17,7 @@ use swarm_raft::RaftConfig;
 use swarm_raft::RaftNode;
 use tokio::net::TcpListener;
 use tokio::net::UnixListener;
+use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::Layer;
@@ -25,6 +27,7 @@ use self::datadir::DataDirError;
 use self::datadir::NodeConfig;
 use crate::agent::Agent;
 use crate::agent::ManagersChanged;
+use crate::agent::RoleWanted;
 use crate::agent::exec::Executor;
 use crate::agent::exec::docker::DockerExecutor;
 use crate::agent::exec::sim::SimExecutor;
@@ -123,7 +126,11 @@ struct Running {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     dir: DataDir,
-    _lock: File,
+    lock: File,
+    /// This node's client identity towards the managers.
+    peers: Arc<PeerClient>,
+    /// Roles the managers want for this node, as its agent hears them.
+    roles: mpsc::UnboundedReceiver<NodeRole>,
 }
 
 /// Fails early, before anything is written, if the listen address cannot be bound.
@@ -290,14 +297,17 @@ async fn start_manager(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Run
         tokio::spawn(crate::manager::leader::run(manager.clone(), shutdown_rx)),
     ];
     tracing::info!(node_id = %cfg.node_id, listen = %cfg.listen_addr, advertise = %cfg.advertise_addr, "manager started");
+    let (role_tx, roles) = mpsc::unbounded_channel();
     let mut running = Running {
         manager: Some(manager.clone()),
         shutdown,
         tasks,
         dir,
-        _lock: lock,
+        lock,
+        peers: manager.peers.clone(),
+        roles,
     };
-    start_agent(&mut running, cfg, manager.peers.clone());
+    start_agent(&mut running, cfg, role_tx);
     Ok(running)
 }
 
@@ -307,14 +317,17 @@ fn start_worker(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Running, D
     let client_tls = tls::client_config(&ca_pem, &cert_pem, &key_pem).map_err(|e| err(e.to_string()))?;
     let (shutdown, _) = watch::channel(false);
     tracing::info!(node_id = %cfg.node_id, "worker started");
+    let (role_tx, roles) = mpsc::unbounded_channel();
     let mut running = Running {
         manager: None,
         shutdown,
         tasks: Vec::new(),
         dir,
-        _lock: lock,
+        lock,
+        peers: Arc::new(PeerClient::new(client_tls)),
+        roles,
     };
-    start_agent(&mut running, cfg, Arc::new(PeerClient::new(client_tls)));
+    start_agent(&mut running, cfg, role_tx);
     Ok(running)
 }
 
@@ -340,8 +353,10 @@ async fn connect_executor(kind: &str, shutdown: &mut watch::Receiver<bool>) -> O
     }
 }
 
-/// Starts the node's agent, which runs the tasks the managers assign to this node.
-fn start_agent(running: &mut Running, cfg: &NodeConfig, peers: Arc<PeerClient>) {
+/// Starts the node's agent, which runs the tasks the managers assign to this node and passes
+/// on the role they want for it.
+fn start_agent(running: &mut Running, cfg: &NodeConfig, roles: mpsc::UnboundedSender<NodeRole>) {
+    let peers = running.peers.clone();
     let managers = if cfg.role == NodeRole::Manager {
         vec![(cfg.node_id.clone(), cfg.advertise_addr.clone())]
     } else {
@@ -363,13 +378,24 @@ fn start_agent(running: &mut Running, cfg: &NodeConfig, peers: Arc<PeerClient>) 
         });
         cb
     });
-    let (node_id, hostname, kind) = (cfg.node_id.clone(), cfg.hostname.clone(), cfg.executor.clone());
+    let (node_id, hostname, kind, role) = (
+        cfg.node_id.clone(),
+        cfg.hostname.clone(),
+        cfg.executor.clone(),
+        cfg.role,
+    );
     let mut shutdown = running.shutdown.subscribe();
     running.tasks.push(tokio::spawn(async move {
         let Some(executor) = connect_executor(&kind, &mut shutdown).await else {
             return;
         };
-        let agent = Arc::new(Agent::new(node_id, hostname, peers, managers, executor, on_managers));
+        let runs_as = role;
+        let on_role: RoleWanted = Arc::new(move |wanted| {
+            if wanted != runs_as {
+                let _ = roles.send(wanted);
+            }
+        });
+        let agent = Arc::new(Agent::new(node_id, hostname, peers, managers, executor, on_managers).on_role(on_role));
         agent.run(shutdown).await;
     }));
 }
@@ -446,13 +472,8 @@ async fn shutdown_signal() {
     }
 }
 
-async fn wait_and_stop(running: Running) -> Result<(), DaemonError> {
-    shutdown_signal().await;
-    stop(running).await;
-    Ok(())
-}
-
-async fn stop(running: Running) {
+/// Stops everything the node runs and hands back its data dir lock.
+async fn stop(running: Running) -> File {
     let _ = running.shutdown.send(true);
     for t in running.tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
@@ -462,6 +483,7 @@ async fn stop(running: Running) {
     }
     let _ = std::fs::remove_file(running.dir.socket());
     tracing::info!("stopped");
+    running.lock
 }
 
 /// Creates a new cluster with this node as its only manager, then runs until stopped.
@@ -576,7 +598,7 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
     println!("To add a manager to this swarm, run the following command:\n");
     println!("    swarmd join --token {} {advertise}\n", tokens.manager);
     println!("Control socket: {}", dir.socket().display());
-    wait_and_stop(running).await
+    role_change::supervise(running, cfg).await
 }
 
 /// The join handshake: downloads the root CA without trusting anyone, pins it through the
@@ -670,25 +692,11 @@ pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
     let mut running = match resp.role {
         NodeRole::Manager => {
             let running = start_manager(dir.clone(), &cfg, lock).await?;
-            let manager = running.manager.clone().ok_or_else(|| err("manager did not start"))?;
             let raft_id = resp
                 .raft_id
                 .ok_or_else(|| err("the manager did not assign a raft id"))?;
-            let body = serde_json::to_vec(&JoinRaftRequest {
-                raft_id,
-                addr: advertise.clone(),
-            })
-            .map_err(|e| err(e.to_string()))?;
-            let joined = manager
-                .peers
-                .call(remote, "/join/raft", Some(full(body)), Duration::from_secs(300))
-                .await;
-            if let Err(e) = joined {
+            if let Err(why) = become_raft_member(&running, remote, raft_id, &advertise).await {
                 stop(running).await;
-                let why = match e {
-                    PeerError::Status { message, .. } => message,
-                    other => other.to_string(),
-                };
                 return Err(err(format!(
                     "registered as node {} but could not become a raft member: {why}. Remove {} and join again",
                     resp.node_id,
@@ -708,7 +716,26 @@ pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
         resp.node_id
     );
     println!("Control socket: {}", dir.socket().display());
-    wait_and_stop(running).await
+    role_change::supervise(running, cfg).await
+}
+
+/// Asks the manager at `remote` to add this (started) manager to raft: as a learner until it
+/// has caught up, then as a voter.
+async fn become_raft_member(running: &Running, remote: &str, raft_id: u64, advertise: &str) -> Result<(), String> {
+    let body = serde_json::to_vec(&JoinRaftRequest {
+        raft_id,
+        addr: advertise.to_string(),
+    })
+    .map_err(|e| e.to_string())?;
+    running
+        .peers
+        .call(remote, "/join/raft", Some(full(body)), Duration::from_secs(300))
+        .await
+        .map(drop)
+        .map_err(|e| match e {
+            PeerError::Status { message, .. } => message,
+            other => other.to_string(),
+        })
 }
 
 /// Restarts a node from its data dir, with the settings it was created with.
@@ -737,7 +764,7 @@ pub async fn run(data_dir: PathBuf) -> Result<(), DaemonError> {
         NodeRole::Worker => start_worker(dir.clone(), &cfg, lock)?,
     };
     serve_api(&mut running, &cfg).await?;
-    wait_and_stop(running).await
+    role_change::supervise(running, cfg).await
 }
 
 #[derive(Debug, Clone)]

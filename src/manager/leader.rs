@@ -67,6 +67,7 @@ pub async fn run(m: Arc<Manager>, mut shutdown: watch::Receiver<bool>) {
             })
             .collect();
         handles.push(tokio::spawn(m.dispatcher.clone().run_leader(m.clone(), stop.clone())));
+        handles.push(tokio::spawn(super::role_manager::run(m.clone(), stop.clone())));
         let still_running = wait_leadership(&m, false, &mut shutdown).await;
         let _ = stop_tx.send(true);
         for mut h in handles {

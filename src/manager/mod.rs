@@ -8,6 +8,7 @@ pub mod leader;
 pub mod orchestrator;
 pub mod peer_api;
 pub mod raft_transport;
+pub mod role_manager;
 pub mod runtime;
 pub mod scheduler;
 pub mod store;

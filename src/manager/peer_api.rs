@@ -106,6 +106,26 @@ pub struct JoinRaftRequest {
     pub addr: String,
 }
 
+/// A node asking for a certificate for the role the managers now want it to have (after a
+/// promotion or demotion), signed in with its current certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenewRequest {
+    pub csr_pem: String,
+    /// `host:port` other managers dial, should the node become a manager.
+    pub advertise_addr: String,
+}
+
+/// The certificate for the node's role, and what it needs to run in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenewResponse {
+    pub role: NodeRole,
+    pub cert_pem: String,
+    /// The raft id of the node's manager incarnation; `None` for workers.
+    pub raft_id: Option<u64>,
+    /// Current managers, `(node ID, address)`.
+    pub managers: Vec<(String, String)>,
+}
+
 /// Largest request body on the manager listener (append batches of big objects).
 const RAFT_BODY_LIMIT: usize = 512 << 20;
 
@@ -114,6 +134,7 @@ pub fn peer_router(manager: Arc<Manager>) -> Router {
         .route("/ca", get(ca))
         .route("/join", post(join))
         .route("/join/raft", post(join_raft))
+        .route("/ca/renew", post(renew))
         .route("/dispatcher/session", post(session))
         .route("/dispatcher/heartbeat", post(heartbeat))
         .route("/dispatcher/status", post(status))
@@ -316,6 +337,81 @@ async fn join(
     }))
 }
 
+/// Issues a node a certificate for the role the store gives it. A manager being demoted gets
+/// its worker certificate only once it has left raft (409 until then, so it retries).
+async fn renew(
+    State(m): State<Arc<Manager>>,
+    Extension(peer): Extension<Peer>,
+    body: Bytes,
+) -> ApiResult<Json<RenewResponse>> {
+    let who = require_node(&peer, &m)?.clone();
+    let req: RenewRequest = decode_json(&body, "certificate renewal request")?;
+    let (node, cluster) = m
+        .store
+        .view(|s| (s.nodes.get(&who.node_id).cloned(), s.cluster().cloned()));
+    let node = node.ok_or_else(|| ApiError::not_found(format!("node {} not found", who.node_id)))?;
+    let cluster = cluster.ok_or_else(|| ApiError::unavailable("the swarm is not initialised yet"))?;
+    let root = cluster
+        .root_ca
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("the cluster has no root CA yet"))?;
+    let role = node.spec.role;
+    let raft = m.raft.status();
+    let still_member = raft
+        .voters
+        .values()
+        .chain(raft.learners.values())
+        .any(|a| a.node_id == who.node_id);
+    match role {
+        NodeRole::Manager => {
+            if node.raft_id.is_none() {
+                return Err(ApiError::conflict(format!(
+                    "node {} is to become a manager but has no raft id yet; retry",
+                    who.node_id
+                )));
+            }
+            if req.advertise_addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ApiError::bad_request(format!(
+                    "advertise address {:?} is not a valid IP:port; a manager needs one that other managers can dial",
+                    req.advertise_addr
+                )));
+            }
+        }
+        NodeRole::Worker if still_member => {
+            return Err(ApiError::conflict(format!(
+                "node {} is still a raft member; retry once it has been removed",
+                who.node_id
+            )));
+        }
+        NodeRole::Worker => {}
+    }
+    let expiry = cluster
+        .spec
+        .ca_config
+        .node_cert_expiry
+        .filter(|e| *e > 0)
+        .map(|ns| Duration::from_nanos(ns as u64))
+        .unwrap_or(super::ca::NODE_CERT_EXPIRY);
+    let identity = CertIdentity {
+        node_id: who.node_id.clone(),
+        role,
+        cluster_id: cluster.id.clone(),
+    };
+    let cert_pem = issue_node_cert(&root.ca_cert_pem, &root.ca_key_pem, &req.csr_pem, &identity, expiry)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    tracing::info!(node_id = %who.node_id, role = role.name(), "issued a certificate for a new role");
+    Ok(Json(RenewResponse {
+        role,
+        cert_pem,
+        raft_id: (role == NodeRole::Manager).then_some(node.raft_id).flatten(),
+        managers: raft
+            .voters
+            .values()
+            .map(|a| (a.node_id.clone(), a.addr.clone()))
+            .collect(),
+    }))
+}
+
 async fn join_raft(
     State(m): State<Arc<Manager>>,
     Extension(peer): Extension<Peer>,
@@ -391,7 +487,9 @@ fn check_membership_change(m: &Manager, change: &MembershipChange) -> Result<(),
             }
             (*id, Some(addr.node_id.clone()))
         }
-        MembershipChange::RemoveManager { id } => (*id, None),
+        // Any registered manager may take a raft member out: demoted and stale incarnations
+        // are no longer registered as managers.
+        MembershipChange::RemoveManager { .. } => return Ok(()),
     };
     let registered = m.store.view(|s| {
         s.nodes.iter().any(|n| {
@@ -426,7 +524,7 @@ async fn raft_rpc(
                 swarm_raft::decode(&body, "membership change").map_err(|e| ApiError::bad_request(e.to_string()))?;
             check_membership_change(&m, &change)?;
         }
-        Rpc::Append | Rpc::Vote | Rpc::PreVote => {}
+        Rpc::Append | Rpc::Vote | Rpc::PreVote | Rpc::Transfer => {}
     }
     m.raft
         .handle_rpc(rpc, &body)

@@ -10,6 +10,7 @@ mod leader_loss;
 mod orchestration;
 mod quorum;
 mod restart;
+mod roles;
 mod scale;
 mod snapshots;
 mod storage_faults;

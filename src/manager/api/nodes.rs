@@ -1,5 +1,6 @@
 //! `/nodes`: every node, with manager status filled in from raft and peer health.
 
+use std::collections::BTreeSet;
 use std::collections::HashMap;
 
 use axum::Json;
@@ -16,6 +17,7 @@ use super::body::query_version;
 use super::error::ApiError;
 use super::error::ApiResult;
 use super::filters::Filters;
+use crate::manager::runtime::Manager;
 use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
 use crate::model::Kind;
@@ -23,9 +25,13 @@ use crate::model::Node;
 use crate::model::NodeRole;
 use crate::model::NodeSpec;
 use crate::model::NodeState;
+use crate::model::Reachability;
 use crate::model::StoreObject;
 use crate::model::Timestamp;
 use crate::model::Version;
+use crate::model::new_raft_id;
+use swarm_raft::quorum;
+use swarm_raft::quorum::QuorumRisk;
 
 const NODE_FILTERS: &[&str] = &["id", "name", "role", "membership", "label", "node.label"];
 
@@ -92,8 +98,10 @@ pub fn resolve_node(s: &StoreState, reference: &str) -> Result<Node, ApiError> {
     }
 }
 
-/// `POST /nodes/{id}/update?version=N`: availability, labels and name. The spec replaces the
-/// stored one as a whole, as in Swarm; a stale `version` is refused.
+/// `POST /nodes/{id}/update?version=N`: availability, labels, name and role. The spec replaces
+/// the stored one as a whole, as in Swarm; a stale `version` is refused. A demotion takes the
+/// manager out of raft first (quorum-safe); a promotion gives the node a raft id, and the node
+/// itself then gets a manager certificate and joins raft.
 pub async fn update(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -115,19 +123,46 @@ pub async fn update(
     if current.version != Version::new(version) {
         return Err(ApiError::conflict("update out of sequence"));
     }
-    if spec.role != current.spec.role {
-        return Err(ApiError::bad_request(format!(
-            "node {}: changing the role (promote or demote) is not available yet in swarm-rs",
-            current.id
-        )));
+    let mut next = current.clone();
+    match (current.spec.role, spec.role) {
+        (NodeRole::Worker, NodeRole::Manager) => {
+            // A fresh raft incarnation; the node gets a manager certificate and joins raft.
+            next.raft_id = Some(new_raft_id());
+        }
+        (NodeRole::Manager, NodeRole::Worker) => check_demotion(m, &current)?,
+        _ => {}
     }
-    let mut next = current;
     next.version = Version::new(version);
     next.spec = spec;
     next.manager_status = None;
     next.updated_at = Timestamp::now();
     m.commit(vec![StoreAction::Update(next.into_object())]).await?;
     Ok(StatusCode::OK)
+}
+
+/// Refuses a demotion that would leave the cluster without a reachable majority of managers,
+/// or without managers at all. The leader's role manager then takes the node out of raft.
+fn check_demotion(m: &Manager, node: &Node) -> Result<(), ApiError> {
+    let Some(raft_id) = node.raft_id else {
+        return Ok(());
+    };
+    let raft = m.raft.status();
+    let voters: BTreeSet<u64> = raft.voters.keys().copied().collect();
+    let healthy: BTreeSet<u64> = raft
+        .voters
+        .iter()
+        .filter(|(_, a)| a.node_id == m.local.node_id || m.health.reachability(&a.node_id) == Reachability::Reachable)
+        .map(|(id, _)| *id)
+        .collect();
+    match quorum::check_remove(&voters, &healthy, raft_id) {
+        Ok(()) => Ok(()),
+        Err(QuorumRisk::LastManager) => Err(ApiError::bad_request(
+            "attempting to demote the last manager of the swarm",
+        )),
+        Err(why) => Err(ApiError::bad_request(format!(
+            "can't remove member from the raft: this would result in a loss of quorum ({why})"
+        ))),
+    }
 }
 
 /// `DELETE /nodes/{id}[?force=1]`: forgets a node. A node that is up needs `force`; a manager

@@ -180,6 +180,8 @@ impl Dispatcher {
                     .cloned()
                     .collect()
             });
+            let role_of = |s: &StoreState| s.nodes.get(&node_id).map(|n| n.spec.role);
+            let mut role = m.store.view(role_of);
             let mut alive = send(welcome).await
                 && send(SessionMessage::Assignments {
                     full: true,
@@ -187,10 +189,14 @@ impl Dispatcher {
                     removed: Vec::new(),
                 })
                 .await;
+            if let Some(r) = role {
+                alive = alive && send(SessionMessage::Role { role: r }).await;
+            }
             while alive {
                 let mut updated: HashMap<String, Task> = HashMap::new();
                 let mut removed: HashSet<String> = HashSet::new();
                 let mut full_again = false;
+                let mut role_changed = false;
                 tokio::select! {
                     batch = watcher.next() => {
                         let Some(first) = batch else { break };
@@ -213,6 +219,12 @@ impl Dispatcher {
                                         updated.remove(&t.id);
                                         removed.insert(t.id.clone());
                                     }
+                                    Event::Update { new: Object::Node(n), .. }
+                                        if n.id == node_id && role != Some(n.spec.role) =>
+                                    {
+                                        role = Some(n.spec.role);
+                                        role_changed = true;
+                                    }
                                     Event::Restored { .. } => full_again = true,
                                     _ => {}
                                 }
@@ -227,6 +239,17 @@ impl Dispatcher {
                             alive = send(SessionMessage::Managers { managers: managers.clone() }).await;
                         }
                         continue;
+                    }
+                }
+                if full_again {
+                    let now = m.store.view(role_of);
+                    role_changed |= now != role;
+                    role = now;
+                }
+                if role_changed && let Some(r) = role {
+                    alive = send(SessionMessage::Role { role: r }).await;
+                    if !alive {
+                        break;
                     }
                 }
                 if full_again {

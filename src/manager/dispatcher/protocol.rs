@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::Serialize;
 
 use crate::model::NodeDescription;
+use crate::model::NodeRole;
 use crate::model::Task;
 use crate::model::TaskStatus;
 
@@ -39,6 +40,9 @@ pub enum SessionMessage {
     },
     /// The manager list changed.
     Managers { managers: Vec<(String, String)> },
+    /// The role the node should have (sent at the start of a session and when it changes):
+    /// a node told another role than it runs gets a certificate for it and restarts in it.
+    Role { role: NodeRole },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
