@@ -391,6 +391,46 @@ async fn restart_attempts_are_limited() {
     assert!(tasks.iter().all(|t| t["Status"]["Err"] == "task: non-zero exit (1)"));
     let ps = c.ctl_ok(m, &["service", "ps", "flaky"]);
     assert_eq!(ps.lines().filter(|l| l.contains("\\_ flaky.1")).count(), 2, "{ps}");
+
+    tracing_phase("with a history limit of 2, a slot that keeps restarting holds at most 2 tasks");
+    let out = c.ctl_ok(m, &["swarm", "update", "--task-history-limit", "2"]);
+    assert!(out.contains("Swarm updated."), "{out}");
+    let swarm: Value = c.nodes[m].client().get("/swarm").await.unwrap();
+    assert_eq!(swarm["Spec"]["Orchestration"]["TaskHistoryRetentionLimit"], 2);
+    c.ctl_ok(
+        m,
+        &[
+            "service",
+            "create",
+            "--name",
+            "churn",
+            "--restart-delay",
+            "1s",
+            IMAGE,
+            "sh",
+            "-c",
+            "exit 1",
+        ],
+    );
+    eventually("churn restarted a few times", Duration::from_secs(60), || async {
+        let tasks = tasks_of(&c, m, "churn").await?;
+        let restarts = tasks
+            .iter()
+            .filter(|t| !t["RestartOf"].as_str().unwrap_or("").is_empty())
+            .count();
+        (restarts >= 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    eventually(
+        "the churning slot is trimmed to 2 tasks",
+        Duration::from_secs(10),
+        || async {
+            let tasks = tasks_of(&c, m, "churn").await?;
+            (tasks.len() <= 2).then_some(())
+        },
+    )
+    .await;
 }
 
 /// Killing the leader of three managers during a 10 s restart delay: the new leader restarts
