@@ -46,6 +46,7 @@ use super::dispatcher::protocol::StatusRequest;
 use super::runtime::Manager;
 use super::store::StoreAction;
 use crate::model::Availability;
+use crate::model::Cluster;
 use crate::model::EngineDescription;
 use crate::model::Labels;
 use crate::model::Node;
@@ -249,6 +250,17 @@ async fn ca(State(m): State<Arc<Manager>>) -> ApiResult<String> {
         .ok_or_else(|| ApiError::unavailable("the cluster has no root CA yet"))
 }
 
+/// How long node certificates live: the cluster setting, or Swarm's 90 days.
+fn node_cert_expiry(cluster: &Cluster) -> Duration {
+    cluster
+        .spec
+        .ca_config
+        .node_cert_expiry
+        .filter(|e| *e > 0)
+        .map(|ns| Duration::from_nanos(ns as u64))
+        .unwrap_or(super::ca::NODE_CERT_EXPIRY)
+}
+
 async fn join(
     State(m): State<Arc<Manager>>,
     Extension(addr): Extension<PeerAddr>,
@@ -277,13 +289,7 @@ async fn join(
     }
     let node_id = new_id();
     let raft_id = (role == NodeRole::Manager).then(new_raft_id);
-    let expiry = cluster
-        .spec
-        .ca_config
-        .node_cert_expiry
-        .filter(|e| *e > 0)
-        .map(|ns| Duration::from_nanos(ns as u64))
-        .unwrap_or(super::ca::NODE_CERT_EXPIRY);
+    let expiry = node_cert_expiry(&cluster);
     let who = CertIdentity {
         node_id: node_id.clone(),
         role,
@@ -385,13 +391,7 @@ async fn renew(
         }
         NodeRole::Worker => {}
     }
-    let expiry = cluster
-        .spec
-        .ca_config
-        .node_cert_expiry
-        .filter(|e| *e > 0)
-        .map(|ns| Duration::from_nanos(ns as u64))
-        .unwrap_or(super::ca::NODE_CERT_EXPIRY);
+    let expiry = node_cert_expiry(&cluster);
     let identity = CertIdentity {
         node_id: who.node_id.clone(),
         role,
