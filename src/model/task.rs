@@ -84,6 +84,14 @@ pub struct Task {
     /// the count lives in the store and survives a leader change.
     #[serde(rename = "RestartOf", default, skip_serializing_if = "String::is_empty")]
     pub restart_of: String,
+    /// The restart policy declined to replace this task (condition, or attempts used up): its
+    /// slot, or its node for a global service, stays as it is until the task template changes.
+    #[serde(
+        rename = "RestartDeclined",
+        default,
+        skip_serializing_if = "super::service::is_false"
+    )]
+    pub restart_declined: bool,
 }
 
 /// A name and labels.

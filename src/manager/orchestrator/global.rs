@@ -3,9 +3,12 @@
 //! service's constraints (a label change or a new constraint) has its task shut down. A paused
 //! node keeps what it runs but gets nothing new, and a task that ends there is not restarted.
 
+use std::collections::HashMap;
 use std::collections::HashSet;
 
+use super::given_up;
 use super::new_task;
+use super::newest;
 use super::run_state;
 use crate::manager::scheduler::constraint::Constraint;
 use crate::manager::scheduler::constraint::all_match;
@@ -17,6 +20,7 @@ use crate::model::Node;
 use crate::model::NodeState;
 use crate::model::Service;
 use crate::model::StoreObject;
+use crate::model::Task;
 use crate::model::TaskState;
 use crate::model::Timestamp;
 
@@ -52,7 +56,16 @@ pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
         })
     };
     for svc in s.services.iter().filter(|svc| svc.spec.mode.global.is_some()) {
-        let mut covered = HashSet::new();
+        // A node is covered by a runnable task, or by one the restart policy gave up on.
+        let mut by_node: HashMap<&str, Vec<&Task>> = HashMap::new();
+        for t in s.tasks_by_service(&svc.id) {
+            by_node.entry(t.node_id.as_str()).or_default().push(t);
+        }
+        let mut covered: HashSet<&str> = by_node
+            .iter()
+            .filter(|(_, ts)| newest(ts.iter().copied()).is_some_and(|t| given_up(svc, t)))
+            .map(|(n, _)| *n)
+            .collect();
         for t in s.tasks_by_service(&svc.id).filter(|t| t.is_runnable()) {
             covered.insert(t.node_id.as_str());
             let keep = match s.nodes.get(&t.node_id) {
@@ -82,7 +95,6 @@ mod tests {
     use crate::model::Object;
     use crate::model::Placement;
     use crate::model::ServiceMode;
-    use crate::model::Task;
 
     fn node(id: &str, state: NodeState, availability: Availability, zone: &str) -> Object {
         let mut n = Node {
@@ -152,6 +164,36 @@ mod tests {
             task("on-a", "a", TaskState::Running),
         ]);
         assert_eq!(created, vec!["b"]);
+        assert!(shut.is_empty());
+    }
+
+    #[test]
+    fn a_node_whose_task_the_restart_policy_gave_up_on_gets_no_new_one() {
+        let mut declined = Task {
+            id: "declined".into(),
+            service_id: "svc".into(),
+            node_id: "a".into(),
+            desired_state: TaskState::Shutdown,
+            restart_declined: true,
+            ..Default::default()
+        };
+        declined.status.state = TaskState::Complete;
+        let mut stopped = declined.clone();
+        stopped.id = "stopped".into();
+        stopped.node_id = "b".into();
+        stopped.restart_declined = false;
+        let (created, shut) = outcome(vec![
+            global(None),
+            node("a", NodeState::Ready, Availability::Active, "x"),
+            node("b", NodeState::Ready, Availability::Active, "x"),
+            declined.into_object(),
+            stopped.into_object(),
+        ]);
+        assert_eq!(
+            created,
+            vec!["b"],
+            "only the node whose task was merely shut down gets a new one"
+        );
         assert!(shut.is_empty());
     }
 

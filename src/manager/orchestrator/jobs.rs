@@ -14,6 +14,7 @@ use std::collections::HashSet;
 
 use super::global;
 use super::new_task;
+use super::newest;
 use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
 use crate::manager::store::Transaction;
@@ -38,7 +39,8 @@ fn desired(id: &str, state: TaskState) -> Transaction {
     })
 }
 
-/// Tasks of older iterations that have not finished are removed.
+/// Tasks of older iterations that have not finished are removed; failed ones that waited for
+/// a restart are shut down (they are history now).
 fn retire_old<'a>(svc: &Service, tasks: &[&'a Task], txs: &mut Vec<Transaction>) -> Vec<&'a Task> {
     let current = iteration(svc);
     let mut out = Vec::new();
@@ -47,6 +49,8 @@ fn retire_old<'a>(svc: &Service, tasks: &[&'a Task], txs: &mut Vec<Transaction>)
             out.push(*t);
         } else if t.status.state <= TaskState::Running && t.desired_state < TaskState::Remove {
             txs.push(desired(&t.id, TaskState::Remove));
+        } else if t.status.state > TaskState::Complete && t.is_runnable() {
+            txs.push(desired(&t.id, TaskState::Shutdown));
         }
     }
     out
@@ -70,11 +74,8 @@ pub fn reconcile_replicated(svc: &Service, job: &ReplicatedJob, tasks: &[&Task],
             .iter()
             .filter(|t| t.is_runnable() && t.status.state != TaskState::Complete)
             .count() as u64;
-        // Out of restarts: its newest task was shut down and nothing replaced it.
-        let dead = ts
-            .iter()
-            .max_by_key(|t| (t.created_at, t.id.as_str()))
-            .is_some_and(|t| t.desired_state == TaskState::Shutdown);
+        // Out of restarts: the policy gave up on its newest task.
+        let dead = newest(ts.iter().copied()).is_some_and(|t| t.restart_declined);
         running += active;
         if complete || active > 0 || dead {
             taken.insert(*slot);
@@ -95,11 +96,13 @@ fn reconcile_global(s: &StoreState, svc: &Service, tasks: &[&Task], now: Timesta
     let current = retire_old(svc, tasks, &mut txs);
     let covered: HashSet<&str> = current.iter().map(|t| t.node_id.as_str()).collect();
     for t in &current {
-        let lost = s
-            .nodes
-            .get(&t.node_id)
-            .is_none_or(|n| n.status.state == NodeState::Down || n.spec.availability == Availability::Drain);
-        if lost && t.status.state <= TaskState::Running && t.is_runnable() {
+        let node = s.nodes.get(&t.node_id);
+        let lost = node.is_none_or(|n| n.status.state == NodeState::Down || n.spec.availability == Availability::Drain);
+        let unfinished = t.status.state <= TaskState::Running;
+        // A task that failed where it may not run any more is not restarted there: it is done.
+        let failed_where_ineligible =
+            t.status.state > TaskState::Complete && !node.is_some_and(|n| global::eligible(svc, n));
+        if t.is_runnable() && ((lost && unfinished) || failed_where_ineligible) {
             txs.push(desired(&t.id, TaskState::Shutdown));
         }
     }
@@ -219,12 +222,72 @@ mod tests {
     #[test]
     fn a_slot_out_of_restarts_is_not_started_again() {
         let (svc, j) = job(2, 2, 0);
-        let tasks = [
-            task(1, TaskState::Failed, TaskState::Shutdown, 0),
-            task(2, TaskState::Complete, TaskState::Complete, 0),
-        ];
+        let mut declined = task(1, TaskState::Failed, TaskState::Shutdown, 0);
+        declined.restart_declined = true;
+        let tasks = [declined, task(2, TaskState::Complete, TaskState::Complete, 0)];
         let refs: Vec<&Task> = tasks.iter().collect();
         assert!(reconcile_replicated(&svc, &j, &refs, Timestamp::now()).is_empty());
+    }
+
+    #[test]
+    fn a_global_job_runs_once_on_every_ready_eligible_node() {
+        use crate::manager::store::testing::store_with;
+        use crate::model::Availability;
+        use crate::model::Node;
+        use crate::model::NodeState;
+        use crate::model::Object;
+
+        let mut svc = Service {
+            id: "job".into(),
+            ..Default::default()
+        };
+        svc.spec.mode = ServiceMode {
+            global_job: Some(Default::default()),
+            ..Default::default()
+        };
+        svc.job_status = Some(JobStatus::default());
+        let node = |id: &str, state: NodeState, availability: Availability| {
+            let mut n = Node {
+                id: id.into(),
+                ..Default::default()
+            };
+            n.status.state = state;
+            n.spec.availability = availability;
+            n.into_object()
+        };
+        let mut done = task(0, TaskState::Complete, TaskState::Complete, 0);
+        done.node_id = "done".into();
+        let mut running_on_down = task(0, TaskState::Running, TaskState::Complete, 0);
+        running_on_down.node_id = "down".into();
+        let store = store_with(vec![
+            svc.into_object(),
+            node("fresh", NodeState::Ready, Availability::Active),
+            node("done", NodeState::Ready, Availability::Active),
+            node("down", NodeState::Down, Availability::Active),
+            node("paused", NodeState::Ready, Availability::Pause),
+            done.into_object(),
+            running_on_down.clone().into_object(),
+        ]);
+        let txs = store.view(|s| decide(s, Timestamp::now()));
+        let mut created = Vec::new();
+        let mut shut = Vec::new();
+        for a in txs.iter().flat_map(|t| &t.actions) {
+            match a {
+                StoreAction::Create(Object::Task(t)) => {
+                    assert_eq!(t.desired_state, TaskState::Complete);
+                    assert_eq!(t.job_iteration, Some(Version::new(0)));
+                    created.push(t.node_id.clone());
+                }
+                StoreAction::TaskDesired { id, desired } if *desired == TaskState::Shutdown => shut.push(id.clone()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(created, vec!["fresh"], "one task per ready, active node without one");
+        assert_eq!(
+            shut,
+            vec![running_on_down.id],
+            "the down node's unfinished task is shut down"
+        );
     }
 
     #[test]

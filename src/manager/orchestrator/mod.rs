@@ -28,6 +28,20 @@ pub fn run_state(service: &Service) -> TaskState {
     }
 }
 
+/// Whether `t` ended for good: the restart policy declined to replace it, it was not removed
+/// since, and the service still runs the task template it was built from. Its slot (or node)
+/// is then not filled again.
+pub fn given_up(service: &Service, t: &Task) -> bool {
+    t.restart_declined && t.desired_state < TaskState::Remove && t.spec == service.spec.task_template
+}
+
+/// The newest of `tasks` (by creation time, then ID).
+pub fn newest<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> Option<&'a Task> {
+    tasks
+        .into_iter()
+        .max_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))
+}
+
 /// A new task for `service` in `slot` (0 for global tasks, which name their node instead).
 pub fn new_task(service: &Service, slot: u64, node_id: &str, desired: TaskState, now: Timestamp) -> Task {
     Task {

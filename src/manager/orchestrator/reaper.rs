@@ -48,6 +48,12 @@ pub fn decide(s: &StoreState) -> Vec<Transaction> {
             }
             continue;
         }
+        // A removed node's global tasks have no slot to keep history for.
+        let node_removed = !t.node_id.is_empty() && s.nodes.get(&t.node_id).is_none();
+        if node_removed && t.slot == 0 && !t.is_runnable() {
+            txs.push(remove(t));
+            continue;
+        }
         let node_key = if t.slot == 0 { t.node_id.as_str() } else { "" };
         slots
             .entry((t.service_id.as_str(), t.slot, node_key))

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 
+use super::given_up;
 use super::new_task;
+use super::newest;
 use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
 use crate::manager::store::Transaction;
@@ -33,23 +35,22 @@ pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
 }
 
 /// The tasks that occupy each slot of `svc`. A slot is occupied while it holds a runnable task,
-/// or when its newest task was shut down without a replacement at the current spec version:
-/// the restart policy gave up on it, and refilling the slot would restart it anyway.
+/// or when the restart policy gave up on its newest task ([`given_up`]): refilling the slot
+/// would restart it anyway.
 pub fn occupied_slots<'a>(svc: &Service, tasks: &[&'a Task]) -> BTreeMap<u64, Vec<&'a Task>> {
     let mut slots: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
-    let mut newest: BTreeMap<u64, &Task> = BTreeMap::new();
+    let mut all: BTreeMap<u64, Vec<&Task>> = BTreeMap::new();
     for t in tasks.iter().filter(|t| t.slot > 0) {
         if t.is_runnable() {
             slots.entry(t.slot).or_default().push(t);
         }
-        let n = newest.entry(t.slot).or_insert(t);
-        if (t.created_at, t.id.as_str()) > (n.created_at, n.id.as_str()) {
-            *n = t;
-        }
+        all.entry(t.slot).or_default().push(t);
     }
-    for (slot, t) in newest {
-        let given_up = t.desired_state == TaskState::Shutdown && t.spec_version == svc.spec_version;
-        if given_up && !slots.contains_key(&slot) {
+    for (slot, ts) in all {
+        if let Some(t) = newest(ts.iter().copied())
+            && given_up(svc, t)
+            && !slots.contains_key(&slot)
+        {
             slots.insert(slot, vec![t]);
         }
     }
@@ -68,7 +69,14 @@ pub fn reconcile(svc: &Service, want: u64, tasks: &[&Task], now: Timestamp) -> V
     // outcome was unknown), keep the one that is furthest along and newest, shut the rest down.
     for ts in slots.values_mut() {
         if ts.len() > 1 && ts.iter().all(|t| t.is_runnable()) {
-            ts.sort_by_key(|t| std::cmp::Reverse((t.status.state.min(TaskState::Running), t.created_at)));
+            // Live before ended, then furthest along, then newest.
+            ts.sort_by_key(|t| {
+                std::cmp::Reverse((
+                    t.status.state <= TaskState::Running,
+                    t.status.state.min(TaskState::Running),
+                    t.created_at,
+                ))
+            });
             for extra in ts.drain(1..) {
                 txs.push(Transaction::one(StoreAction::TaskDesired {
                     id: extra.id.clone(),
@@ -246,19 +254,34 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_given_up_on_stays_occupied_until_the_spec_changes() {
+    fn a_slot_given_up_on_stays_occupied_until_the_task_template_changes() {
         let mut svc = service(2);
-        svc.spec_version = Some(crate::model::Version::new(7));
         let mut dead = task(1, "a", TaskState::Failed, TaskState::Shutdown);
-        dead.spec_version = svc.spec_version;
-        let mut live = task(2, "a", TaskState::Running, TaskState::Running);
-        live.spec_version = svc.spec_version;
-        let tasks = [dead.clone(), live.clone()];
+        dead.restart_declined = true;
+        let mut history = task(2, "a", TaskState::Failed, TaskState::Shutdown);
+        history.id = "history".into();
+        let tasks = [dead.clone(), history];
         let refs: Vec<&Task> = tasks.iter().collect();
-        assert!(reconcile(&svc, 2, &refs, Timestamp::now()).is_empty());
-        // A new spec starts the slot again.
-        svc.spec_version = Some(crate::model::Version::new(9));
-        assert_eq!(created_slots(&reconcile(&svc, 2, &refs, Timestamp::now())), vec![1]);
+        // Slot 1 stays given up; slot 2's task was only shut down, so it is filled again.
+        assert_eq!(created_slots(&reconcile(&svc, 2, &refs, Timestamp::now())), vec![2]);
+        // A new task template starts slot 1 again.
+        svc.spec.task_template.force_update = 1;
+        assert_eq!(created_slots(&reconcile(&svc, 2, &refs, Timestamp::now())), vec![1, 2]);
+    }
+
+    #[test]
+    fn of_two_live_tasks_in_a_slot_an_ended_one_goes_first() {
+        let mut running = task(1, "a", TaskState::Running, TaskState::Running);
+        running.id = "running".into();
+        let mut failed = task(1, "a", TaskState::Failed, TaskState::Running);
+        failed.id = "failed".into();
+        failed.created_at = Timestamp::from_unix_nanos(10);
+        let tasks = [running, failed];
+        let refs: Vec<&Task> = tasks.iter().collect();
+        assert_eq!(
+            removed(&reconcile(&service(1), 1, &refs, Timestamp::now())),
+            vec!["failed"]
+        );
     }
 
     proptest! {
@@ -267,7 +290,7 @@ mod tests {
         #[test]
         fn converges_to_the_requested_replicas(
             want in 0u64..12,
-            existing in proptest::collection::vec((1u64..15, 0usize..3, 0u8..4), 0..20),
+            existing in proptest::collection::vec((1u64..15, 0usize..3, 0u8..5), 0..20),
         ) {
             let nodes = ["a", "b", "c"];
             let svc = service(want);
@@ -278,10 +301,11 @@ mod tests {
                     let (state, desired) = match kind {
                         0 => (TaskState::Running, TaskState::Running),
                         1 => (TaskState::Pending, TaskState::Running),
-                        2 => (TaskState::Failed, TaskState::Shutdown),
+                        2 | 3 => (TaskState::Failed, TaskState::Shutdown),
                         _ => (TaskState::Complete, TaskState::Remove),
                     };
                     let mut t = task(*slot, nodes[*node], state, desired);
+                    t.restart_declined = *kind == 3;
                     t.id = format!("t{i:02}");
                     t.created_at = crate::model::Timestamp::from_unix_nanos(i as i128);
                     t

@@ -6,7 +6,9 @@
 //! Everything it needs lives in the store, so a new leader carries on where the old one
 //! stopped (Swarm keeps both in the leader's memory):
 //! - restart attempts are counted from the slot's tasks that are replacements
-//!   ([`Task::restart_of`]), of the same spec version (and job iteration);
+//!   ([`Task::restart_of`]) of the same task template (and job iteration);
+//! - a task the policy does not replace is marked ([`Task::restart_declined`]), so the
+//!   orchestrators leave its slot alone;
 //! - a pending delay is the replacement's `created_at + delay`: it is held with desired READY
 //!   and promoted once the delay has passed and the task it replaces has stopped (at most a
 //!   minute after the restart).
@@ -55,19 +57,17 @@ pub fn should_restart(p: &RestartPolicy, state: TaskState, node_lost: bool, job:
 }
 
 /// Whether the slot of `t` (for a global task: its service on its node) has restart attempts
-/// left. Replacements of the same spec version and job iteration count; with a window, only
-/// those created in the window before `t` ended.
-pub fn attempts_left(s: &StoreState, t: &Task, p: &RestartPolicy) -> bool {
+/// left. Replacements built from the same task template (and job iteration) count; with a
+/// window, only those created in the window up to `now`.
+pub fn attempts_left(s: &StoreState, t: &Task, p: &RestartPolicy, now: Timestamp) -> bool {
     let max = p.max_attempts.unwrap_or(0);
     if max == 0 {
         return true;
     }
-    let same_run =
-        |h: &&Task| !h.restart_of.is_empty() && h.spec_version == t.spec_version && h.job_iteration == t.job_iteration;
+    let same_run = |h: &&Task| !h.restart_of.is_empty() && h.spec == t.spec && h.job_iteration == t.job_iteration;
     let window = i128::from(p.window.unwrap_or(0).max(0));
-    let ended = nanos(&t.status.timestamp);
-    let in_window =
-        |h: &&Task| window == 0 || (nanos(&h.created_at) >= ended - window && nanos(&h.created_at) <= ended);
+    let now = nanos(&now);
+    let in_window = |h: &&Task| window == 0 || nanos(&h.created_at) > now - window;
     let count = if t.slot != 0 {
         s.tasks_by_slot(&t.service_id, t.slot)
             .filter(same_run)
@@ -122,6 +122,10 @@ pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
         if t.desired_state != wanted || (job && t.status.state == TaskState::Complete) {
             continue;
         }
+        // A task of an older job iteration is the jobs orchestrator's to retire, not to restart.
+        if job && t.job_iteration != Some(svc.job_status.as_ref().map(|j| j.job_iteration).unwrap_or_default()) {
+            continue;
+        }
         let node = s.nodes.get(&t.node_id);
         let lost = !t.node_id.is_empty() && t.status.state <= TaskState::Running && node_lost(node);
         let ended = t.status.state > TaskState::Running;
@@ -133,14 +137,15 @@ pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
         if t.slot == 0 && (lost || !node.is_some_and(|n| global::eligible(svc, n))) {
             continue;
         }
-        if should_restart(&p, t.status.state, lost, job) && attempts_left(s, t, &p) {
+        if should_restart(&p, t.status.state, lost, job) && attempts_left(s, t, &p, now) {
             let drained = node.is_some_and(|n| n.spec.availability == Availability::Drain);
             txs.push(replace(svc, t, &p, lost, drained, now));
         } else {
-            txs.push(Transaction::one(StoreAction::TaskDesired {
-                id: t.id.clone(),
-                desired: TaskState::Shutdown,
-            }));
+            // Versioned like a replacement: a decision on a stale view is refused and made again.
+            let mut declined = t.clone();
+            declined.desired_state = TaskState::Shutdown;
+            declined.restart_declined = true;
+            txs.push(Transaction::one(StoreAction::Update(declined.into_object())));
         }
     }
     txs

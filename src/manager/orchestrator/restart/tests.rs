@@ -100,7 +100,7 @@ fn attempts_are_counted_from_the_slots_replacements() {
     let third = task("t3", 4, 5, TaskState::Failed, "t2");
     let s = store_with(vec![first.clone().into_object(), second.clone().into_object()]);
     assert!(
-        s.view(|s| attempts_left(s, &second, &policy)),
+        s.view(|s| attempts_left(s, &second, &policy, Timestamp::from_unix_nanos(4 * SEC))),
         "one restart used, two allowed"
     );
     let s = store_with(vec![
@@ -108,34 +108,45 @@ fn attempts_are_counted_from_the_slots_replacements() {
         second.into_object(),
         third.clone().into_object(),
     ]);
-    assert!(!s.view(|s| attempts_left(s, &third, &policy)), "two restarts used");
     assert!(
-        s.view(|s| attempts_left(s, &third, &p("on-failure", None, 0))),
+        !s.view(|s| attempts_left(s, &third, &policy, Timestamp::from_unix_nanos(6 * SEC))),
+        "two restarts used"
+    );
+    assert!(
+        s.view(|s| attempts_left(
+            s,
+            &third,
+            &p("on-failure", None, 0),
+            Timestamp::from_unix_nanos(6 * SEC)
+        )),
         "0 = unlimited"
     );
 }
 
 #[test]
-fn a_new_spec_version_starts_counting_again() {
+fn a_new_task_template_starts_counting_again() {
     let policy = p("on-failure", Some(1), 0);
     let mut old = task("t1", 0, 1, TaskState::Failed, "t0");
-    old.spec_version = Some(Version::new(2));
+    old.spec.force_update = 1;
     let current = task("t2", 2, 3, TaskState::Failed, "");
     let s = store_with(vec![old.into_object(), current.clone().into_object()]);
-    assert!(s.view(|s| attempts_left(s, &current, &policy)));
+    assert!(s.view(|s| attempts_left(s, &current, &policy, Timestamp::from_unix_nanos(4 * SEC))));
 }
 
 #[test]
 fn a_window_counts_only_recent_restarts() {
-    // Restarts created at 10 s and 50 s; the task failing at 65 s with a 30 s window sees one.
+    // Restarts created at 10 s and 50 s; deciding at 65 s with a 30 s window sees one.
     let policy = p("on-failure", Some(2), 30);
     let a = task("t1", 0, 9, TaskState::Failed, "");
     let b = task("t2", 10, 49, TaskState::Failed, "t1");
     let c = task("t3", 50, 65, TaskState::Failed, "t2");
+    let now = Timestamp::from_unix_nanos(65 * SEC);
     let s = store_with(vec![a.into_object(), b.into_object(), c.clone().into_object()]);
-    assert!(s.view(|s| attempts_left(s, &c, &policy)));
-    // With a 60 s window both count.
-    assert!(!s.view(|s| attempts_left(s, &c, &p("on-failure", Some(2), 60))));
+    assert!(s.view(|s| attempts_left(s, &c, &policy, now)));
+    // With a 60 s window both count; much later, neither does.
+    assert!(!s.view(|s| attempts_left(s, &c, &p("on-failure", Some(2), 60), now)));
+    let later = Timestamp::from_unix_nanos(200 * SEC);
+    assert!(s.view(|s| attempts_left(s, &c, &p("on-failure", Some(2), 60), later)));
 }
 
 #[test]
@@ -174,6 +185,11 @@ fn a_failed_task_is_replaced_after_the_delay_and_out_of_attempts_it_stays_down()
     let (created, shut, _) = effects(&txs);
     assert!(created.is_empty());
     assert_eq!(shut, vec!["t2"]);
+    let declined = txs
+        .iter()
+        .flat_map(|t| &t.actions)
+        .any(|a| matches!(a, StoreAction::Update(Object::Task(t)) if t.id == "t2" && t.restart_declined));
+    assert!(declined, "the task is marked so its slot is not filled again: {txs:?}");
 }
 
 #[test]
@@ -246,20 +262,27 @@ fn completed_job_tasks_are_never_restarted_and_failed_ones_restart_toward_comple
     let svc = service(p("any", None, 0), mode);
     let mut done = task("t1", 0, 1, TaskState::Complete, "");
     done.desired_state = TaskState::Complete;
+    done.job_iteration = Some(Version::default());
     let mut failed = task("t2", 0, 1, TaskState::Failed, "");
     failed.desired_state = TaskState::Complete;
+    failed.job_iteration = Some(Version::default());
     failed.slot = 2;
+    let mut old_iteration = failed.clone();
+    old_iteration.id = "old".into();
+    old_iteration.slot = 3;
+    old_iteration.job_iteration = None;
     let txs = decide_on(
         vec![
             svc.into_object(),
             node("n1", NodeState::Ready, Availability::Active),
             done.into_object(),
             failed.into_object(),
+            old_iteration.into_object(),
         ],
         2,
     );
     let (created, shut, _) = effects(&txs);
-    assert_eq!(shut, vec!["t2"]);
+    assert_eq!(shut, vec!["t2"], "tasks of older iterations are not restarted");
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].slot, 2);
 }
