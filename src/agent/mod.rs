@@ -30,9 +30,9 @@ use crate::net::peer_client::full;
 
 /// Called when the manager list changes, e.g. to save it for the next start.
 pub type ManagersChanged = Arc<dyn Fn(&[(String, String)]) + Send + Sync>;
-/// Called with the role the managers want this node to have, at each session start and when
-/// it changes.
-pub type RoleWanted = Arc<dyn Fn(NodeRole) + Send + Sync>;
+/// Called with the role the managers want this node to have (and a manager's raft id), at each
+/// session start and when it changes.
+pub type RoleWanted = Arc<dyn Fn(NodeRole, Option<u64>) + Send + Sync>;
 
 pub struct Agent {
     pub node_id: String,
@@ -252,9 +252,9 @@ impl Agent {
                 match msg {
                     SessionMessage::Assignments { full, tasks, removed } => self.worker.apply(full, tasks, removed),
                     SessionMessage::Managers { managers } => self.set_managers(managers),
-                    SessionMessage::Role { role } => {
+                    SessionMessage::Role { role, raft_id } => {
                         if let Some(cb) = &self.on_role {
-                            cb(role);
+                            cb(role, raft_id);
                         }
                     }
                     SessionMessage::Welcome { .. } => {}

@@ -129,8 +129,8 @@ struct Running {
     lock: File,
     /// This node's client identity towards the managers.
     peers: Arc<PeerClient>,
-    /// Roles the managers want for this node, as its agent hears them.
-    roles: mpsc::UnboundedReceiver<NodeRole>,
+    /// Roles (and a manager's raft id) the managers want for this node, as its agent hears them.
+    roles: mpsc::UnboundedReceiver<(NodeRole, Option<u64>)>,
 }
 
 /// Fails early, before anything is written, if the listen address cannot be bound.
@@ -355,7 +355,7 @@ async fn connect_executor(kind: &str, shutdown: &mut watch::Receiver<bool>) -> O
 
 /// Starts the node's agent, which runs the tasks the managers assign to this node and passes
 /// on the role they want for it.
-fn start_agent(running: &mut Running, cfg: &NodeConfig, roles: mpsc::UnboundedSender<NodeRole>) {
+fn start_agent(running: &mut Running, cfg: &NodeConfig, roles: mpsc::UnboundedSender<(NodeRole, Option<u64>)>) {
     let peers = running.peers.clone();
     let managers = if cfg.role == NodeRole::Manager {
         vec![(cfg.node_id.clone(), cfg.advertise_addr.clone())]
@@ -378,21 +378,20 @@ fn start_agent(running: &mut Running, cfg: &NodeConfig, roles: mpsc::UnboundedSe
         });
         cb
     });
-    let (node_id, hostname, kind, role) = (
+    let (node_id, hostname, kind, runs_as) = (
         cfg.node_id.clone(),
         cfg.hostname.clone(),
         cfg.executor.clone(),
-        cfg.role,
+        (cfg.role, cfg.raft_id),
     );
     let mut shutdown = running.shutdown.subscribe();
     running.tasks.push(tokio::spawn(async move {
         let Some(executor) = connect_executor(&kind, &mut shutdown).await else {
             return;
         };
-        let runs_as = role;
-        let on_role: RoleWanted = Arc::new(move |wanted| {
-            if wanted != runs_as {
-                let _ = roles.send(wanted);
+        let on_role: RoleWanted = Arc::new(move |role, raft_id| {
+            if (role, raft_id) != runs_as {
+                let _ = roles.send((role, raft_id));
             }
         });
         let agent = Arc::new(Agent::new(node_id, hostname, peers, managers, executor, on_managers).on_role(on_role));
@@ -745,7 +744,10 @@ pub async fn run(data_dir: PathBuf) -> Result<(), DaemonError> {
     let cfg = dir.load_config()?;
     // Data dirs from older versions may be more open than today's.
     dir.restrict()?;
-    if !cfg.initialised {
+    // A manager that is not yet in raft (a promotion or a join that was interrupted) joins
+    // once it runs; anything else half set up cannot continue.
+    let joining_manager = cfg.role == NodeRole::Manager && cfg.raft_id.is_some();
+    if !cfg.initialised && !joining_manager {
         return Err(err(format!(
             "data dir {} was not fully set up (swarmd init or join was interrupted); remove it and run init or join again",
             dir.root().display()
@@ -754,7 +756,8 @@ pub async fn run(data_dir: PathBuf) -> Result<(), DaemonError> {
     let mut running = match cfg.role {
         NodeRole::Manager => {
             let running = start_manager(dir.clone(), &cfg, lock).await?;
-            if let Some(m) = &running.manager
+            if cfg.initialised
+                && let Some(m) = &running.manager
                 && !m.raft.wait_for_local_recovery(Duration::from_secs(60)).await
             {
                 tracing::warn!("state is still being re-applied from the log; serving reads anyway");

@@ -1,12 +1,12 @@
 //! Running a node until it is stopped, and switching it between worker and manager when the
 //! managers promote or demote it.
 //!
-//! The agent hears the wanted role from the dispatcher. The node then asks a manager for a
-//! certificate for that role (signed in with its current one; a demoted manager gets it only
-//! once it is out of raft), stops what it runs (task containers keep running), and starts again
-//! in the new role: a new manager joins raft with the raft id the promotion gave it, a former
-//! manager drops its raft state. The worker part adopts the running containers as after a
-//! restart.
+//! The agent hears the wanted role from the dispatcher. The node then asks the leader for a
+//! certificate for the role the cluster gives it (signed in with its current one; a demoted
+//! manager gets it only once it is out of raft), stops what it runs (task containers keep
+//! running), and starts again in the new role: a new manager joins raft with the raft id the
+//! promotion gave it (retrying until it is in, also after a restart), a former manager drops
+//! its raft state. The worker part adopts the running containers as after a restart.
 
 use std::time::Duration;
 
@@ -26,87 +26,128 @@ use crate::manager::peer_api::RenewResponse;
 use crate::model::NodeRole;
 use crate::net::peer_client::full;
 
-/// How long a node keeps asking for its new certificate before it gives up on the change.
-const RENEW_DEADLINE: Duration = Duration::from_secs(300);
+/// How long to wait between rounds of asking the managers.
+const RETRY: Duration = Duration::from_secs(2);
 
-/// Runs the node until SIGTERM or SIGINT, changing its role whenever the managers ask.
+/// Runs the node until SIGTERM or SIGINT, changing its role whenever the managers ask. A wish
+/// is kept until it is carried out or overtaken by a newer one, however long that takes.
 pub(super) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Result<(), DaemonError> {
     let signal = shutdown_signal();
     tokio::pin!(signal);
+    let mut wanted: Option<(NodeRole, Option<u64>)> = None;
+    let mut agent_gone = false;
     loop {
-        let wanted = tokio::select! {
-            _ = &mut signal => break,
-            r = running.roles.recv() => r,
-        };
-        let Some(wanted) = wanted else {
-            // The agent is gone (it could not reach an engine, say): only a signal ends this.
-            (&mut signal).await;
-            break;
-        };
-        if wanted == cfg.role {
+        let current = (cfg.role, cfg.raft_id);
+        let pending = wanted.filter(|w| *w != current);
+        let joining = cfg.role == NodeRole::Manager && !cfg.initialised;
+        if pending.is_none() && !joining {
+            if agent_gone {
+                // The agent is gone (it could not reach an engine, say): only a signal ends this.
+                (&mut signal).await;
+                break;
+            }
+            tokio::select! {
+                _ = &mut signal => break,
+                r = running.roles.recv() => match r {
+                    Some(w) => wanted = Some(w),
+                    None => agent_gone = true,
+                },
+            }
             continue;
         }
-        tracing::info!(
-            from = cfg.role.name(),
-            to = wanted.name(),
-            "the managers changed this node's role; getting a certificate for it"
-        );
-        let renewed = tokio::select! {
-            _ = &mut signal => break,
-            r = obtain_certificate(&running, &cfg, wanted) => r,
-        };
-        let (key_pem, resp, via) = match renewed {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot change this node's role; it keeps its current one");
-                continue;
+        let progressed = if pending.is_some() {
+            let answer = tokio::select! {
+                _ = &mut signal => break,
+                r = ask_for_certificate(&running, &cfg) => r,
+            };
+            match answer {
+                // The leader sees this node as it runs: the change was undone meanwhile.
+                Some((_, resp, _)) if (resp.role, resp.raft_id) == current => {
+                    wanted = None;
+                    true
+                }
+                Some((key_pem, resp, _)) => {
+                    tracing::info!(
+                        from = cfg.role.name(),
+                        to = resp.role.name(),
+                        "the managers changed this node's role; switching"
+                    );
+                    running = switch(running, &mut cfg, key_pem, resp).await?;
+                    wanted = None;
+                    true
+                }
+                None => false,
             }
+        } else {
+            let joined = tokio::select! {
+                _ = &mut signal => break,
+                r = join_raft(&running, &cfg) => r,
+            };
+            if joined {
+                cfg.initialised = true;
+                running.dir.save_config(&cfg)?;
+                tracing::info!("this manager is a raft member now");
+            }
+            joined
         };
-        running = switch(running, &mut cfg, key_pem, resp, &via).await?;
-        tracing::info!(role = cfg.role.name(), "this node now runs as a {}", cfg.role.name());
+        if !progressed {
+            tokio::select! {
+                _ = &mut signal => break,
+                r = running.roles.recv(), if !agent_gone => match r {
+                    Some(w) => wanted = Some(w),
+                    None => agent_gone = true,
+                },
+                _ = tokio::time::sleep(RETRY) => {}
+            }
+        }
     }
     stop(running).await;
     Ok(())
 }
 
-/// Asks the managers, in turn, for a certificate for `wanted` until one answers with it.
-async fn obtain_certificate(
-    running: &Running,
-    cfg: &NodeConfig,
-    wanted: NodeRole,
-) -> Result<(String, RenewResponse, String), String> {
-    let (key_pem, csr_pem) = ca::new_key_and_csr().map_err(|e| e.to_string())?;
+/// One round of asking the managers (only the leader answers) for a certificate for the role
+/// the cluster now gives this node. `None` if nobody issued one this round.
+async fn ask_for_certificate(running: &Running, cfg: &NodeConfig) -> Option<(String, RenewResponse, String)> {
+    let (key_pem, csr_pem) = match ca::new_key_and_csr() {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot make a key for the new role");
+            return None;
+        }
+    };
     let body = serde_json::to_vec(&RenewRequest {
         csr_pem,
         advertise_addr: cfg.advertise_addr.clone(),
     })
-    .map_err(|e| e.to_string())?;
-    let deadline = tokio::time::Instant::now() + RENEW_DEADLINE;
-    let mut last = String::from("no manager known");
-    loop {
-        for addr in managers_to_ask(running, cfg) {
-            match running
-                .peers
-                .call(&addr, "/ca/renew", Some(full(body.clone())), Duration::from_secs(10))
-                .await
-            {
-                Ok(bytes) => match serde_json::from_slice::<RenewResponse>(&bytes) {
-                    Ok(resp) if resp.role == wanted => return Ok((key_pem, resp, addr)),
-                    // That manager has not seen the change yet.
-                    Ok(resp) => last = format!("{addr} still sees this node as a {}", resp.role.name()),
-                    Err(e) => last = format!("{addr} answered something unexpected: {e}"),
-                },
-                Err(e) => last = format!("{addr}: {e}"),
-            }
+    .ok()?;
+    for addr in managers_to_ask(running, cfg) {
+        match running
+            .peers
+            .call(&addr, "/ca/renew", Some(full(body.clone())), Duration::from_secs(10))
+            .await
+        {
+            Ok(bytes) => match serde_json::from_slice::<RenewResponse>(&bytes) {
+                Ok(resp) => return Some((key_pem, resp, addr)),
+                Err(e) => tracing::warn!(manager = %addr, error = %e, "unexpected certificate answer"),
+            },
+            Err(e) => tracing::debug!(manager = %addr, error = %e, "no certificate for the new role yet"),
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!(
-                "no certificate for the new role within {RENEW_DEADLINE:?}: {last}"
-            ));
-        }
-        tracing::debug!(error = %last, "certificate for the new role not issued yet; retrying");
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    None
+}
+
+/// One round of asking the managers to add this manager to raft. True once it is a member.
+async fn join_raft(running: &Running, cfg: &NodeConfig) -> bool {
+    let Some(raft_id) = cfg.raft_id else {
+        return false;
+    };
+    for addr in managers_to_ask(running, cfg) {
+        match become_raft_member(running, &addr, raft_id, &cfg.advertise_addr).await {
+            Ok(()) => return true,
+            Err(why) => tracing::warn!(manager = %addr, error = %why, "cannot join raft yet; retrying"),
+        }
+    }
+    false
 }
 
 /// The other managers this node knows of: the raft voters for a manager, the saved list for a
@@ -132,13 +173,13 @@ fn managers_to_ask(running: &Running, cfg: &NodeConfig) -> Vec<String> {
     out
 }
 
-/// Stops the node and starts it again in the role of its new certificate.
+/// Stops the node and starts it again in the role of its new certificate. A new manager starts
+/// outside raft; [`supervise`] then has it join.
 async fn switch(
     running: Running,
     cfg: &mut NodeConfig,
     key_pem: String,
     resp: RenewResponse,
-    via: &str,
 ) -> Result<Running, DaemonError> {
     let dir = running.dir.clone();
     let (ca_pem, _, _) = dir.load_certs()?;
@@ -159,20 +200,10 @@ async fn switch(
     dir.save_config(cfg)?;
     let mut running = match resp.role {
         NodeRole::Manager => {
-            let raft_id = resp
-                .raft_id
-                .ok_or_else(|| err("the manager certificate came without a raft id"))?;
-            let running = start_manager(dir.clone(), cfg, lock).await?;
-            if let Err(why) = become_raft_member(&running, via, raft_id, &cfg.advertise_addr).await {
-                stop(running).await;
-                return Err(err(format!(
-                    "promoted, but could not become a raft member: {why}. Demote node {} and promote it again",
-                    cfg.node_id
-                )));
+            if resp.raft_id.is_none() {
+                return Err(err("the manager certificate came without a raft id"));
             }
-            cfg.initialised = true;
-            dir.save_config(cfg)?;
-            running
+            start_manager(dir.clone(), cfg, lock).await?
         }
         NodeRole::Worker => start_worker(dir.clone(), cfg, lock)?,
     };

@@ -239,6 +239,43 @@ fn require_manager<'a>(peer: &'a Peer, m: &Manager) -> Result<&'a CertIdentity, 
             format!("node {} is a worker: this endpoint is for managers only", who.node_id),
         ));
     }
+    // A manager certificate outlives a demotion until its node renews it: what the store says
+    // about the node wins, unless raft still has it as a member (a demotion in progress; a new
+    // learner's store is still empty and knows nobody).
+    let (removed, demoted) = m.store.view(|s| {
+        let removed = s
+            .cluster()
+            .and_then(|c| c.root_ca.as_ref())
+            .is_some_and(|ca| ca.removed_nodes.contains_key(&who.node_id));
+        let demoted = s
+            .nodes
+            .get(&who.node_id)
+            .is_some_and(|n| n.spec.role != NodeRole::Manager);
+        (removed, demoted)
+    });
+    if removed {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("Permission denied: node {} was removed from swarm", who.node_id),
+        ));
+    }
+    if demoted {
+        let raft = m.raft.status();
+        let member = raft
+            .voters
+            .values()
+            .chain(raft.learners.values())
+            .any(|a| a.node_id == who.node_id);
+        if !member {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "node {} was demoted: its manager certificate is no longer valid",
+                    who.node_id
+                ),
+            ));
+        }
+    }
     Ok(who)
 }
 
@@ -343,14 +380,20 @@ async fn join(
     }))
 }
 
-/// Issues a node a certificate for the role the store gives it. A manager being demoted gets
-/// its worker certificate only once it has left raft (409 until then, so it retries).
+/// Issues a node a certificate for the role the store gives it, on the leader only. A manager
+/// being demoted gets its worker certificate only once it has left raft (409 until then, so it
+/// retries).
 async fn renew(
     State(m): State<Arc<Manager>>,
     Extension(peer): Extension<Peer>,
     body: Bytes,
 ) -> ApiResult<Json<RenewResponse>> {
     let who = require_node(&peer, &m)?.clone();
+    // Only the leader decides: a lagging manager could issue a role the cluster has moved on
+    // from.
+    if !m.raft.leads_with_quorum() {
+        return Err(crate::manager::dispatcher::Dispatcher::not_leader(&m));
+    }
     let req: RenewRequest = decode_json(&body, "certificate renewal request")?;
     let (node, cluster) = m
         .store

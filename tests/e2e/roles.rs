@@ -133,13 +133,13 @@ async fn workers_are_promoted_and_managers_demoted_without_risking_quorum() {
         (n["Spec"]["Role"] == "worker" && n["ManagerStatus"].is_null() && n["Status"]["State"] == "ready").then_some(())
     })
     .await;
-    let new_leader = c.wait_leader(Duration::from_secs(30)).await;
-    assert_ne!(new_leader, leader, "the demoted leader handed leadership over");
     eventually("the demoted node runs as a worker", Duration::from_secs(60), || {
         let out = c.ctl(leader, &["node", "ls"]);
         async move { (!out.status.success()).then_some(()) }
     })
     .await;
+    let new_leader = c.wait_leader(Duration::from_secs(30)).await;
+    assert_ne!(new_leader, leader, "the demoted leader handed leadership over");
     eventually("its tasks still run", Duration::from_secs(60), || {
         let client = c.nodes[new_leader].client();
         async move {

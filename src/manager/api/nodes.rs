@@ -143,16 +143,40 @@ pub async fn update(
 /// Refuses a demotion that would leave the cluster without a reachable majority of managers,
 /// or without managers at all. The leader's role manager then takes the node out of raft.
 fn check_demotion(m: &Manager, node: &Node) -> Result<(), ApiError> {
+    let (other_managers, not_managers): (usize, BTreeSet<String>) = m.store.view(|s| {
+        let others = s
+            .nodes
+            .iter()
+            .filter(|n| n.id != node.id && n.spec.role == NodeRole::Manager)
+            .count();
+        let demoted = s
+            .nodes
+            .iter()
+            .filter(|n| n.spec.role != NodeRole::Manager)
+            .map(|n| n.id.clone())
+            .collect();
+        (others, demoted)
+    });
+    if other_managers == 0 {
+        return Err(ApiError::bad_request(
+            "attempting to demote the last manager of the swarm",
+        ));
+    }
     let Some(raft_id) = node.raft_id else {
         return Ok(());
     };
+    // Voters already demoted in the store are on their way out: count without them.
     let raft = m.raft.status();
-    let voters: BTreeSet<u64> = raft.voters.keys().copied().collect();
-    let healthy: BTreeSet<u64> = raft
+    let staying: Vec<(&u64, &swarm_raft::ManagerAddr)> = raft
         .voters
         .iter()
+        .filter(|(_, a)| !not_managers.contains(&a.node_id))
+        .collect();
+    let voters: BTreeSet<u64> = staying.iter().map(|(id, _)| **id).collect();
+    let healthy: BTreeSet<u64> = staying
+        .iter()
         .filter(|(_, a)| a.node_id == m.local.node_id || m.health.reachability(&a.node_id) == Reachability::Reachable)
-        .map(|(id, _)| *id)
+        .map(|(id, _)| **id)
         .collect();
     match quorum::check_remove(&voters, &healthy, raft_id) {
         Ok(()) => Ok(()),

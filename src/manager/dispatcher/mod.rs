@@ -180,7 +180,7 @@ impl Dispatcher {
                     .cloned()
                     .collect()
             });
-            let role_of = |s: &StoreState| s.nodes.get(&node_id).map(|n| n.spec.role);
+            let role_of = |s: &StoreState| s.nodes.get(&node_id).map(|n| (n.spec.role, n.raft_id));
             let mut role = m.store.view(role_of);
             let mut alive = send(welcome).await
                 && send(SessionMessage::Assignments {
@@ -189,8 +189,8 @@ impl Dispatcher {
                     removed: Vec::new(),
                 })
                 .await;
-            if let Some(r) = role {
-                alive = alive && send(SessionMessage::Role { role: r }).await;
+            if let Some((r, raft_id)) = role {
+                alive = alive && send(SessionMessage::Role { role: r, raft_id }).await;
             }
             while alive {
                 let mut updated: HashMap<String, Task> = HashMap::new();
@@ -220,9 +220,9 @@ impl Dispatcher {
                                         removed.insert(t.id.clone());
                                     }
                                     Event::Update { new: Object::Node(n), .. }
-                                        if n.id == node_id && role != Some(n.spec.role) =>
+                                        if n.id == node_id && role != Some((n.spec.role, n.raft_id)) =>
                                     {
-                                        role = Some(n.spec.role);
+                                        role = Some((n.spec.role, n.raft_id));
                                         role_changed = true;
                                     }
                                     Event::Restored { .. } => full_again = true,
@@ -246,8 +246,8 @@ impl Dispatcher {
                     role_changed |= now != role;
                     role = now;
                 }
-                if role_changed && let Some(r) = role {
-                    alive = send(SessionMessage::Role { role: r }).await;
+                if role_changed && let Some((r, raft_id)) = role {
+                    alive = send(SessionMessage::Role { role: r, raft_id }).await;
                     if !alive {
                         break;
                     }

@@ -40,9 +40,10 @@ pub enum SessionMessage {
     },
     /// The manager list changed.
     Managers { managers: Vec<(String, String)> },
-    /// The role the node should have (sent at the start of a session and when it changes):
-    /// a node told another role than it runs gets a certificate for it and restarts in it.
-    Role { role: NodeRole },
+    /// The role the node should have, and for a manager its raft incarnation (sent at the start
+    /// of a session and when either changes): a node told something else than it runs gets a
+    /// certificate for it and restarts in it.
+    Role { role: NodeRole, raft_id: Option<u64> },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
