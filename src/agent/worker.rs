@@ -169,9 +169,13 @@ impl Worker {
             // A task that already ended (e.g. reported before a restart) has nothing to run;
             // its container, if any, goes when the task is removed.
             if t.status.state > TaskState::Running {
+                drop(runners);
                 if t.desired_state == TaskState::Remove {
-                    drop(runners);
                     self.remove_container(t.id.clone());
+                } else if full && t.desired_state.wants_stop() {
+                    // Ended in the managers' view (e.g. rejected by the constraint enforcer)
+                    // while its container may still run from before this worker started.
+                    self.stop_container(t.clone());
                 }
                 continue;
             }
@@ -200,6 +204,15 @@ impl Worker {
                 self.reporter.forget(id);
             }
         }
+    }
+
+    fn stop_container(&self, task: Task) {
+        let mut ctl = self.executor.controller(&task, &self.node_id);
+        tokio::spawn(async move {
+            if let Err(e) = ctl.shutdown().await {
+                tracing::debug!(task_id = %task.id, error = %e, "cannot stop the ended task's container");
+            }
+        });
     }
 
     fn remove_container(&self, id: String) {
@@ -242,6 +255,13 @@ impl Worker {
         let id = task.id.clone();
         let mut ctl = self.executor.controller(&task, &self.node_id);
         if self.drive(&task, ctl.as_mut(), &mut desired).await {
+            // The task has ended as far as the managers know, but its container may still run
+            // (one that could not be inspected, say): stop it once the managers want that.
+            if desired.wait_for(|d| d.wants_stop()).await.is_ok()
+                && let Err(e) = ctl.shutdown().await
+            {
+                tracing::debug!(task_id = %id, error = %e, "stopping an ended task's container");
+            }
             // Keep the stopped container until the managers remove the task (or delete it).
             let _ = desired.wait_for(|d| *d == TaskState::Remove).await;
             remove_with_retries(&id, ctl.as_mut()).await;
