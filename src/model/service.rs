@@ -205,6 +205,8 @@ pub struct VirtualIp {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateStatus {
+    /// `updating`, `paused`, `completed`, `rollback_started`, `rollback_paused` or
+    /// `rollback_completed`.
     #[serde(rename = "State", default)]
     pub state: String,
     #[serde(rename = "StartedAt", default, skip_serializing_if = "Option::is_none")]
@@ -213,6 +215,31 @@ pub struct UpdateStatus {
     pub completed_at: Option<Timestamp>,
     #[serde(rename = "Message", default)]
     pub message: String,
+    /// swarm-rs: the update's progress, kept in the replicated store so that a new leader
+    /// carries on the same update (Swarm keeps it in the leader's memory).
+    #[serde(rename = "Progress", default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<UpdateProgress>,
+}
+
+impl UpdateStatus {
+    pub const UPDATING: &'static str = "updating";
+    pub const PAUSED: &'static str = "paused";
+    pub const COMPLETED: &'static str = "completed";
+    pub const ROLLBACK_STARTED: &'static str = "rollback_started";
+    pub const ROLLBACK_PAUSED: &'static str = "rollback_paused";
+    pub const ROLLBACK_COMPLETED: &'static str = "rollback_completed";
+}
+
+/// What a rolling update has done so far, beyond what the tasks themselves show.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateProgress {
+    /// Slots (nodes, for a global service) that needed the update when it started: failures
+    /// are counted against this.
+    #[serde(rename = "Slots", default)]
+    pub slots: u64,
+    /// Tasks of this update that failed before running or within the monitor period.
+    #[serde(rename = "FailedTasks", default)]
+    pub failed_tasks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -92,6 +92,14 @@ pub struct Task {
         skip_serializing_if = "super::service::is_false"
     )]
     pub restart_declined: bool,
+    /// The task this one replaces in a rolling update (not a restart: it does not count as an
+    /// attempt).
+    #[serde(rename = "UpdateOf", default, skip_serializing_if = "String::is_empty")]
+    pub update_of: String,
+    /// When the task first reported RUNNING, recorded by the store: a rolling update counts a
+    /// failure within its monitor period from then.
+    #[serde(rename = "RunningSince", default, skip_serializing_if = "Option::is_none")]
+    pub running_since: Option<Timestamp>,
 }
 
 /// A name and labels.

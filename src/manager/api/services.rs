@@ -34,6 +34,7 @@ use crate::model::ServiceStatus;
 use crate::model::StoreObject;
 use crate::model::TaskState;
 use crate::model::Timestamp;
+use crate::model::UpdateStatus;
 use crate::model::Version;
 use crate::model::new_id;
 
@@ -254,6 +255,7 @@ pub async fn update(
         )));
     }
     let mut next = current.clone();
+    let now = Timestamp::now();
     // The version the client read; the store refuses the update if it is stale.
     next.version = Version::new(version);
     next.previous_spec = Some(current.spec.clone());
@@ -261,7 +263,14 @@ pub async fn update(
     next.spec = spec;
     next.service_status = None;
     next.scheduling_status = None;
-    let now = Timestamp::now();
+    // A new update supersedes whatever update was going on; a rollback is one.
+    next.update_status = rollback.then(|| UpdateStatus {
+        state: UpdateStatus::ROLLBACK_STARTED.to_string(),
+        started_at: Some(now),
+        completed_at: None,
+        message: "manually requested rollback".to_string(),
+        progress: None,
+    });
     // Every update of a job runs it again, as a new iteration.
     if let Some(j) = next.job_status.as_mut() {
         j.job_iteration = Version::new(j.job_iteration.index + 1);

@@ -9,6 +9,7 @@ use crate::model::NodeStatus;
 use crate::model::Object;
 use crate::model::TaskState;
 use crate::model::TaskStatus;
+use crate::model::UpdateStatus;
 use crate::model::Version;
 
 /// One raft entry: independent transactions, each applied all-or-nothing.
@@ -54,6 +55,13 @@ pub enum StoreAction {
         id: String,
         node_id: String,
         status: TaskStatus,
+    },
+    /// Set a service's update status, as part of the update of `spec_version`: ignored once
+    /// the service's spec has changed again (a newer update superseded it).
+    ServiceUpdateStatus {
+        id: String,
+        spec_version: Option<Version>,
+        status: Option<UpdateStatus>,
     },
     /// Record what a node says about itself (its status and, optionally, its description)
     /// without touching its spec.

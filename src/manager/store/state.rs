@@ -318,8 +318,33 @@ impl StoreState {
                 }
                 let mut new = old.clone();
                 new.updated_at = status.timestamp;
+                if status.state >= TaskState::Running && old.status.state < TaskState::Running {
+                    new.running_since = (status.state == TaskState::Running).then_some(status.timestamp);
+                }
                 new.status = status;
                 self.replace_task(index, old, new, undo, events);
+            }
+            StoreAction::ServiceUpdateStatus {
+                id,
+                spec_version,
+                status,
+            } => {
+                let Some(old) = self.services.get(&id).cloned() else {
+                    return Err(StoreError::NotFound {
+                        kind: Kind::Service,
+                        id,
+                    });
+                };
+                if old.spec_version != spec_version || old.update_status == status {
+                    return Ok(());
+                }
+                let mut new = old.clone();
+                new.update_status = status;
+                new.version = Version::new(index);
+                let (old, new) = (old.into_object(), new.into_object());
+                self.put(new.clone());
+                undo.push(Undo::Restore(old.clone()));
+                events.push(Event::Update { old, new });
             }
             StoreAction::TaskDesired { id, desired } => {
                 let old = self.task_or_err(&id)?;
