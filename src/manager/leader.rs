@@ -14,6 +14,7 @@ use super::orchestrator::jobs;
 use super::orchestrator::reaper;
 use super::orchestrator::replicated;
 use super::orchestrator::restart;
+use super::orchestrator::update;
 use super::runtime::Manager;
 use super::scheduler;
 
@@ -44,13 +45,14 @@ pub async fn run(m: Arc<Manager>, mut shutdown: watch::Receiver<bool>) {
         tracing::info!("became leader: starting orchestration, scheduling and dispatching");
         let (stop_tx, stop) = watch::channel(false);
         let reap: controller::Decide = |s, _| reaper::decide(s);
-        let controllers: [(&'static str, controller::Decide, u64); 8] = [
+        let controllers: [(&'static str, controller::Decide, u64); 9] = [
             ("allocator", allocator::decide, 1000),
             ("replicated", replicated::decide, 1000),
             ("global", global::decide, 1000),
             ("jobs", jobs::decide, 1000),
             ("constraint-enforcer", constraint_enforcer::decide, 1000),
             ("restart", restart::decide, 200),
+            ("updater", update::decide, 200),
             ("scheduler", scheduler::decide, 1000),
             ("reaper", reap, 1000),
         ];

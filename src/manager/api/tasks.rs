@@ -85,7 +85,10 @@ pub async fn list(
                     && nodes.as_ref().is_none_or(|ids| ids.contains(&t.node_id))
                     && (desired.is_empty() || desired.contains(&t.desired_state))
                     && svc.is_none_or(|x| filters.labels_match("label", &x.spec.labels))
-                    && (!up_to_date || svc.is_some_and(|x| t.spec_version == x.spec_version))
+                    && (!up_to_date
+                        || svc.is_some_and(|x| {
+                            !crate::manager::orchestrator::update::is_dirty(x, t, s.nodes.get(&t.node_id))
+                        }))
             })
             .cloned()
             .collect::<Vec<_>>()

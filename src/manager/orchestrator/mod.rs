@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod reaper;
 pub mod replicated;
 pub mod restart;
+pub mod update;
 
 use crate::model::Annotations;
 use crate::model::Service;

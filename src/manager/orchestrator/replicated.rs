@@ -68,7 +68,11 @@ pub fn reconcile(svc: &Service, want: u64, tasks: &[&Task], now: Timestamp) -> V
     // Two runnable tasks in one slot should not happen; if one does (e.g. after a write whose
     // outcome was unknown), keep the one that is furthest along and newest, shut the rest down.
     for ts in slots.values_mut() {
-        if ts.len() > 1 && ts.iter().all(|t| t.is_runnable()) {
+        // A start-first update runs the replacement next to the task it replaces for a while.
+        let overlap = ts
+            .iter()
+            .any(|t| !t.update_of.is_empty() && ts.iter().any(|o| o.id == t.update_of));
+        if ts.len() > 1 && ts.iter().all(|t| t.is_runnable()) && !overlap {
             // Live before ended, then furthest along, then newest.
             ts.sort_by_key(|t| {
                 std::cmp::Reverse((

@@ -11,7 +11,8 @@
 //!   orchestrators leave its slot alone;
 //! - a pending delay is the replacement's `created_at + delay`: it is held with desired READY
 //!   and promoted once the delay has passed and the task it replaces has stopped (at most a
-//!   minute after the restart).
+//!   minute after the restart). A rolling update's stop-first replacement is held the same way,
+//!   without the delay.
 
 use super::global;
 use super::new_task;
@@ -88,13 +89,19 @@ fn node_lost(node: Option<&Node>) -> bool {
     node.is_none_or(|n| n.status.state == NodeState::Down || n.spec.availability == Availability::Drain)
 }
 
-/// Whether a replacement held READY may start now.
+/// Whether a replacement held READY may start now: a restart after its delay, a rolling
+/// update's replacement at once; both once the task they replace has stopped.
 fn may_start(s: &StoreState, t: &Task, p: &RestartPolicy, now_ns: i128) -> bool {
     let created = nanos(&t.created_at);
-    if now_ns < created + delay_ns(p) {
+    let (replaces, delay) = if t.update_of.is_empty() {
+        (&t.restart_of, delay_ns(p))
+    } else {
+        (&t.update_of, 0)
+    };
+    if now_ns < created + delay {
         return false;
     }
-    let old_stopped = s.tasks.get(&t.restart_of).is_none_or(|old| {
+    let old_stopped = s.tasks.get(replaces).is_none_or(|old| {
         old.status.state > TaskState::Running || old.node_id.is_empty() || node_lost(s.nodes.get(&old.node_id))
     });
     old_stopped || now_ns >= created + MAX_WAIT_FOR_OLD_NS
