@@ -1,11 +1,13 @@
 //! `swarmctl`: the command line client. It speaks only the Engine API, like the docker CLI.
 
 mod node;
+mod progress;
 mod service;
 mod swarm;
 pub mod table;
 mod tasks;
 pub mod units;
+mod update;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -16,6 +16,9 @@ use super::tasks::print_tasks;
 use super::units::parse_bytes;
 use super::units::parse_cpus;
 use super::units::parse_duration;
+use super::update::HealthArgs;
+use super::update::UpdateArgs;
+use super::update::health_of;
 use crate::client::ApiClient;
 use crate::client::ClientError;
 use crate::client::encode_query;
@@ -48,6 +51,15 @@ pub enum ServiceCmd {
     /// Remove services.
     #[command(alias = "remove")]
     Rm { services: Vec<String> },
+    /// Change a service; without -d, wait until its tasks run the new spec.
+    Update(Box<UpdateArgs>),
+    /// Go back to a service's previous spec.
+    Rollback {
+        /// Do not wait for the service to converge.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        service: String,
+    },
     /// List the tasks of services, with their history.
     Ps {
         #[arg(required = true)]
@@ -131,6 +143,8 @@ pub struct CreateArgs {
     /// Signal that stops a container.
     #[arg(long)]
     pub stop_signal: Option<String>,
+    #[command(flatten)]
+    pub health: HealthArgs,
     pub image: String,
     /// Command and arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -141,6 +155,8 @@ pub async fn run(client: &ApiClient, cmd: ServiceCmd) -> Result<(), CtlError> {
     match cmd {
         ServiceCmd::Create(args) => service_create(client, *args).await,
         ServiceCmd::Ls(args) => service_ls(client, args).await,
+        ServiceCmd::Update(args) => super::update::update(client, *args).await,
+        ServiceCmd::Rollback { detach, service } => super::update::rollback(client, &service, detach).await,
         ServiceCmd::Ps { services, list } => service_ps(client, services, list).await,
         ServiceCmd::Inspect { services } => {
             let mut out = Vec::new();
@@ -323,6 +339,7 @@ async fn service_create(client: &ApiClient, args: CreateArgs) -> Result<(), CtlE
                 hostname: args.hostname.clone().unwrap_or_default(),
                 stop_grace_period: grace,
                 stop_signal: args.stop_signal.clone().unwrap_or_default(),
+                healthcheck: health_of(&args.health, None)?,
                 ..Default::default()
             }),
             placement: placement_of(&args)?,
