@@ -15,4 +15,5 @@ mod scale;
 mod snapshots;
 mod storage_faults;
 mod support;
+mod updates;
 mod workers;
