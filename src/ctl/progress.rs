@@ -75,6 +75,13 @@ fn slot_states(tasks: &[Task]) -> BTreeMap<String, String> {
 /// Waits until `reference` has converged on its current spec. `Err` if the update paused, or
 /// (unless `rollback` was asked for) the managers rolled it back.
 pub async fn wait_converged(client: &ApiClient, reference: &str, rollback: bool) -> Result<(), CtlError> {
+    let first: Service = client
+        .get(&format!("/services/{}?insertDefaults=false", encode_query(reference)))
+        .await?;
+    if first.spec.mode.is_job() {
+        // A job's update is a new run: nothing to converge on (`service ps` shows it).
+        return Ok(());
+    }
     let mut last_line = String::new();
     let mut last_states: BTreeMap<String, String> = BTreeMap::new();
     let mut announced = false;
@@ -86,7 +93,17 @@ pub async fn wait_converged(client: &ApiClient, reference: &str, rollback: bool)
         let tasks: Vec<Task> = client
             .get(&format!("/tasks?filters={}", encode_query(&filters)))
             .await?;
+        let all_filters = format!(r#"{{"service":{{"{}":true}}}}"#, svc.id);
+        let all: Vec<Task> = client
+            .get(&format!("/tasks?filters={}", encode_query(&all_filters)))
+            .await?;
         let nodes: Vec<Node> = client.get("/nodes").await?;
+        // Old tasks still wanted: the update has not gone through yet (right after the request,
+        // before the managers acted on it, nothing is up to date).
+        let up_to_date: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+        let stale = all
+            .iter()
+            .any(|t| t.is_runnable() && t.status.state <= TaskState::Running && !up_to_date.contains(t.id.as_str()));
         let status = svc.update_status.clone().unwrap_or_default();
         let state = status.state.as_str();
         if state == UpdateStatus::PAUSED || state == UpdateStatus::ROLLBACK_PAUSED {
@@ -110,7 +127,7 @@ pub async fn wait_converged(client: &ApiClient, reference: &str, rollback: bool)
         }
         last_states = states;
         let settled = matches!(state, "" | UpdateStatus::COMPLETED | UpdateStatus::ROLLBACK_COMPLETED);
-        if running == desired && settled {
+        if running == desired && settled && !stale {
             println!("verify: Service {} converged", svc.spec.name);
             if state == UpdateStatus::ROLLBACK_COMPLETED && !rollback {
                 return Err(CtlError::Usage(format!("service rolled back: {}", status.message)));

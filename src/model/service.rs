@@ -195,6 +195,19 @@ pub struct Endpoint {
     pub virtual_ips: Option<Vec<VirtualIp>>,
 }
 
+impl Endpoint {
+    /// What a service with `spec` is reachable at.
+    pub fn for_spec(spec: &ServiceSpec) -> Endpoint {
+        let ep = spec.endpoint_spec.clone().unwrap_or_default();
+        let ports = ep.ports.clone();
+        Endpoint {
+            spec: ep,
+            ports,
+            virtual_ips: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VirtualIp {
     #[serde(rename = "NetworkID", default)]

@@ -58,16 +58,6 @@ pub fn resolve_service(s: &StoreState, reference: &str) -> Result<Service, ApiEr
     }
 }
 
-fn endpoint_for(spec: &ServiceSpec) -> Endpoint {
-    let ep = spec.endpoint_spec.clone().unwrap_or_default();
-    let ports = ep.ports.clone();
-    Endpoint {
-        spec: ep,
-        ports,
-        virtual_ips: None,
-    }
-}
-
 /// Running and desired task counts, as `service ls` shows them. For jobs, completions count
 /// in the current iteration only.
 fn service_status(s: &StoreState, svc: &Service) -> ServiceStatus {
@@ -190,7 +180,7 @@ pub async fn create(State(state): State<ApiState>, body: Bytes) -> ApiResult<(St
         version: Version::default(),
         created_at: now,
         updated_at: now,
-        endpoint: endpoint_for(&spec),
+        endpoint: Endpoint::for_spec(&spec),
         job_status: spec.mode.is_job().then(|| JobStatus {
             job_iteration: Version::default(),
             last_execution: Some(now),
@@ -259,14 +249,16 @@ pub async fn update(
     // The version the client read; the store refuses the update if it is stale.
     next.version = Version::new(version);
     next.previous_spec = Some(current.spec.clone());
-    next.endpoint = endpoint_for(&spec);
+    next.endpoint = Endpoint::for_spec(&spec);
     next.spec = spec;
     next.service_status = None;
     next.scheduling_status = None;
     // A new update supersedes whatever update was going on; a rollback is one.
-    next.update_status = rollback.then(|| UpdateStatus {
+    // (Its start time is the leader's to set, by the leader's clock. Jobs have no rolling
+    // update: an update or rollback of a job is a new iteration.)
+    next.update_status = (rollback && !next.spec.mode.is_job()).then(|| UpdateStatus {
         state: UpdateStatus::ROLLBACK_STARTED.to_string(),
-        started_at: Some(now),
+        started_at: None,
         completed_at: None,
         message: "manually requested rollback".to_string(),
         progress: None,

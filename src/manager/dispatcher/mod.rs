@@ -335,10 +335,25 @@ impl Dispatcher {
                 "session {session_id} of node {node_id} not found; open a new session"
             )));
         }
+        // Statuses carry this manager's clock, not the node's: delays, monitor periods and
+        // restart windows are all measured on managers. A report that changes nothing (a new
+        // session repeats every status) is dropped.
+        let now = crate::model::Timestamp::now();
         let mine: Vec<(String, TaskStatus)> = m.store.view(|s| {
             updates
                 .into_iter()
-                .filter(|(id, _)| s.tasks.get(id).is_some_and(|t| t.node_id == node_id))
+                .filter_map(|(id, mut status)| {
+                    let t = s.tasks.get(&id).filter(|t| t.node_id == node_id)?;
+                    let same = t.status.state == status.state
+                        && t.status.message == status.message
+                        && t.status.err == status.err
+                        && t.status.container_status == status.container_status;
+                    if same {
+                        return None;
+                    }
+                    status.timestamp = now;
+                    Some((id, status))
+                })
                 .collect()
         });
         if !mine.is_empty() {

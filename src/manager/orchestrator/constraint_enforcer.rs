@@ -1,9 +1,10 @@
-//! The constraint enforcer: when a node stops matching a service's placement constraints (its
-//! labels or role changed, or the service got a new constraint), the service's tasks on that
-//! node are rejected, as Swarm does, and the restart supervisor places replacements where the
-//! constraints hold.
+//! The constraint enforcer: when a node stops matching a task's placement constraints (its
+//! labels or role changed), the task is rejected, as Swarm does, and the restart supervisor
+//! places a replacement where the constraints hold. A service that gets new constraints is
+//! the rolling update's business: its tasks are checked against their own constraints here.
 
-use super::global::constraints_hold;
+use crate::manager::scheduler::constraint::Constraint;
+use crate::manager::scheduler::constraint::all_match;
 use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
 use crate::manager::store::Transaction;
@@ -20,10 +21,13 @@ pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
             if !placed || !t.is_runnable() {
                 continue;
             }
-            let Some(svc) = s.services.get(&t.service_id) else {
-                continue;
-            };
-            if !constraints_hold(svc, node) {
+            let exprs = t
+                .spec
+                .placement
+                .as_ref()
+                .and_then(|p| p.constraints.as_deref())
+                .unwrap_or(&[]);
+            if !Constraint::parse_all(exprs).is_ok_and(|c| all_match(&c, node)) {
                 txs.push(Transaction::one(StoreAction::TaskStatus {
                     id: t.id.clone(),
                     status: TaskStatus {
@@ -52,11 +56,11 @@ mod tests {
 
     #[test]
     fn tasks_on_a_node_that_no_longer_matches_are_rejected() {
-        let mut svc = Service {
+        let svc = Service {
             id: "svc".into(),
             ..Default::default()
         };
-        svc.spec.task_template.placement = Some(Placement {
+        let placement = Some(Placement {
             constraints: Some(vec!["node.labels.zone==a".into()]),
             ..Default::default()
         });
@@ -77,6 +81,7 @@ mod tests {
                 desired_state: TaskState::Running,
                 ..Default::default()
             };
+            t.spec.placement = placement.clone();
             t.status.state = TaskState::Running;
             t.into_object()
         };

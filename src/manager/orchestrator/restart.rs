@@ -90,21 +90,37 @@ fn node_lost(node: Option<&Node>) -> bool {
 }
 
 /// Whether a replacement held READY may start now: a restart after its delay, a rolling
-/// update's replacement at once; both once the task they replace has stopped.
-fn may_start(s: &StoreState, t: &Task, p: &RestartPolicy, now_ns: i128) -> bool {
+/// update's replacement at once; both once the older tasks of their slot (of their node, for a
+/// global task) have stopped, or a minute after they were created. In a start-first update the
+/// task being replaced keeps running meanwhile.
+fn may_start(s: &StoreState, svc: &Service, t: &Task, p: &RestartPolicy, now_ns: i128) -> bool {
     let created = nanos(&t.created_at);
-    let (replaces, delay) = if t.update_of.is_empty() {
-        (&t.restart_of, delay_ns(p))
-    } else {
-        (&t.update_of, 0)
-    };
+    let delay = if t.restart_of.is_empty() { 0 } else { delay_ns(p) };
     if now_ns < created + delay {
         return false;
     }
-    let old_stopped = s.tasks.get(replaces).is_none_or(|old| {
-        old.status.state > TaskState::Running || old.node_id.is_empty() || node_lost(s.nodes.get(&old.node_id))
+    let rollback = svc
+        .update_status
+        .as_ref()
+        .is_some_and(|u| u.state == crate::model::UpdateStatus::ROLLBACK_STARTED);
+    let overlap_allowed = !t.update_of.is_empty() && super::update::settings(svc, rollback).start_first;
+    let same_place: Vec<&Task> = if t.slot != 0 {
+        s.tasks_by_slot(&t.service_id, t.slot).collect()
+    } else {
+        s.tasks_by_service(&t.service_id)
+            .filter(|o| o.node_id == t.node_id)
+            .collect()
+    };
+    let blocked = same_place.iter().any(|o| {
+        o.id != t.id
+            && o.created_at <= t.created_at
+            && !(overlap_allowed && o.id == t.update_of)
+            && o.status.state <= TaskState::Running
+            && !o.node_id.is_empty()
+            && !node_lost(s.nodes.get(&o.node_id))
+            && o.status.state >= TaskState::Assigned
     });
-    old_stopped || now_ns >= created + MAX_WAIT_FOR_OLD_NS
+    !blocked || now_ns >= created + MAX_WAIT_FOR_OLD_NS
 }
 
 pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
@@ -118,7 +134,7 @@ pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
         let job = svc.spec.mode.is_job();
         let wanted = run_state(svc);
         if t.desired_state == TaskState::Ready {
-            if may_start(s, t, &p, now_ns) {
+            if may_start(s, svc, t, &p, now_ns) {
                 txs.push(Transaction::one(StoreAction::TaskDesired {
                     id: t.id.clone(),
                     desired: wanted,
@@ -166,6 +182,9 @@ fn replace(svc: &Service, old: &Task, p: &RestartPolicy, lost: bool, drained: bo
     let node = if old.slot == 0 { old.node_id.as_str() } else { "" };
     let mut new = new_task(svc, old.slot, node, desired, now);
     new.restart_of = old.id.clone();
+    // A failed replacement of a rolling update is restarted as part of that update: it
+    // replaces the same old task (which, start-first, may still run).
+    new.update_of = old.update_of.clone();
     if old.job_iteration.is_some() {
         new.job_iteration = old.job_iteration;
     }

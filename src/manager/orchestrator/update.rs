@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 
+use super::global;
 use super::global::constraints_hold;
 use super::new_task;
 use super::run_state;
@@ -23,6 +24,7 @@ use crate::manager::api::validate::DEFAULT_MONITOR;
 use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
 use crate::manager::store::Transaction;
+use crate::model::Endpoint;
 use crate::model::Node;
 use crate::model::Service;
 use crate::model::StoreObject;
@@ -142,15 +144,6 @@ pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
 /// The next steps of the update of `svc`, if one is going on or due.
 pub fn reconcile(s: &StoreState, svc: &Service, now: Timestamp) -> Vec<Transaction> {
     let state = svc.update_status.as_ref().map(|u| u.state.as_str());
-    let finished = [
-        UpdateStatus::PAUSED,
-        UpdateStatus::ROLLBACK_PAUSED,
-        UpdateStatus::COMPLETED,
-        UpdateStatus::ROLLBACK_COMPLETED,
-    ];
-    if state.is_some_and(|st| finished.contains(&st)) {
-        return Vec::new();
-    }
     let rollback = state == Some(UpdateStatus::ROLLBACK_STARTED);
     let cfg = settings(svc, rollback);
     let now_ns = nanos(&now);
@@ -176,6 +169,11 @@ pub fn reconcile(s: &StoreState, svc: &Service, now: Timestamp) -> Vec<Transacti
     }
     let states: BTreeMap<(u64, &str), SlotState> = slots
         .iter()
+        .filter(|(key, _)| {
+            // A global service is only updated on nodes that may get a new task; the others
+            // keep what they run (a paused node) or lose it to the global orchestrator.
+            key.0 != 0 || s.nodes.get(key.1).is_some_and(|n| global::eligible(svc, n))
+        })
         .map(|(key, ts)| {
             let (old, fresh): (Vec<&Task>, Vec<&Task>) =
                 ts.iter().partition(|t| is_dirty(svc, t, s.nodes.get(&t.node_id)));
@@ -193,6 +191,29 @@ pub fn reconcile(s: &StoreState, svc: &Service, now: Timestamp) -> Vec<Transacti
             (*key, st)
         })
         .collect();
+
+    // start-first: a replacement runs, so the old tasks go, also when the update has paused
+    // or ended meanwhile (the slot must not keep two tasks).
+    let mut txs = Vec::new();
+    for st in states.values() {
+        if let SlotState::Overlap { old } = st {
+            for t in old {
+                txs.push(Transaction::one(StoreAction::TaskDesired {
+                    id: t.id.clone(),
+                    desired: TaskState::Shutdown,
+                }));
+            }
+        }
+    }
+    let finished = [
+        UpdateStatus::PAUSED,
+        UpdateStatus::ROLLBACK_PAUSED,
+        UpdateStatus::COMPLETED,
+        UpdateStatus::ROLLBACK_COMPLETED,
+    ];
+    if state.is_some_and(|st| finished.contains(&st)) {
+        return txs;
+    }
     let pending: Vec<(&(u64, &str), &Vec<&Task>)> = states
         .iter()
         .filter_map(|(k, st)| match st {
@@ -208,9 +229,9 @@ pub fn reconcile(s: &StoreState, svc: &Service, now: Timestamp) -> Vec<Transacti
     // Starting: record the update and how many slots it has to go through.
     let Some(status) = svc.update_status.clone() else {
         if pending.is_empty() && in_flight == 0 {
-            return Vec::new();
+            return txs;
         }
-        return vec![status_patch(
+        txs.push(status_patch(
             svc,
             UpdateStatus {
                 state: UpdateStatus::UPDATING.to_string(),
@@ -222,7 +243,8 @@ pub fn reconcile(s: &StoreState, svc: &Service, now: Timestamp) -> Vec<Transacti
                     failed_tasks: Vec::new(),
                 }),
             },
-        )];
+        ));
+        return txs;
     };
     let Some(progress) = status.progress.clone() else {
         // A rollback (manual or automatic) counts its own slots.
@@ -234,7 +256,8 @@ pub fn reconcile(s: &StoreState, svc: &Service, now: Timestamp) -> Vec<Transacti
         if next.started_at.is_none() {
             next.started_at = Some(now);
         }
-        return vec![status_patch(svc, next)];
+        txs.push(status_patch(svc, next));
+        return txs;
     };
 
     // Failures of this update's tasks: before they ran, or within the monitor period.
@@ -263,7 +286,8 @@ pub fn reconcile(s: &StoreState, svc: &Service, now: Timestamp) -> Vec<Transacti
                 all.push(t.id.clone());
                 let ratio = all.len() as f64 / progress.slots.max(1) as f64;
                 if ratio > cfg.max_failure_ratio {
-                    return vec![act_on_failure(svc, &status, &cfg, rollback, &t.id, all, now)];
+                    txs.push(act_on_failure(svc, &status, &cfg, rollback, &t.id, all, now));
+                    return txs;
                 }
             }
             let mut next = status.clone();
@@ -271,29 +295,23 @@ pub fn reconcile(s: &StoreState, svc: &Service, now: Timestamp) -> Vec<Transacti
                 slots: progress.slots,
                 failed_tasks: all,
             });
-            return vec![status_patch(svc, next)];
-        }
-    }
-
-    let mut txs = Vec::new();
-    // start-first: a replacement runs, so the old tasks go.
-    for st in states.values() {
-        if let SlotState::Overlap { old } = st {
-            for t in old {
-                txs.push(Transaction::one(StoreAction::TaskDesired {
-                    id: t.id.clone(),
-                    desired: TaskState::Shutdown,
-                }));
-            }
+            txs.push(status_patch(svc, next));
+            return txs;
         }
     }
 
     // Every slot is done: watch for a monitor period after the last one came up, then finish.
     if pending.is_empty() && in_flight == 0 {
+        // The last thing that happened to a task of the new template since the update began:
+        // one coming up, or one of the update's own ending.
         let last_up = tasks
             .iter()
-            .filter(|t| ours(t))
-            .filter_map(|t| t.running_since.as_ref().map(nanos))
+            .filter(|t| t.spec == *template && nanos(&t.created_at) >= started_ns)
+            .filter_map(|t| {
+                let up = t.running_since.as_ref().map(nanos);
+                let ended = (ours(t) && t.status.state > TaskState::Running).then(|| nanos(&t.status.timestamp));
+                up.max(ended)
+            })
             .max()
             .unwrap_or(started_ns);
         let watch = if cfg.delay_ns >= cfg.monitor_ns {
@@ -381,6 +399,7 @@ fn act_on_failure(
             // Back to the previous spec, with its rollback config; versioned like any update.
             let mut next = svc.clone();
             next.spec = previous.clone();
+            next.endpoint = Endpoint::for_spec(previous);
             next.previous_spec = None;
             next.update_status = Some(UpdateStatus {
                 state: state.to_string(),

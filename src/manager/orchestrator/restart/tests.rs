@@ -286,3 +286,26 @@ fn completed_job_tasks_are_never_restarted_and_failed_ones_restart_toward_comple
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].slot, 2);
 }
+
+#[test]
+fn a_held_replacement_waits_for_every_older_task_of_its_slot() {
+    let svc = service(p("any", None, 0), ServiceMode::replicated(1));
+    // An older task still stopping, a newer one that already ended, and the held one.
+    let mut stopping = task("a", 0, 0, TaskState::Running, "");
+    stopping.status.state = TaskState::Running;
+    let ended = task("b", 5, 6, TaskState::Shutdown, "");
+    let mut held = task("c", 10, 10, TaskState::Assigned, "");
+    held.update_of = "b".into();
+    held.desired_state = TaskState::Ready;
+    let txs = decide_on(
+        vec![
+            svc.into_object(),
+            node("n1", NodeState::Ready, Availability::Active),
+            stopping.into_object(),
+            ended.into_object(),
+            held.into_object(),
+        ],
+        12,
+    );
+    assert!(effects(&txs).2.is_empty(), "task a still runs in the slot");
+}

@@ -510,3 +510,49 @@ fn a_global_service_updates_node_by_node() {
     assert_eq!(new[0].node_id, "n1", "the replacement stays on its node");
     assert_eq!(new[0].update_of, "v1-n1");
 }
+
+#[test]
+fn a_paused_start_first_update_still_stops_an_old_task_whose_replacement_runs() {
+    let mut status = updating(2, 5);
+    status.as_mut().unwrap().state = UpdateStatus::PAUSED.into();
+    let old = running(1, "v1");
+    let mut new = running(1, "v2");
+    new.update_of = old.id.clone();
+    new.created_at = at(6);
+    let objects = vec![
+        service("v2", 1, config(1, "start-first", ""), status).into_object(),
+        node(),
+        old.clone().into_object(),
+        new.into_object(),
+    ];
+    let txs = decide_at(objects, 10);
+    assert_eq!(txs.len(), 1);
+    assert!(matches!(
+        &txs[0].actions[0],
+        StoreAction::TaskDesired { id, desired } if *id == old.id && *desired == TaskState::Shutdown
+    ));
+}
+
+#[test]
+fn a_global_update_leaves_paused_nodes_alone() {
+    let mut svc = service("v2", 1, config(0, "stop-first", ""), None);
+    svc.spec.mode = ServiceMode {
+        global: Some(Default::default()),
+        ..Default::default()
+    };
+    let mut paused = Node {
+        id: "n2".into(),
+        ..Default::default()
+    };
+    paused.status.state = crate::model::NodeState::Ready;
+    paused.spec.availability = crate::model::Availability::Pause;
+    let on = |node: &str| {
+        let mut t = running(0, "v1");
+        t.id = format!("v1-{node}");
+        t.node_id = node.into();
+        t.into_object()
+    };
+    let objects = vec![svc.into_object(), node(), paused.into_object(), on("n1"), on("n2")];
+    let p = patched(&decide_at(objects, 10));
+    assert_eq!(p[0].progress.as_ref().unwrap().slots, 1, "only n1 is updated");
+}
