@@ -275,6 +275,7 @@ async fn start_manager(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Run
         raft: Arc::new(raft),
         peers: peers.clone(),
         health: Arc::new(PeerHealth::default()),
+        events: Arc::default(),
     });
     let listener = TcpListener::bind(&cfg.listen_addr)
         .await
@@ -294,6 +295,7 @@ async fn start_manager(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Run
                 .run(manager.raft.clone(), peers, cfg.node_id.clone(), shutdown_rx.clone()),
         ),
         tokio::spawn(manager.clone().run_settings_controller(shutdown_rx.clone())),
+        tokio::spawn(manager.clone().run_event_log(shutdown_rx.clone())),
         tokio::spawn(crate::manager::leader::run(manager.clone(), shutdown_rx)),
     ];
     tracing::info!(node_id = %cfg.node_id, listen = %cfg.listen_addr, advertise = %cfg.advertise_addr, "manager started");

@@ -4,6 +4,7 @@ pub mod api;
 pub mod ca;
 pub mod controller;
 pub mod dispatcher;
+pub mod events;
 pub mod leader;
 pub mod orchestrator;
 pub mod peer_api;

@@ -45,6 +45,8 @@ pub struct Manager {
     pub raft: Arc<RaftNode<Store>>,
     pub peers: Arc<PeerClient>,
     pub health: Arc<PeerHealth>,
+    /// Recent and live cluster events, for `GET /events`.
+    pub events: Arc<super::events::EventLog>,
 }
 
 impl Manager {
@@ -125,6 +127,24 @@ impl Manager {
             reachability,
             addr,
         });
+    }
+
+    /// Turns every change this manager's store applies into a cluster event.
+    pub async fn run_event_log(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut watcher = self.store.watch();
+        loop {
+            let batch = tokio::select! {
+                b = watcher.next() => b,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            let Some(batch) = batch else { return };
+            let now = crate::model::Timestamp::now();
+            for e in batch.iter() {
+                if let Some(msg) = super::events::from_store(e, now) {
+                    self.events.record(msg);
+                }
+            }
+        }
     }
 
     /// Applies cluster settings that are local to each manager (snapshot policy) whenever the

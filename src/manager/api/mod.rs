@@ -3,8 +3,11 @@
 
 pub mod body;
 pub mod error;
+mod events;
 pub mod filters;
+mod networks;
 mod nodes;
+mod secrets;
 mod services;
 mod swarm;
 mod system;
@@ -21,6 +24,8 @@ use axum::routing::post;
 
 use crate::manager::runtime::LocalNode;
 use crate::manager::runtime::Manager;
+use crate::model::Config;
+use crate::model::Secret;
 
 /// The API version this server speaks; docker CLI 28 then uses it for every request.
 pub const API_VERSION: &str = "1.47";
@@ -62,6 +67,24 @@ pub fn router(state: ApiState) -> Router {
         .route("/services/create", post(services::create))
         .route("/services/{id}", get(services::inspect).delete(services::remove))
         .route("/services/{id}/update", post(services::update))
+        .route("/secrets", get(secrets::list::<Secret>))
+        .route("/secrets/create", post(secrets::create::<Secret>))
+        .route(
+            "/secrets/{id}",
+            get(secrets::inspect::<Secret>).delete(secrets::remove::<Secret>),
+        )
+        .route("/secrets/{id}/update", post(secrets::update::<Secret>))
+        .route("/configs", get(secrets::list::<Config>))
+        .route("/configs/create", post(secrets::create::<Config>))
+        .route(
+            "/configs/{id}",
+            get(secrets::inspect::<Config>).delete(secrets::remove::<Config>),
+        )
+        .route("/configs/{id}/update", post(secrets::update::<Config>))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/{id}", get(networks::inspect).delete(networks::remove))
+        .route("/events", get(events::events))
         .route("/tasks", get(tasks::list))
         .route("/tasks/{id}", get(tasks::inspect))
         .route("/swarm-rs/raft", get(system::raft_status))

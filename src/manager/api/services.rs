@@ -92,6 +92,52 @@ fn service_status(s: &StoreState, svc: &Service) -> ServiceStatus {
     }
 }
 
+/// Resolves what the spec refers to: network names become IDs; secrets and configs must exist
+/// (by ID, or by name when no ID is given) and their names are filled in.
+fn resolve_references(s: &StoreState, spec: &mut ServiceSpec) -> Result<(), ApiError> {
+    super::networks::resolve_targets(s, spec)?;
+    let Some(cs) = spec.task_template.container_spec.as_mut() else {
+        return Ok(());
+    };
+    for r in cs.secrets.iter_mut().flatten() {
+        let found = s.secrets.get(&r.secret_id).or_else(|| {
+            r.secret_id
+                .is_empty()
+                .then(|| s.secrets.by_name(&r.secret_name))
+                .flatten()
+        });
+        let Some(secret) = found else {
+            let what = if r.secret_id.is_empty() {
+                &r.secret_name
+            } else {
+                &r.secret_id
+            };
+            return Err(ApiError::bad_request(format!("secret not found: {what}")));
+        };
+        r.secret_id = secret.id.clone();
+        r.secret_name = secret.spec.name.clone();
+    }
+    for r in cs.configs.iter_mut().flatten() {
+        let found = s.configs.get(&r.config_id).or_else(|| {
+            r.config_id
+                .is_empty()
+                .then(|| s.configs.by_name(&r.config_name))
+                .flatten()
+        });
+        let Some(config) = found else {
+            let what = if r.config_id.is_empty() {
+                &r.config_name
+            } else {
+                &r.config_id
+            };
+            return Err(ApiError::bad_request(format!("config not found: {what}")));
+        };
+        r.config_id = config.id.clone();
+        r.config_name = config.spec.name.clone();
+    }
+    Ok(())
+}
+
 /// The service's tasks that wait for a node and why, when there are any.
 fn scheduling_status(s: &StoreState, svc: &Service) -> Option<SchedulingStatus> {
     let mut pending = 0;
@@ -174,6 +220,7 @@ pub async fn create(State(state): State<ApiState>, body: Bytes) -> ApiResult<(St
     }
     normalize_service_spec(&mut spec);
     validate_service_spec(&spec)?;
+    m.store.view(|s| resolve_references(s, &mut spec))?;
     let now = Timestamp::now();
     let svc = Service {
         id: new_id(),
@@ -231,6 +278,7 @@ pub async fn update(
     }
     normalize_service_spec(&mut spec);
     validate_service_spec(&spec)?;
+    m.store.view(|s| resolve_references(s, &mut spec))?;
     if spec.name != current.spec.name {
         return Err(ApiError::bad_request(format!(
             "invalid service spec: Name: renaming services is not supported (service is named {:?})",
