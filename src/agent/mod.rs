@@ -16,6 +16,9 @@ use self::exec::Executor;
 use self::worker::Worker;
 use crate::manager::dispatcher::protocol::HeartbeatRequest;
 use crate::manager::dispatcher::protocol::HeartbeatResponse;
+use crate::manager::dispatcher::protocol::LogBatch;
+use crate::manager::dispatcher::protocol::LogLine;
+use crate::manager::dispatcher::protocol::LogRequest;
 use crate::manager::dispatcher::protocol::NotLeader;
 use crate::manager::dispatcher::protocol::SessionMessage;
 use crate::manager::dispatcher::protocol::SessionRequest;
@@ -257,6 +260,16 @@ impl Agent {
                             cb(role, raft_id);
                         }
                     }
+                    SessionMessage::Logs(req) => {
+                        tokio::spawn(stream_logs(
+                            self.peers.clone(),
+                            addr.to_string(),
+                            session_id.clone(),
+                            self.executor.clone(),
+                            self.node_id.clone(),
+                            req,
+                        ));
+                    }
                     SessionMessage::Welcome { .. } => {}
                 }
             }
@@ -284,6 +297,71 @@ impl Agent {
         statuses.abort();
         tracing::info!(manager = %addr, %session_id, "session ended");
         result
+    }
+}
+
+/// Sends the output of the requested tasks to the leader, in batches, until it is all sent (or,
+/// following, until the leader says nobody reads it any more).
+async fn stream_logs(
+    peers: Arc<PeerClient>,
+    addr: String,
+    session_id: String,
+    executor: Arc<dyn Executor>,
+    node_id: String,
+    req: LogRequest,
+) {
+    use futures_util::StreamExt;
+    let streams: Vec<_> = req
+        .tasks
+        .iter()
+        .map(|t| executor.logs(&node_id, t, &req.options))
+        .collect();
+    let mut merged = futures_util::stream::select_all(streams);
+    let mut lines = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // While following quiet tasks, ask now and then whether anybody still reads.
+    let mut quiet_ticks = 0u32;
+    let send = |lines: Vec<LogLine>, done: bool| {
+        let body = swarm_raft::encode(&LogBatch {
+            session_id: session_id.clone(),
+            subscription: req.subscription.clone(),
+            lines,
+            done,
+        });
+        let (peers, addr) = (peers.clone(), addr.clone());
+        async move {
+            let Ok(body) = body else { return false };
+            peers
+                .call(&addr, "/dispatcher/logs", Some(full(body)), Duration::from_secs(30))
+                .await
+                .is_ok()
+        }
+    };
+    loop {
+        tokio::select! {
+            item = merged.next() => match item {
+                Some(Ok(line)) => {
+                    lines.push(line);
+                    if lines.len() >= 200 && !send(std::mem::take(&mut lines), false).await {
+                        return;
+                    }
+                }
+                Some(Err(e)) => tracing::debug!(error = %e, "reading task output"),
+                None => {
+                    send(std::mem::take(&mut lines), true).await;
+                    return;
+                }
+            },
+            _ = tick.tick() => {
+                quiet_ticks += 1;
+                if (!lines.is_empty() || quiet_ticks >= 50) && !send(std::mem::take(&mut lines), false).await {
+                    return;
+                }
+                if quiet_ticks >= 50 {
+                    quiet_ticks = 0;
+                }
+            }
+        }
     }
 }
 

@@ -41,8 +41,11 @@ use super::ca::root_digest;
 use super::ca::tls_info;
 use super::dispatcher::protocol::HeartbeatRequest;
 use super::dispatcher::protocol::HeartbeatResponse;
+use super::dispatcher::protocol::LogBatch;
+use super::dispatcher::protocol::LogSubscribe;
 use super::dispatcher::protocol::SessionRequest;
 use super::dispatcher::protocol::StatusRequest;
+use super::dispatcher::protocol::frame_value;
 use super::runtime::Manager;
 use super::store::StoreAction;
 use crate::model::Availability;
@@ -139,6 +142,8 @@ pub fn peer_router(manager: Arc<Manager>) -> Router {
         .route("/dispatcher/session", post(session))
         .route("/dispatcher/heartbeat", post(heartbeat))
         .route("/dispatcher/status", post(status))
+        .route("/dispatcher/logs", post(publish_logs))
+        .route("/logs/subscribe", post(subscribe_logs))
         .route("/raft/ping", get(ping))
         .route("/raft/snapshot", post(snapshot))
         .route("/raft/{rpc}", post(raft_rpc))
@@ -217,6 +222,34 @@ async fn status(State(m): State<Arc<Manager>>, Extension(peer): Extension<Peer>,
 }
 
 /// Only managers of this cluster may pass.
+/// A node's lines for a log subscription.
+async fn publish_logs(
+    State(m): State<Arc<Manager>>,
+    Extension(peer): Extension<Peer>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let who = require_node(&peer, &m)?;
+    let batch: LogBatch = decode_msgpack(&body, "log batch")?;
+    m.dispatcher.publish_logs(&who.node_id, batch).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Another manager's client wants task output: the leader subscribes and streams it back.
+async fn subscribe_logs(
+    State(m): State<Arc<Manager>>,
+    Extension(peer): Extension<Peer>,
+    body: Bytes,
+) -> ApiResult<Body> {
+    require_manager(&peer, &m)?;
+    let req: LogSubscribe = decode_msgpack(&body, "log subscription")?;
+    let rx = m.dispatcher.subscribe_logs(&m, req.tasks, req.options).await?;
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let line = rx.recv().await?;
+        Some((frame_value(&line).map(Bytes::from), rx))
+    });
+    Ok(Body::from_stream(stream))
+}
+
 fn require_manager<'a>(peer: &'a Peer, m: &Manager) -> Result<&'a CertIdentity, ApiError> {
     let who = peer.0.as_ref().ok_or_else(|| {
         ApiError::new(

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::ContainerCreateBody;
 use bollard::models::ContainerStateStatusEnum;
@@ -20,12 +21,14 @@ use bollard::models::ResourcesUlimits;
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use bollard::query_parameters::ListContainersOptionsBuilder;
+use bollard::query_parameters::LogsOptionsBuilder;
 use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use bollard::query_parameters::StopContainerOptionsBuilder;
 use bollard::query_parameters::WaitContainerOptionsBuilder;
 use futures_util::StreamExt;
 
 use super::BoxFuture;
+use super::BoxStream;
 use super::Controller;
 use super::EngineFacts;
 use super::ExecError;
@@ -33,9 +36,12 @@ use super::Executor;
 use super::Existing;
 use super::Exit;
 use crate::manager::api::validate::DEFAULT_STOP_GRACE_PERIOD;
+use crate::manager::dispatcher::protocol::LogLine;
+use crate::manager::dispatcher::protocol::LogOptions;
 use crate::model::EngineDescription;
 use crate::model::Resources;
 use crate::model::Task;
+use crate::model::Timestamp;
 
 pub const LABEL_NODE: &str = "com.docker.swarm.node.id";
 pub const LABEL_SERVICE_ID: &str = "com.docker.swarm.service.id";
@@ -170,6 +176,43 @@ impl Executor for DockerExecutor {
         })
     }
 
+    fn logs(&self, node_id: &str, task_id: &str, options: &LogOptions) -> BoxStream<Result<LogLine, ExecError>> {
+        let docker = self.docker.clone();
+        let (node_id, task_id, options) = (node_id.to_string(), task_id.to_string(), options.clone());
+        let find = DockerExecutor { docker: docker.clone() };
+        let start = async move {
+            let found = find.containers_of(&node_id, Some(&task_id)).await;
+            (found, task_id)
+        };
+        Box::pin(
+            futures_util::stream::once(start)
+                .map(move |(found, task_id)| -> BoxStream<Result<LogLine, ExecError>> {
+                    let container = match found {
+                        Ok(list) => match list.into_iter().next() {
+                            Some((id, _)) => id,
+                            None => return Box::pin(futures_util::stream::empty()),
+                        },
+                        Err(e) => return Box::pin(futures_util::stream::once(async move { Err(e) })),
+                    };
+                    let mut b = LogsOptionsBuilder::new()
+                        .follow(options.follow)
+                        .stdout(options.stdout)
+                        .stderr(options.stderr)
+                        .timestamps(true);
+                    if let Some(since) = options.since_secs {
+                        b = b.since(since.clamp(0, i64::from(i32::MAX)) as i32);
+                    }
+                    b = b.tail(&options.tail.map(|n| n.to_string()).unwrap_or_else(|| "all".to_string()));
+                    let task = task_id.clone();
+                    Box::pin(docker.logs(&container, Some(b.build())).map(move |item| match item {
+                        Ok(out) => Ok(log_line(&task, out)),
+                        Err(e) => Err(ExecError::Engine(format!("reading logs: {}", engine_message(&e)))),
+                    }))
+                })
+                .flatten(),
+        )
+    }
+
     fn remove_task(&self, node_id: &str, task_id: &str) -> BoxFuture<'_, Result<(), ExecError>> {
         let (node_id, task_id) = (node_id.to_string(), task_id.to_string());
         Box::pin(async move {
@@ -178,6 +221,28 @@ impl Executor for DockerExecutor {
             }
             Ok(())
         })
+    }
+}
+
+/// One line of `docker logs --timestamps`: the engine's time, then the output.
+fn log_line(task_id: &str, out: LogOutput) -> LogLine {
+    let stderr = matches!(out, LogOutput::StdErr { .. });
+    let bytes = out.into_bytes();
+    let (timestamp, data) = match bytes.iter().position(|b| *b == b' ') {
+        Some(i) => match std::str::from_utf8(&bytes[..i])
+            .ok()
+            .and_then(|t| Timestamp::parse(t).ok())
+        {
+            Some(ts) => (ts, bytes[i + 1..].to_vec()),
+            None => (Timestamp::now(), bytes.to_vec()),
+        },
+        None => (Timestamp::now(), bytes.to_vec()),
+    };
+    LogLine {
+        task_id: task_id.to_string(),
+        stderr,
+        timestamp,
+        data,
     }
 }
 

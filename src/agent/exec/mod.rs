@@ -8,11 +8,14 @@ pub mod sim;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::manager::dispatcher::protocol::LogLine;
+use crate::manager::dispatcher::protocol::LogOptions;
 use crate::model::EngineDescription;
 use crate::model::Resources;
 use crate::model::Task;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type BoxStream<T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send + 'static>>;
 
 /// Why an executor operation failed. The message is what the task's `Err` shows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +64,12 @@ pub trait Executor: Send + Sync + 'static {
     fn task_ids(&self, node_id: &str) -> BoxFuture<'_, Result<Vec<String>, ExecError>>;
     /// Removes whatever belongs to task `task_id` on this node.
     fn remove_task(&self, node_id: &str, task_id: &str) -> BoxFuture<'_, Result<(), ExecError>>;
+    /// The output of task `task_id`'s container, as `options` ask. Executors without output
+    /// have none.
+    fn logs(&self, node_id: &str, task_id: &str, options: &LogOptions) -> BoxStream<Result<LogLine, ExecError>> {
+        let _ = (node_id, task_id, options);
+        Box::pin(futures_util::stream::empty())
+    }
 }
 
 /// One task's container.

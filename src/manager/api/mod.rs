@@ -5,6 +5,7 @@ pub mod body;
 pub mod error;
 mod events;
 pub mod filters;
+mod logs;
 mod networks;
 mod nodes;
 mod secrets;
@@ -67,6 +68,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/services/create", post(services::create))
         .route("/services/{id}", get(services::inspect).delete(services::remove))
         .route("/services/{id}/update", post(services::update))
+        .route("/services/{id}/logs", get(logs::service_logs))
         .route("/secrets", get(secrets::list::<Secret>))
         .route("/secrets/create", post(secrets::create::<Secret>))
         .route(
@@ -87,6 +89,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/events", get(events::events))
         .route("/tasks", get(tasks::list))
         .route("/tasks/{id}", get(tasks::inspect))
+        .route("/tasks/{id}/logs", get(logs::task_logs))
         .route("/swarm-rs/raft", get(system::raft_status))
         .fallback(system::not_found)
         .with_state(state)

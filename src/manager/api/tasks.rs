@@ -98,15 +98,18 @@ pub async fn list(
 
 pub async fn inspect(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<Task>> {
     let m = state.manager()?;
-    m.store.view(|s| {
-        if let Some(t) = s.tasks.get(&id) {
-            return Ok(Json(t.clone()));
-        }
-        let matches: Vec<&Task> = s.tasks.with_id_prefix(&id).collect();
-        match matches.len() {
-            1 => Ok(Json(matches[0].clone())),
-            0 => Err(ApiError::not_found(format!("task {id} not found"))),
-            n => Err(ApiError::bad_request(format!("task {id} is ambiguous ({n} matches)"))),
-        }
-    })
+    m.store.view(|s| resolve_task(s, &id)).map(Json)
+}
+
+/// Full ID first, then a unique ID prefix, as dockerd resolves task references.
+pub fn resolve_task(s: &StoreState, reference: &str) -> Result<Task, ApiError> {
+    if let Some(t) = s.tasks.get(reference) {
+        return Ok(t.clone());
+    }
+    let matches: Vec<&Task> = s.tasks.with_id_prefix(reference).collect();
+    match matches.len() {
+        1 => Ok(matches[0].clone()),
+        0 => Err(ApiError::not_found(format!("task {reference} not found"))),
+        n => Err(ApiError::bad_request(format!("task {reference} is ambiguous ({n} matches)"))),
+    }
 }

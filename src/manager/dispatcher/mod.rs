@@ -20,6 +20,10 @@ use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use self::protocol::LogBatch;
+use self::protocol::LogLine;
+use self::protocol::LogOptions;
+use self::protocol::LogRequest;
 use self::protocol::NotLeader;
 use self::protocol::SessionMessage;
 use self::protocol::SessionRequest;
@@ -50,6 +54,15 @@ struct SessionEntry {
     id: String,
     deadline: Instant,
     cancel: watch::Sender<bool>,
+    /// Messages for the node that do not come from the store (log requests).
+    extra: mpsc::Sender<SessionMessage>,
+}
+
+/// A log subscription on the leader: lines from the nodes go to whoever reads `lines`.
+struct LogSubscription {
+    lines: mpsc::Sender<LogLine>,
+    /// Nodes that have not said they are done.
+    pending: HashSet<String>,
 }
 
 /// The dispatcher of one manager; it serves sessions only while that manager leads.
@@ -59,6 +72,7 @@ pub struct Dispatcher {
     active: AtomicBool,
     queue: Mutex<Vec<(String, TaskStatus)>>,
     queued: Notify,
+    logs: Mutex<HashMap<String, LogSubscription>>,
 }
 
 /// The heartbeat period from the cluster settings (default 1 s).
@@ -135,12 +149,14 @@ impl Dispatcher {
 
         let session_id = new_id();
         let (cancel_tx, mut cancel) = watch::channel(false);
+        let (extra_tx, mut extra_rx) = mpsc::channel::<SessionMessage>(16);
         let replaced = self.lock_sessions().insert(
             node_id.to_string(),
             SessionEntry {
                 id: session_id.clone(),
                 deadline: Instant::now() + period * MISSED_HEARTBEATS,
                 cancel: cancel_tx,
+                extra: extra_tx,
             },
         );
         if let Some(old) = replaced {
@@ -232,6 +248,13 @@ impl Dispatcher {
                         }
                     }
                     _ = cancel.changed() => break,
+                    msg = extra_rx.recv() => {
+                        match msg {
+                            Some(msg) => alive = send(msg).await,
+                            None => break,
+                        }
+                        continue;
+                    }
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {
                         let now = managers_of(&m);
                         if now != managers && !now.is_empty() {
@@ -282,6 +305,90 @@ impl Dispatcher {
         });
         let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
         Ok(Body::from_stream(stream.boxed()))
+    }
+
+    fn lock_logs(&self) -> std::sync::MutexGuard<'_, HashMap<String, LogSubscription>> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the nodes running `tasks` (by node) for their output. Lines arrive on the returned
+    /// channel until every node is done (or, following, until the reader drops it). Tasks on
+    /// nodes without a session are skipped.
+    pub async fn subscribe_logs(
+        &self,
+        m: &Manager,
+        tasks: HashMap<String, Vec<String>>,
+        options: LogOptions,
+    ) -> Result<mpsc::Receiver<LogLine>, ApiError> {
+        if !self.active.load(Ordering::Relaxed) {
+            return Err(Self::not_leader(m));
+        }
+        let subscription = new_id();
+        let (tx, rx) = mpsc::channel(256);
+        let targets: Vec<(String, mpsc::Sender<SessionMessage>, Vec<String>)> = {
+            let sessions = self.lock_sessions();
+            tasks
+                .into_iter()
+                .filter_map(|(node, ids)| sessions.get(&node).map(|s| (node, s.extra.clone(), ids)))
+                .collect()
+        };
+        self.lock_logs().insert(
+            subscription.clone(),
+            LogSubscription {
+                lines: tx,
+                pending: targets.iter().map(|(n, _, _)| n.clone()).collect(),
+            },
+        );
+        for (node, extra, ids) in targets {
+            let req = SessionMessage::Logs(LogRequest {
+                subscription: subscription.clone(),
+                tasks: ids,
+                options: options.clone(),
+            });
+            if extra.send(req).await.is_err() {
+                self.node_done(&subscription, &node);
+            }
+        }
+        Ok(rx)
+    }
+
+    fn node_done(&self, subscription: &str, node_id: &str) {
+        let mut subs = self.lock_logs();
+        if let Some(sub) = subs.get_mut(subscription) {
+            sub.pending.remove(node_id);
+            if sub.pending.is_empty() {
+                subs.remove(subscription);
+            }
+        }
+    }
+
+    /// Lines a node sent for a subscription. `Gone` once nobody reads it any more, so the node
+    /// stops.
+    pub async fn publish_logs(&self, node_id: &str, batch: LogBatch) -> Result<(), ApiError> {
+        let gone = || ApiError::new(axum::http::StatusCode::GONE, "the log subscription has ended");
+        let tx = {
+            let sessions = self.lock_sessions();
+            if sessions.get(node_id).is_none_or(|s| s.id != batch.session_id) {
+                return Err(gone());
+            }
+            drop(sessions);
+            let subs = self.lock_logs();
+            let sub = subs.get(&batch.subscription).ok_or_else(gone)?;
+            if !sub.pending.contains(node_id) {
+                return Err(gone());
+            }
+            sub.lines.clone()
+        };
+        for line in batch.lines {
+            if tx.send(line).await.is_err() {
+                self.lock_logs().remove(&batch.subscription);
+                return Err(gone());
+            }
+        }
+        if batch.done {
+            self.node_done(&batch.subscription, node_id);
+        }
+        Ok(())
     }
 
     /// Records a heartbeat; returns the period the node should keep. A node the store still
@@ -369,6 +476,8 @@ impl Dispatcher {
         for (_, s) in self.lock_sessions().drain() {
             let _ = s.cancel.send(true);
         }
+        // Readers see their streams end; nodes are told to stop when they next send.
+        self.lock_logs().clear();
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 

@@ -5,6 +5,7 @@
 //! | `POST /dispatcher/session` | [`SessionRequest`] | a stream of [`SessionMessage`] frames |
 //! | `POST /dispatcher/heartbeat` | [`HeartbeatRequest`] | [`HeartbeatResponse`] |
 //! | `POST /dispatcher/status` | [`StatusRequest`] | empty |
+//! | `POST /dispatcher/logs` | [`LogBatch`] | empty; 410 once nobody reads the subscription |
 //!
 //! Bodies are MessagePack; stream frames are a `u32` big-endian length then the message. A
 //! manager that is not the leader answers 503 with a JSON [`NotLeader`] naming the leader.
@@ -16,6 +17,7 @@ use crate::model::NodeDescription;
 use crate::model::NodeRole;
 use crate::model::Task;
 use crate::model::TaskStatus;
+use crate::model::Timestamp;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionRequest {
@@ -44,6 +46,47 @@ pub enum SessionMessage {
     /// of a session and when either changes): a node told something else than it runs gets a
     /// certificate for it and restarts in it.
     Role { role: NodeRole, raft_id: Option<u64> },
+    /// Send the output of these tasks' containers to `POST /dispatcher/logs`.
+    Logs(LogRequest),
+}
+
+/// A log subscription, as the leader hands it to a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRequest {
+    pub subscription: String,
+    pub tasks: Vec<String>,
+    pub options: LogOptions,
+}
+
+/// Which output `docker service logs` asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogOptions {
+    pub follow: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    /// Only lines from this Unix time on.
+    pub since_secs: Option<i64>,
+    /// Only the last N lines of each task.
+    pub tail: Option<u64>,
+}
+
+/// One line of a task's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub task_id: String,
+    pub stderr: bool,
+    pub timestamp: Timestamp,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// Lines a node sends for a subscription; `done` once it has sent all it will.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogBatch {
+    pub session_id: String,
+    pub subscription: String,
+    pub lines: Vec<LogLine>,
+    pub done: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,14 +116,24 @@ pub struct NotLeader {
 
 /// Frames a message for a session stream.
 pub fn frame(msg: &SessionMessage) -> Result<Vec<u8>, std::io::Error> {
+    frame_value(msg)
+}
+
+/// Splits complete frames off the front of `buf`.
+pub fn unframe(buf: &mut Vec<u8>) -> Result<Vec<SessionMessage>, std::io::Error> {
+    unframe_values(buf, "session message")
+}
+
+/// Frames any message of a stream: a `u32` big-endian length, then the MessagePack body.
+pub fn frame_value<T: Serialize>(msg: &T) -> Result<Vec<u8>, std::io::Error> {
     let body = swarm_raft::encode(msg)?;
     let mut out = (body.len() as u32).to_be_bytes().to_vec();
     out.extend_from_slice(&body);
     Ok(out)
 }
 
-/// Splits complete frames off the front of `buf`.
-pub fn unframe(buf: &mut Vec<u8>) -> Result<Vec<SessionMessage>, std::io::Error> {
+/// Splits complete frames of `T` off the front of `buf`.
+pub fn unframe_values<T: serde::de::DeserializeOwned>(buf: &mut Vec<u8>, what: &str) -> Result<Vec<T>, std::io::Error> {
     let mut out = Vec::new();
     loop {
         if buf.len() < 4 {
@@ -90,16 +143,25 @@ pub fn unframe(buf: &mut Vec<u8>) -> Result<Vec<SessionMessage>, std::io::Error>
         if len > 256 << 20 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                "session frame is implausibly long",
+                format!("{what} frame is implausibly long"),
             ));
         }
         if buf.len() < 4 + len {
             return Ok(out);
         }
-        let msg = swarm_raft::decode(&buf[4..4 + len], "session message")?;
+        let msg = swarm_raft::decode(&buf[4..4 + len], what)?;
         buf.drain(..4 + len);
         out.push(msg);
     }
+}
+
+/// A manager asking the leader for task output on behalf of a client: the answer is a stream
+/// of framed [`LogLine`]s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogSubscribe {
+    /// Task IDs by node ID.
+    pub tasks: std::collections::HashMap<String, Vec<String>>,
+    pub options: LogOptions,
 }
 
 #[cfg(test)]
