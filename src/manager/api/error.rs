@@ -65,7 +65,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => StatusCode::NOT_FOUND,
             StoreError::NameConflict { .. } | StoreError::IdConflict { .. } => StatusCode::CONFLICT,
             StoreError::OutOfSequence { .. } => StatusCode::CONFLICT,
-            StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
+            StoreError::Invalid(_) | StoreError::Refused(_) => StatusCode::BAD_REQUEST,
         };
         Self::new(status, e.to_string())
     }

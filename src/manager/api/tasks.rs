@@ -110,6 +110,8 @@ pub fn resolve_task(s: &StoreState, reference: &str) -> Result<Task, ApiError> {
     match matches.len() {
         1 => Ok(matches[0].clone()),
         0 => Err(ApiError::not_found(format!("task {reference} not found"))),
-        n => Err(ApiError::bad_request(format!("task {reference} is ambiguous ({n} matches)"))),
+        n => Err(ApiError::bad_request(format!(
+            "task {reference} is ambiguous ({n} matches)"
+        ))),
     }
 }

@@ -85,6 +85,9 @@ pub enum StoreError {
     OutOfSequence { kind: Kind, id: String },
     #[error("invalid proposal: {0}")]
     Invalid(String),
+    /// A well-formed change that the cluster's state does not allow (e.g. a port in use).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The per-transaction outcome returned by the state machine.

@@ -3,6 +3,7 @@
 //! and write back through raft.
 
 mod action;
+pub mod ports;
 mod state;
 mod watch;
 

@@ -269,6 +269,7 @@ impl StoreState {
                 set_version(&mut obj, Version::new(index));
                 if let Object::Service(s) = &mut obj {
                     s.spec_version = Some(Version::new(index));
+                    super::ports::allocate(s, None, self.services.iter()).map_err(StoreError::Refused)?;
                 }
                 self.put(obj.clone());
                 undo.push(Undo::Delete(kind, id));
@@ -293,6 +294,7 @@ impl StoreState {
                     } else {
                         old_s.spec_version
                     };
+                    super::ports::allocate(new_s, Some(old_s), self.services.iter()).map_err(StoreError::Refused)?;
                 }
                 self.put(obj.clone());
                 undo.push(Undo::Restore(old.clone()));
