@@ -300,6 +300,8 @@ impl Dispatcher {
             let mut sessions = me.lock_sessions();
             if sessions.get(&node_id).is_some_and(|s| s.id == session_id) {
                 sessions.remove(&node_id);
+                drop(sessions);
+                me.node_gone_from_logs(&node_id);
             }
             tracing::info!(%node_id, %session_id, "node session closed");
         });
@@ -332,6 +334,10 @@ impl Dispatcher {
                 .filter_map(|(node, ids)| sessions.get(&node).map(|s| (node, s.extra.clone(), ids)))
                 .collect()
         };
+        if targets.is_empty() {
+            // Nothing to read from: the stream ends at once.
+            return Ok(rx);
+        }
         self.lock_logs().insert(
             subscription.clone(),
             LogSubscription {
@@ -350,6 +356,14 @@ impl Dispatcher {
             }
         }
         Ok(rx)
+    }
+
+    /// A node whose session ended sends no more lines: its subscriptions stop waiting for it.
+    fn node_gone_from_logs(&self, node_id: &str) {
+        self.lock_logs().retain(|_, sub| {
+            sub.pending.remove(node_id);
+            !sub.pending.is_empty()
+        });
     }
 
     fn node_done(&self, subscription: &str, node_id: &str) {
@@ -546,6 +560,9 @@ impl Dispatcher {
             }
             gone
         };
+        for n in &expired {
+            self.node_gone_from_logs(n);
+        }
         let with_session: HashSet<String> = self.lock_sessions().keys().cloned().collect();
         let silent: Vec<(String, NodeStatus)> = m.store.view(|s| {
             s.nodes
