@@ -131,6 +131,8 @@ struct Running {
     peers: Arc<PeerClient>,
     /// Roles (and a manager's raft id) the managers want for this node, as its agent hears them.
     roles: mpsc::UnboundedReceiver<(NodeRole, Option<u64>)>,
+    /// Notified by `POST /swarm/leave`; kept across role switches.
+    leave: Arc<tokio::sync::Notify>,
 }
 
 /// Fails early, before anything is written, if the listen address cannot be bound.
@@ -308,6 +310,7 @@ async fn start_manager(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Run
         lock,
         peers: manager.peers.clone(),
         roles,
+        leave: Arc::default(),
     };
     start_agent(&mut running, cfg, role_tx);
     Ok(running)
@@ -328,6 +331,7 @@ fn start_worker(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Running, D
         lock,
         peers: Arc::new(PeerClient::new(client_tls)),
         roles,
+        leave: Arc::default(),
     };
     start_agent(&mut running, cfg, role_tx);
     Ok(running)
@@ -414,6 +418,7 @@ async fn serve_api(running: &mut Running, cfg: &NodeConfig) -> Result<(), Daemon
         },
         manager: running.manager.clone(),
         remote_managers: cfg.managers.clone(),
+        leave: running.leave.clone(),
     };
     let app = tower::util::MapRequestLayer::new(api::strip_version).layer(api::router(state));
     let socket = running.dir.socket();
@@ -485,6 +490,47 @@ async fn stop(running: Running) -> File {
     let _ = std::fs::remove_file(running.dir.socket());
     tracing::info!("stopped");
     running.lock
+}
+
+/// What leaving the swarm leaves behind: nothing. The node's task containers are removed and
+/// its data dir emptied (certificates, raft state, node.json), so the dir can join again.
+async fn leave_swarm(dir: &DataDir, cfg: &NodeConfig, lock: File) -> Result<(), DaemonError> {
+    let mut never = watch::channel(false).1;
+    let executor = tokio::time::timeout(Duration::from_secs(15), connect_executor(&cfg.executor, &mut never))
+        .await
+        .ok()
+        .flatten();
+    match executor {
+        Some(executor) => match executor.task_ids(&cfg.node_id).await {
+            Ok(ids) => {
+                for id in ids {
+                    if let Err(e) = executor.remove_task(&cfg.node_id, &id).await {
+                        tracing::warn!(task_id = %id, error = %e, "cannot remove the task's container");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list this node's containers to remove them"),
+        },
+        None => tracing::warn!("the engine did not answer; this node's containers are left as they are"),
+    }
+    let entries =
+        std::fs::read_dir(dir.root()).map_err(|e| err(format!("cannot read {}: {e}", dir.root().display())))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_name() == "lock" {
+            continue;
+        }
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| err(format!("cannot remove {}: {e}", path.display())))?;
+    }
+    drop(lock);
+    let _ = std::fs::remove_file(dir.root().join("lock"));
+    tracing::info!(node_id = %cfg.node_id, "left the swarm");
+    Ok(())
 }
 
 /// Creates a new cluster with this node as its only manager, then runs until stopped.

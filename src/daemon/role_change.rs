@@ -32,8 +32,16 @@ const RETRY: Duration = Duration::from_secs(2);
 /// Runs the node until SIGTERM or SIGINT, changing its role whenever the managers ask. A wish
 /// is kept until it is carried out or overtaken by a newer one, however long that takes.
 pub(super) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Result<(), DaemonError> {
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
+    // Resolves to true when asked to leave the swarm, false on a signal.
+    let leave = running.leave.clone();
+    let stop_asked = async move {
+        tokio::select! {
+            _ = shutdown_signal() => false,
+            _ = leave.notified() => true,
+        }
+    };
+    tokio::pin!(stop_asked);
+    let leaving: bool;
     let mut wanted: Option<(NodeRole, Option<u64>)> = None;
     let mut agent_gone = false;
     loop {
@@ -43,11 +51,14 @@ pub(super) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
         if pending.is_none() && !joining {
             if agent_gone {
                 // The agent is gone (it could not reach an engine, say): only a signal ends this.
-                (&mut signal).await;
+                leaving = (&mut stop_asked).await;
                 break;
             }
             tokio::select! {
-                _ = &mut signal => break,
+                l = &mut stop_asked => {
+                    leaving = l;
+                    break;
+                }
                 r = running.roles.recv() => match r {
                     Some(w) => wanted = Some(w),
                     None => agent_gone = true,
@@ -57,7 +68,10 @@ pub(super) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
         }
         let progressed = if pending.is_some() {
             let answer = tokio::select! {
-                _ = &mut signal => break,
+                l = &mut stop_asked => {
+                    leaving = l;
+                    break;
+                }
                 r = ask_for_certificate(&running, &cfg) => r,
             };
             match answer {
@@ -80,7 +94,10 @@ pub(super) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
             }
         } else {
             let joined = tokio::select! {
-                _ = &mut signal => break,
+                l = &mut stop_asked => {
+                    leaving = l;
+                    break;
+                }
                 r = join_raft(&running, &cfg) => r,
             };
             if joined {
@@ -92,7 +109,10 @@ pub(super) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
         };
         if !progressed {
             tokio::select! {
-                _ = &mut signal => break,
+                l = &mut stop_asked => {
+                    leaving = l;
+                    break;
+                }
                 r = running.roles.recv(), if !agent_gone => match r {
                     Some(w) => wanted = Some(w),
                     None => agent_gone = true,
@@ -101,7 +121,12 @@ pub(super) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
             }
         }
     }
-    stop(running).await;
+    let dir = running.dir.clone();
+    let lock = stop(running).await;
+    if leaving {
+        super::leave_swarm(&dir, &cfg, lock).await?;
+        println!("Node left the swarm.");
+    }
     Ok(())
 }
 
@@ -183,6 +208,7 @@ async fn switch(
 ) -> Result<Running, DaemonError> {
     let dir = running.dir.clone();
     let (ca_pem, _, _) = dir.load_certs()?;
+    let leave = running.leave.clone();
     let lock = stop(running).await;
     // Raft state belongs to one manager incarnation; a new role starts without it.
     let raft_dir = dir.raft();
@@ -207,6 +233,7 @@ async fn switch(
         }
         NodeRole::Worker => start_worker(dir.clone(), cfg, lock)?,
     };
+    running.leave = leave;
     serve_api(&mut running, cfg).await?;
     Ok(running)
 }

@@ -41,6 +41,9 @@ pub struct ApiState {
     pub manager: Option<Arc<Manager>>,
     /// Manager addresses a worker knows about, for `/info`.
     pub remote_managers: Vec<(String, String)>,
+    /// Tells the daemon to leave the swarm (`POST /swarm/leave`): it stops, removes this node's
+    /// containers and state, and exits.
+    pub leave: Arc<tokio::sync::Notify>,
 }
 
 impl ApiState {

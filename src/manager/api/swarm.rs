@@ -21,6 +21,8 @@ use crate::manager::ca::root_digest;
 use crate::manager::store::StoreAction;
 use crate::model::Cluster;
 use crate::model::ClusterSpec;
+use crate::model::NodeRole;
+use crate::model::Reachability;
 use crate::model::StoreObject;
 use crate::model::Timestamp;
 use crate::model::Version;
@@ -145,17 +147,66 @@ pub fn validate_cluster_spec(spec: &ClusterSpec) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn already_in_swarm() -> ApiError {
+/// Reads the request body first: answering before it is read makes hyper drop the
+/// connection while the client is still writing, and docker then reports a broken pipe.
+pub async fn already_in_swarm(_body: Bytes) -> ApiError {
     ApiError::unavailable(
         "This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one.",
     )
 }
 
-pub async fn leave() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "swarm leave is not supported by swarm-rs yet: stop swarmd and remove its data dir instead",
-    )
+/// `POST /swarm/leave[?force=1]`: the node leaves, as with dockerd. A manager needs `force`,
+/// with dockerd's explanation of what leaving costs the swarm. The daemon answers, then stops,
+/// removes its task containers and its state, and exits.
+pub async fn leave(
+    State(state): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+    _body: Bytes,
+) -> ApiResult<StatusCode> {
+    let force = query_bool(q.get("force"))?;
+    if state.local.role == NodeRole::Manager && !force {
+        let mut msg =
+            "You are attempting to leave the swarm on a node that is participating as a manager. ".to_string();
+        match &state.manager {
+            Some(m) => {
+                let raft = m.raft.status();
+                let total = raft.voters.len();
+                let health = m.health.clone();
+                let reachable = raft
+                    .voters
+                    .values()
+                    .filter(|a| {
+                        a.node_id == state.local.node_id || health.reachability(&a.node_id) == Reachability::Reachable
+                    })
+                    .count();
+                if removing_loses_quorum(reachable, total) {
+                    if reachable <= 1 && total <= 1 {
+                        msg.push_str(
+                            "Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message. ",
+                        );
+                        return Err(ApiError::unavailable(msg));
+                    }
+                    msg.push_str(&format!(
+                        "Removing this node leaves {} managers out of {total}. Without a Raft quorum your swarm will be inaccessible. ",
+                        reachable.saturating_sub(1)
+                    ));
+                }
+            }
+            None => msg.push_str("Doing so may lose the consensus of your cluster. "),
+        }
+        msg.push_str(
+            "The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.",
+        );
+        return Err(ApiError::unavailable(msg));
+    }
+    tracing::info!(force, "leaving the swarm, as asked through the API");
+    state.leave.notify_one();
+    Ok(StatusCode::OK)
+}
+
+/// Swarm's rule: leaving loses quorum when the reachable managers left would be no majority.
+fn removing_loses_quorum(reachable: usize, total: usize) -> bool {
+    reachable.saturating_sub(1) <= total / 2
 }
 
 pub async fn unlock_key(State(state): State<ApiState>) -> ApiResult<Json<Value>> {

@@ -141,7 +141,7 @@ pub async fn raft_status(State(state): State<ApiState>) -> ApiResult<Json<swarm_
     Ok(Json(state.manager()?.raft.detailed_status()))
 }
 
-pub async fn not_found(uri: Uri) -> ApiError {
+pub async fn not_found(uri: Uri, _body: axum::body::Bytes) -> ApiError {
     ApiError::not_found(format!(
         "page not found: {} is not an endpoint of this server",
         uri.path()
