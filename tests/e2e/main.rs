@@ -4,6 +4,7 @@
 mod api_errors;
 mod authorization;
 mod bench;
+mod docker_cli;
 mod forming;
 mod group_commit;
 mod leader_loss;

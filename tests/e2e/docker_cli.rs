@@ -1,0 +1,1124 @@
+//! Compatibility suite: the real `docker` CLI against a swarm-rs cluster of one manager and
+//! one worker running real containers. Each command's exit code and output (columns, counts,
+//! states) are checked as they would be against Docker Swarm.
+//!
+//! The suite fails when the docker binary is missing; `SWARM_SKIP_DOCKER_CLI_TESTS=1` is the
+//! only way to skip it.
+
+use std::io::BufRead;
+use std::io::BufReader;
+use std::path::Path;
+use std::process::Child;
+use std::process::Command;
+use std::process::Output;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+use std::time::Instant;
+
+use crate::support::Cluster;
+use crate::support::eventually;
+
+const IMAGE: &str = "swarm-test/busybox:latest";
+
+/// None when the suite is skipped on purpose; panics when docker is missing.
+fn docker_available() -> Option<()> {
+    if std::env::var("SWARM_SKIP_DOCKER_CLI_TESTS").as_deref() == Ok("1") {
+        eprintln!("SWARM_SKIP_DOCKER_CLI_TESTS=1: skipping the docker CLI compatibility suite");
+        return None;
+    }
+    let out = Command::new("docker").arg("--version").output();
+    match out {
+        Ok(o) if o.status.success() => Some(()),
+        _ => panic!(
+            "the docker CLI is required by the compatibility suite and was not found or does not run \
+             (install it, or set SWARM_SKIP_DOCKER_CLI_TESTS=1 to skip this suite)"
+        ),
+    }
+}
+
+/// The docker CLI pointed at one node's API socket, with its own empty config.
+struct Docker {
+    host: String,
+    config: tempfile::TempDir,
+}
+
+impl Docker {
+    fn new(c: &Cluster, i: usize) -> Self {
+        Self {
+            host: c.nodes[i].host(),
+            config: tempfile::tempdir().expect("docker config dir"),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("docker");
+        cmd.args(args)
+            .env("DOCKER_HOST", &self.host)
+            .env("DOCKER_CONFIG", self.config.path())
+            .env("DOCKER_CLI_HINTS", "false")
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run docker")
+    }
+
+    fn run_in(&self, dir: &Path, args: &[&str]) -> Output {
+        self.command(args).current_dir(dir).output().expect("run docker")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "docker {} failed ({}):\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs and asserts exit code 1 with `needle` on stderr.
+    fn fails(&self, args: &[&str], needle: &str) {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "docker {} should fail; stdout: {} stderr: {err}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            err.contains(needle),
+            "docker {}: expected {needle:?} in {err:?}",
+            args.join(" ")
+        );
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn docker")
+    }
+}
+
+/// A streaming docker command whose stdout lines arrive on a channel; killed on drop.
+struct Stream {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Stream {
+    fn start(d: &Docker, args: &[&str]) -> Self {
+        let mut child = d.spawn(args);
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Collects lines until `done` says the collection is enough, or panics after `timeout`.
+    fn until(&self, timeout: Duration, what: &str, mut done: impl FnMut(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while !done(&seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("timed out waiting for {what}; saw {seen:#?}"),
+            }
+        }
+        seen
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The rows of a table printed by docker, header excluded, split on runs of 2+ spaces.
+fn rows(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
+}
+
+fn header(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn is_swarm_id(id: &str) -> bool {
+    id.len() == 25 && id.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+}
+
+/// One manager (m1) and one worker (w1), both running real containers.
+fn cluster() -> (Cluster, usize, usize) {
+    let mut c = Cluster::docker();
+    let m1 = c.init("m1", &["--hostname", "m1"]);
+    let token = c.token(m1, "worker");
+    let w1 = c.join("w1", &token, m1);
+    (c, m1, w1)
+}
+
+async fn wait_nodes_ready(d: &Docker, n: usize) {
+    eventually("every node ready", Duration::from_secs(60), || async {
+        let out = d.ok(&["node", "ls"]);
+        let r = rows(&out);
+        (r.len() == n && r.iter().all(|row| row.iter().any(|c| c == "Ready"))).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_cli_system_swarm_and_nodes() {
+    let Some(()) = docker_available() else { return };
+    let (mut c, m1, w1) = cluster();
+    let d = Docker::new(&c, m1);
+    let m1_id = c.node_id(m1);
+    let w1_id = c.node_id(w1);
+    wait_nodes_ready(&d, 2).await;
+
+    eprintln!("--- docker version and info");
+    let version = d.ok(&["version"]);
+    assert!(version.contains("Server:"), "{version}");
+    assert!(
+        version.contains("API version:") && version.contains("1.47"),
+        "{version}"
+    );
+    let info = d.ok(&["info"]);
+    for needle in [
+        "Swarm: active",
+        &format!("NodeID: {m1_id}"),
+        "Is Manager: true",
+        "Managers: 1",
+        "Nodes: 2",
+        "Task History Retention Limit: 5",
+    ] {
+        assert!(info.contains(needle), "docker info lacks {needle:?}:\n{info}");
+    }
+    let swarm = d.ok(&[
+        "info",
+        "--format",
+        "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.Managers}} {{.Swarm.Nodes}}",
+    ]);
+    assert_eq!(swarm.trim(), "active true 1 2");
+
+    eprintln!("--- swarm join-token, init, join, update");
+    let worker_token = d.ok(&["swarm", "join-token", "-q", "worker"]).trim().to_string();
+    assert_eq!(worker_token, c.token(m1, "worker"));
+    assert!(worker_token.starts_with("SWMTKN-1-"), "{worker_token}");
+    let manager_token = d.ok(&["swarm", "join-token", "-q", "manager"]).trim().to_string();
+    assert_ne!(manager_token, worker_token);
+    let text = d.ok(&["swarm", "join-token", "worker"]);
+    assert!(
+        text.contains("To add a worker to this swarm, run the following command:"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "docker swarm join --token {worker_token} {}",
+            c.nodes[m1].addr
+        )),
+        "{text}"
+    );
+    let rotated = d.ok(&["swarm", "join-token", "--rotate", "worker"]);
+    assert!(rotated.contains("Successfully rotated worker join token."), "{rotated}");
+    let new_worker = d.ok(&["swarm", "join-token", "-q", "worker"]).trim().to_string();
+    assert_ne!(new_worker, worker_token, "--rotate gives a new worker token");
+    assert_eq!(d.ok(&["swarm", "join-token", "-q", "manager"]).trim(), manager_token);
+    d.fails(&["swarm", "init"], "This node is already part of a swarm.");
+    d.fails(
+        &["swarm", "join", "--token", &new_worker, "127.0.0.1:2377"],
+        "This node is already part of a swarm.",
+    );
+    assert!(
+        d.ok(&["swarm", "update", "--task-history-limit", "3"])
+            .contains("Swarm updated.")
+    );
+    let info = d.ok(&["info"]);
+    assert!(info.contains("Task History Retention Limit: 3"), "{info}");
+
+    eprintln!("--- node ls, inspect");
+    let ls = d.ok(&["node", "ls"]);
+    assert_eq!(
+        header(&ls),
+        [
+            "ID",
+            "HOSTNAME",
+            "STATUS",
+            "AVAILABILITY",
+            "MANAGER STATUS",
+            "ENGINE VERSION"
+        ]
+    );
+    let r = rows(&ls);
+    assert_eq!(r.len(), 2, "{ls}");
+    let m1_row = r.iter().find(|row| row[0].starts_with(&m1_id)).expect("m1 row");
+    assert_eq!(m1_row[0], format!("{m1_id} *"), "the local node is marked with *: {ls}");
+    assert_eq!(&m1_row[1..5], ["m1", "Ready", "Active", "Leader"], "{ls}");
+    let w1_row = r.iter().find(|row| row[0] == w1_id).expect("w1 row");
+    assert_eq!(&w1_row[1..4], ["w1", "Ready", "Active"], "{ls}");
+    assert!(!w1_row.iter().any(|c| c == "Leader" || c == "Reachable"), "{ls}");
+    assert_eq!(d.ok(&["node", "ls", "-q"]).lines().count(), 2);
+    let managers = d.ok(&["node", "ls", "--filter", "role=manager", "-q"]);
+    assert_eq!(managers.trim(), m1_id);
+    assert_eq!(
+        d.ok(&[
+            "node",
+            "inspect",
+            "self",
+            "--format",
+            "{{.ID}} {{.Description.Hostname}} {{.Spec.Role}}"
+        ])
+        .trim(),
+        format!("{m1_id} m1 manager")
+    );
+    let pretty = d.ok(&["node", "inspect", "--pretty", "w1"]);
+    for needle in [
+        "ID:",
+        "Hostname:",
+        "w1",
+        "Status:",
+        "State:",
+        "Ready",
+        "Availability:",
+        "Active",
+    ] {
+        assert!(
+            pretty.contains(needle),
+            "node inspect --pretty lacks {needle:?}:\n{pretty}"
+        );
+    }
+    d.fails(&["node", "inspect", "nosuchnode"], "nosuchnode");
+
+    eprintln!("--- node update");
+    assert_eq!(d.ok(&["node", "update", "--availability", "drain", "w1"]).trim(), "w1");
+    assert_eq!(
+        d.ok(&["node", "inspect", "w1", "--format", "{{.Spec.Availability}}"])
+            .trim(),
+        "drain"
+    );
+    assert!(
+        rows(&d.ok(&["node", "ls"]))
+            .iter()
+            .any(|row| row[0] == w1_id && row.contains(&"Drain".to_string()))
+    );
+    d.ok(&[
+        "node",
+        "update",
+        "--availability",
+        "active",
+        "--label-add",
+        "zone=a",
+        "--label-add",
+        "disk=ssd",
+        "w1",
+    ]);
+    d.ok(&["node", "update", "--label-rm", "disk", "w1"]);
+    assert_eq!(
+        d.ok(&[
+            "node",
+            "inspect",
+            "w1",
+            "--format",
+            "{{.Spec.Availability}} {{json .Spec.Labels}}"
+        ])
+        .trim(),
+        r#"active {"zone":"a"}"#
+    );
+    d.fails(&["node", "update", "--availability", "sideways", "w1"], "sideways");
+
+    eprintln!("--- node promote and demote");
+    let out = d.ok(&["node", "promote", "w1"]);
+    assert!(out.contains("Node w1 promoted to a manager in the swarm."), "{out}");
+    eventually("w1 a reachable manager", Duration::from_secs(90), || async {
+        let ls = d.ok(&["node", "ls"]);
+        rows(&ls)
+            .iter()
+            .any(|row| row[0] == w1_id && row.contains(&"Reachable".to_string()) && row.contains(&"Ready".to_string()))
+            .then_some(())
+    })
+    .await;
+    let out = d.ok(&["node", "promote", "w1"]);
+    assert!(out.contains(&format!("Node {w1_id} is already a manager.")), "{out}");
+    let out = d.ok(&["node", "demote", "w1"]);
+    assert!(out.contains("Manager w1 demoted in the swarm."), "{out}");
+    eventually("w1 a worker again", Duration::from_secs(90), || async {
+        let ls = d.ok(&["node", "ls"]);
+        let r = rows(&ls);
+        let w = r.iter().find(|row| row[0] == w1_id)?;
+        (w[1..4] == ["w1", "Ready", "Active"] && !w.iter().any(|c| c == "Reachable")).then_some(())
+    })
+    .await;
+    assert_eq!(d.ok(&["node", "ls", "--filter", "role=manager", "-q"]).trim(), m1_id);
+
+    eprintln!("--- node ps");
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "nodeps",
+        "--replicas",
+        "2",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    eventually("2 running tasks", Duration::from_secs(60), || async {
+        let ps = d.ok(&[
+            "service",
+            "ps",
+            "nodeps",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.CurrentState}}",
+        ]);
+        (ps.lines().filter(|state| state.starts_with("Running")).count() == 2).then_some(())
+    })
+    .await;
+    let ps_all: usize = ["m1", "w1"]
+        .iter()
+        .map(|n| {
+            let out = d.ok(&["node", "ps", n]);
+            assert_eq!(
+                header(&out),
+                [
+                    "ID",
+                    "NAME",
+                    "IMAGE",
+                    "NODE",
+                    "DESIRED STATE",
+                    "CURRENT STATE",
+                    "ERROR",
+                    "PORTS"
+                ]
+            );
+            let r = rows(&out);
+            assert!(
+                r.iter().all(|row| row[3] == *n),
+                "node ps {n} shows only {n}'s tasks:\n{out}"
+            );
+            r.len()
+        })
+        .sum();
+    let listing = d.ok(&["service", "ps", "nodeps"]);
+    assert_eq!(ps_all, 2, "the two tasks are on m1 or w1:\n{listing}");
+    let self_ps = d.ok(&["node", "ps", "self"]);
+    assert!(rows(&self_ps).iter().all(|row| row[3] == "m1"), "{self_ps}");
+    d.ok(&["service", "rm", "nodeps"]);
+
+    eprintln!("--- node rm");
+    let token = c.token(m1, "worker");
+    let w2 = c.join("w2", &token, m1);
+    let w2_id = c.node_id(w2);
+    wait_nodes_ready(&d, 3).await;
+    d.fails(&["node", "rm", "w2"], "is not down and can't be removed");
+    assert_eq!(d.ok(&["node", "rm", "--force", "w2"]).trim(), "w2");
+    c.kill(w2);
+    let left = d.ok(&["node", "ls", "-q"]);
+    assert!(!left.contains(&w2_id), "{left}");
+    assert_eq!(left.lines().count(), 2);
+    d.fails(&["node", "rm", "nosuchnode"], "nosuchnode");
+    d.fails(
+        &["node", "rm", "m1"],
+        "is a cluster manager and is a member of the raft cluster",
+    );
+
+    eprintln!("--- swarm leave");
+    d.fails(
+        &["swarm", "leave"],
+        "You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm.",
+    );
+    let on_w1 = Docker::new(&c, w1);
+    on_w1.fails(&["node", "ls"], "This node is not a swarm manager.");
+    assert_eq!(on_w1.ok(&["swarm", "leave"]).trim(), "Node left the swarm.");
+    let status = c
+        .wait_exit(w1, Duration::from_secs(60))
+        .expect("w1 exits after leaving");
+    assert!(status.success(), "w1 exited with {status}");
+    let left = std::fs::read_dir(&c.nodes[w1].data_dir)
+        .map(|d| d.flatten().count())
+        .unwrap_or(usize::MAX);
+    assert_eq!(left, 0, "the data dir of a node that left is empty");
+    eventually("w1 down", Duration::from_secs(60), || async {
+        let ls = d.ok(&["node", "ls"]);
+        rows(&ls)
+            .iter()
+            .any(|row| row[0] == w1_id && row[2] == "Down")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(d.ok(&["node", "rm", "w1"]).trim(), "w1");
+    assert_eq!(d.ok(&["info", "--format", "{{.Swarm.Nodes}}"]).trim(), "1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_cli_secrets_configs_networks_and_events() {
+    let Some(()) = docker_available() else { return };
+    let (c, m1, _w1) = cluster();
+    let d = Docker::new(&c, m1);
+    let files = tempfile::tempdir().expect("tempdir");
+    std::fs::write(files.path().join("secret.txt"), "s3cret").expect("write");
+    std::fs::write(files.path().join("app.conf"), "listen 80\n").expect("write");
+    let start = chrono_like_now();
+
+    eprintln!("--- events stream");
+    let services = Stream::start(
+        &d,
+        &[
+            "events",
+            "--filter",
+            "type=service",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    );
+    let nodes = Stream::start(
+        &d,
+        &[
+            "events",
+            "--filter",
+            "type=node",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    );
+    // Let both subscribe before anything happens.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    eprintln!("--- secrets");
+    let id = d
+        .ok(&[
+            "secret",
+            "create",
+            "--label",
+            "team=db",
+            "db_pass",
+            &files.path().join("secret.txt").to_string_lossy(),
+        ])
+        .trim()
+        .to_string();
+    assert!(is_swarm_id(&id), "secret ID {id:?} looks like Swarm's");
+    d.fails(
+        &[
+            "secret",
+            "create",
+            "db_pass",
+            &files.path().join("secret.txt").to_string_lossy(),
+        ],
+        "db_pass",
+    );
+    let ls = d.ok(&["secret", "ls"]);
+    assert_eq!(header(&ls), ["ID", "NAME", "DRIVER", "CREATED", "UPDATED"]);
+    let r = rows(&ls);
+    assert_eq!(r.len(), 1, "{ls}");
+    assert_eq!(r[0][..2], [id.clone(), "db_pass".to_string()]);
+    assert_eq!(d.ok(&["secret", "ls", "-q", "--filter", "label=team=db"]).trim(), id);
+    assert_eq!(d.ok(&["secret", "ls", "-q", "--filter", "label=team=web"]).trim(), "");
+    assert_eq!(
+        d.ok(&["secret", "inspect", "db_pass", "--format", "{{.ID}} {{.Spec.Name}}"])
+            .trim(),
+        format!("{id} db_pass")
+    );
+    let json = d.ok(&["secret", "inspect", &id[..6]]);
+    assert!(
+        !json.contains("s3cret") && !json.contains("czNjcmV0"),
+        "secret data is never returned: {json}"
+    );
+    let pretty = d.ok(&["secret", "inspect", "--pretty", "db_pass"]);
+    assert!(pretty.contains("Name:") && pretty.contains("db_pass"), "{pretty}");
+    d.fails(&["secret", "inspect", "nosuch"], "nosuch");
+
+    eprintln!("--- a service using the secret holds it");
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "usesecret",
+        "--secret",
+        "db_pass",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    d.fails(
+        &["secret", "rm", "db_pass"],
+        "is in use by the following service: usesecret",
+    );
+    d.ok(&["service", "rm", "usesecret"]);
+    assert_eq!(d.ok(&["secret", "rm", "db_pass"]).trim(), "db_pass");
+    assert_eq!(rows(&d.ok(&["secret", "ls"])).len(), 0);
+    d.fails(
+        &["service", "create", "-d", "--name", "x", "--secret", "nosuch", IMAGE],
+        "nosuch",
+    );
+
+    eprintln!("--- configs");
+    let id = d
+        .ok(&[
+            "config",
+            "create",
+            "app_conf",
+            &files.path().join("app.conf").to_string_lossy(),
+        ])
+        .trim()
+        .to_string();
+    assert!(is_swarm_id(&id), "config ID {id:?}");
+    let ls = d.ok(&["config", "ls"]);
+    assert_eq!(header(&ls), ["ID", "NAME", "CREATED", "UPDATED"]);
+    assert_eq!(rows(&ls).len(), 1, "{ls}");
+    let pretty = d.ok(&["config", "inspect", "--pretty", "app_conf"]);
+    assert!(
+        pretty.contains("listen 80"),
+        "config data is shown by --pretty: {pretty}"
+    );
+    assert_eq!(
+        d.ok(&["config", "inspect", "app_conf", "--format", "{{.ID}}"]).trim(),
+        id
+    );
+    assert_eq!(d.ok(&["config", "rm", "app_conf"]).trim(), "app_conf");
+    d.fails(&["config", "rm", "app_conf"], "app_conf");
+
+    eprintln!("--- networks");
+    let id = d
+        .ok(&["network", "create", "-d", "overlay", "--attachable", "backend"])
+        .trim()
+        .to_string();
+    assert!(!id.is_empty());
+    d.fails(&["network", "create", "-d", "overlay", "backend"], "backend");
+    let ls = d.ok(&["network", "ls", "--filter", "driver=overlay"]);
+    assert_eq!(header(&ls), ["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
+    let r = rows(&ls);
+    assert!(r.iter().any(|row| row[1..] == ["backend", "overlay", "swarm"]), "{ls}");
+    assert_eq!(
+        d.ok(&[
+            "network",
+            "inspect",
+            "backend",
+            "--format",
+            "{{.Name}} {{.Driver}} {{.Scope}} {{.Attachable}}"
+        ])
+        .trim(),
+        "backend overlay swarm true"
+    );
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "usesnet",
+        "--network",
+        "backend",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    let target = d.ok(&[
+        "service",
+        "inspect",
+        "usesnet",
+        "--format",
+        "{{range .Spec.TaskTemplate.Networks}}{{.Target}}{{end}}",
+    ]);
+    assert!(
+        id.starts_with(target.trim()) && !target.trim().is_empty(),
+        "network target {target:?} is the ID {id}"
+    );
+    d.fails(&["network", "rm", "backend"], "backend");
+    d.ok(&["service", "rm", "usesnet"]);
+    assert_eq!(d.ok(&["network", "rm", "backend"]).trim(), "backend");
+    d.fails(&["network", "inspect", "backend"], "backend");
+    d.fails(
+        &["network", "create", "-d", "overlay", "--scope", "local", "x"],
+        "network scope \"local\" is not supported",
+    );
+    d.fails(
+        &["network", "create", "-d", "bridge", "y"],
+        "network driver \"bridge\" is not supported",
+    );
+
+    eprintln!("--- events: streamed and from history");
+    d.ok(&["node", "update", "--label-add", "e=1", "m1"]);
+    let seen = services.until(Duration::from_secs(30), "service create and remove events", |l| {
+        l.iter().any(|x| x == "service create usesecret") && l.iter().any(|x| x == "service remove usesnet")
+    });
+    assert!(
+        seen.iter().all(|l| l.starts_with("service ")),
+        "only service events pass the filter: {seen:?}"
+    );
+    let seen = nodes.until(Duration::from_secs(30), "a node update event", |l| {
+        l.iter().any(|x| x == "node update m1")
+    });
+    assert!(seen.iter().all(|l| l.starts_with("node ")), "{seen:?}");
+    let until = chrono_like_now() + 1;
+    let history = d.ok(&[
+        "events",
+        "--since",
+        &start.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "type=secret",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines, ["secret create db_pass", "secret remove db_pass"], "{history}");
+    let tasks = d.ok(&[
+        "events",
+        "--since",
+        &start.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "type=config",
+        "--filter",
+        "event=create",
+    ]);
+    assert_eq!(tasks.lines().count(), 1, "{tasks}");
+}
+
+/// Seconds since the epoch, as `docker events --since` takes them.
+fn chrono_like_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_cli_services_logs_and_stacks() {
+    let Some(()) = docker_available() else { return };
+    let (c, m1, _w1) = cluster();
+    let d = Docker::new(&c, m1);
+    wait_nodes_ready(&d, 2).await;
+    let tasks_filter = Stream::start(
+        &d,
+        &["events", "--filter", "type=task", "--format", "{{.Type}} {{.Action}}"],
+    );
+
+    eprintln!("--- service create with the convergence wait");
+    let out = d.run(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = stdout.lines().next().unwrap_or_default().trim().to_string();
+    assert!(is_swarm_id(&id), "the first line is the service ID: {stdout}");
+    // docker names the service by the ID create returned, as it does against Swarm.
+    assert!(
+        stdout.trim_end().ends_with(&format!("verify: Service {id} converged")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("overall progress: 3 out of 3 tasks"), "{stdout}");
+
+    eprintln!("--- service ls, ps, inspect");
+    let ls = d.ok(&["service", "ls"]);
+    assert_eq!(header(&ls), ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]);
+    assert_eq!(
+        rows(&ls),
+        [[
+            id[..12].to_string(),
+            "web".into(),
+            "replicated".into(),
+            "3/3".into(),
+            IMAGE.into()
+        ]]
+    );
+    let ps = d.ok(&["service", "ps", "web"]);
+    assert_eq!(
+        header(&ps),
+        [
+            "ID",
+            "NAME",
+            "IMAGE",
+            "NODE",
+            "DESIRED STATE",
+            "CURRENT STATE",
+            "ERROR",
+            "PORTS"
+        ]
+    );
+    let r = rows(&ps);
+    let mut names: Vec<&str> = r.iter().map(|row| row[1].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["web.1", "web.2", "web.3"], "{ps}");
+    for row in &r {
+        assert!(row[3] == "m1" || row[3] == "w1", "{ps}");
+        assert_eq!(row[4], "Running", "{ps}");
+        assert!(row[5].starts_with("Running "), "{ps}");
+    }
+    assert_eq!(d.ok(&["service", "ps", "-q", &id[..8]]).lines().count(), 3);
+    assert_eq!(
+        d.ok(&["service", "inspect", "web", "--format", "{{.ID}} {{.Spec.Mode.Replicated.Replicas}} {{.Spec.UpdateConfig.Parallelism}} {{.Spec.TaskTemplate.ContainerSpec.StopGracePeriod}}"])
+            .trim(),
+        format!("{id} 3 1 10s"),
+        "inspect fills in Swarm's defaults"
+    );
+    let pretty = d.ok(&["service", "inspect", "--pretty", "web"]);
+    for needle in [
+        "ID:",
+        &id,
+        "Name:",
+        "web",
+        "Replicated",
+        "Replicas:",
+        "3",
+        "Image:",
+        IMAGE,
+        "Args:",
+        "sleep 3600",
+    ] {
+        assert!(
+            pretty.contains(needle),
+            "service inspect --pretty lacks {needle:?}:\n{pretty}"
+        );
+    }
+    d.fails(&["service", "inspect", "nosuch"], "no such service: nosuch");
+    d.fails(&["service", "ps", "nosuch"], "no such service: nosuch");
+    let before = container_ids("web");
+    assert_eq!(before.len(), 3);
+
+    eprintln!("--- service scale keeps the running tasks");
+    let out = d.ok(&["service", "scale", "web=5"]);
+    assert!(out.contains("web scaled to 5"), "{out}");
+    assert!(
+        out.replace('\r', "\n").contains("verify: Service web converged"),
+        "{out}"
+    );
+    let ls = d.ok(&["service", "ls", "--filter", "name=web"]);
+    assert_eq!(rows(&ls)[0][3], "5/5", "{ls}");
+    let after = container_ids("web");
+    assert_eq!(after.len(), 5);
+    assert!(before.iter().all(|c| after.contains(c)), "scaling up restarted nothing");
+
+    eprintln!("--- service update and rollback");
+    let out = d.ok(&[
+        "service",
+        "update",
+        "--env-add",
+        "STAGE=2",
+        "--update-parallelism",
+        "5",
+        "web",
+    ]);
+    let out = out.replace('\r', "\n");
+    assert!(out.starts_with("web\n"), "{out}");
+    assert!(out.contains("verify: Service web converged"), "{out}");
+    wait_inspect(
+        &d,
+        "web",
+        "{{.Spec.TaskTemplate.ContainerSpec.Env}} {{.UpdateStatus.State}}",
+        "[STAGE=2] completed",
+    )
+    .await;
+    let updated = container_ids("web");
+    assert!(
+        updated.iter().all(|c| !after.contains(c)),
+        "the update replaced every task"
+    );
+    let out = d.ok(&["service", "rollback", "web"]).replace('\r', "\n");
+    assert!(out.contains("rollback: manually requested rollback"), "{out}");
+    assert!(out.contains("verify: Service web converged"), "{out}");
+    wait_inspect(
+        &d,
+        "web",
+        "{{.Spec.TaskTemplate.ContainerSpec.Env}} {{.UpdateStatus.State}}",
+        "[] rollback_completed",
+    )
+    .await;
+
+    eprintln!("--- a bad image rolls back by itself");
+    let out = d.run(&[
+        "service",
+        "update",
+        "--image",
+        "swarm-test/nosuchimage:missing",
+        "--update-failure-action",
+        "rollback",
+        "web",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(
+        stdout.contains("rollback: update rolled back due to failure or early termination of task"),
+        "docker reports the rollback: {stdout}"
+    );
+    assert!(stdout.contains("verify: Service web converged"), "{stdout}");
+    wait_inspect(
+        &d,
+        "web",
+        "{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.UpdateStatus.State}}",
+        &format!("{IMAGE} rollback_completed"),
+    )
+    .await;
+    let ps = d.ok(&["service", "ps", "web", "--filter", "desired-state=shutdown"]);
+    assert!(
+        ps.contains("swarm-test/nosuchimage:missing"),
+        "the failed task stays in history: {ps}"
+    );
+
+    eprintln!("--- a global service and published ports");
+    let out = d.ok(&[
+        "service", "create", "--mode", "global", "--name", "agent", IMAGE, "sleep", "3600",
+    ]);
+    assert!(out.replace('\r', "\n").contains("converged"), "{out}");
+    let ps = d.ok(&["service", "ps", "agent"]);
+    let mut nodes: Vec<String> = rows(&ps).iter().map(|r| r[3].clone()).collect();
+    nodes.sort();
+    assert_eq!(nodes, ["m1", "w1"], "one global task per node: {ps}");
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "pub",
+        "--replicas",
+        "0",
+        "-p",
+        "8080:80",
+        "-p",
+        "9000",
+        IMAGE,
+    ]);
+    let ls = d.ok(&["service", "ls", "--filter", "mode=global"]);
+    assert_eq!(rows(&ls).len(), 1);
+    assert_eq!(rows(&ls)[0][3], "2/2", "{ls}");
+    let ls = d.ok(&["service", "ls", "--filter", "name=pub"]);
+    let row = &rows(&ls)[0];
+    assert_eq!(row[3], "0/0", "{ls}");
+    assert_eq!(
+        row[5], "*:8080->80/tcp, *:30000->9000/tcp",
+        "assigned ports are listed: {ls}"
+    );
+    d.fails(
+        &["service", "create", "-d", "--name", "clash", "-p", "8080:81", IMAGE],
+        "port '8080' is already in use",
+    );
+
+    eprintln!("--- service logs");
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "talk",
+        "--replicas",
+        "2",
+        IMAGE,
+        "sh",
+        "-c",
+        "i=0; while true; do echo line $i; i=$((i+1)); sleep 1; done",
+    ]);
+    let logs = eventually("3 lines from each replica", Duration::from_secs(60), || async {
+        let out = d.ok(&["service", "logs", "talk"]);
+        let ok = ["talk.1.", "talk.2."]
+            .iter()
+            .all(|p| out.lines().filter(|l| l.starts_with(p)).count() >= 3);
+        ok.then_some(out)
+    })
+    .await;
+    for l in logs.lines() {
+        let (prefix, msg) = l.split_once(" | ").unwrap_or_else(|| panic!("{l:?} has a task prefix"));
+        let (name, node) = prefix.trim().split_once('@').expect("prefix is name@node");
+        assert!(node == "m1" || node == "w1", "{l}");
+        assert!(name.starts_with("talk.1.") || name.starts_with("talk.2."), "{l}");
+        assert!(msg.starts_with("line "), "{l}");
+    }
+    let raw = d.ok(&["service", "logs", "--raw", "talk"]);
+    assert!(
+        raw.lines().all(|l| l.starts_with("line ")),
+        "--raw has no prefixes: {raw}"
+    );
+    let ts = d.ok(&["service", "logs", "--timestamps", "--tail", "1", "talk"]);
+    let ts_lines: Vec<&str> = ts.lines().collect();
+    assert_eq!(ts_lines.len(), 2, "--tail 1 gives one line per task: {ts}");
+    for l in &ts_lines {
+        let stamp = l.split(' ').next().unwrap_or_default();
+        assert!(stamp.len() > 20 && stamp.contains('T') && stamp.ends_with('Z'), "{l}");
+    }
+    let none = d.ok(&["service", "logs", "--since", "2099-01-01T00:00:00Z", "talk"]);
+    assert_eq!(none, "", "--since in the future gives nothing");
+    let recent = d.ok(&["service", "logs", "--since", "3s", "talk"]);
+    assert!(recent.lines().count() < logs.lines().count() + 8, "{recent}");
+    let task = d.ok(&["service", "ps", "-q", "--filter", "name=talk.1", "talk"]);
+    let task = task.lines().next().unwrap_or_default().trim().to_string();
+    let one = d.ok(&["service", "logs", "--tail", "2", &task]);
+    assert_eq!(one.lines().count(), 2, "{one}");
+    assert!(one.lines().all(|l| l.starts_with("talk.1.")), "a task's logs: {one}");
+    d.fails(&["service", "logs", "nosuch"], "no such task or service");
+
+    eprintln!("--- service logs -f streams from every replica");
+    let follow = Stream::start(&d, &["service", "logs", "-f", "--tail", "0", "talk"]);
+    let streamed = follow.until(Duration::from_secs(30), "followed lines from both replicas", |l| {
+        ["talk.1.", "talk.2."]
+            .iter()
+            .all(|p| l.iter().filter(|x| x.starts_with(p)).count() >= 2)
+    });
+    assert!(streamed.iter().all(|l| l.contains(" | line ")), "{streamed:?}");
+    drop(follow);
+
+    eprintln!("--- stacks");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("token.txt"), "t0ken").expect("write");
+    std::fs::write(
+        dir.path().join("compose.yml"),
+        format!(
+            "version: \"3.8\"\nservices:\n  app:\n    image: {IMAGE}\n    command: sleep 3600\n    deploy:\n      replicas: 2\n    \
+             networks: [front]\n    secrets: [token]\n  side:\n    image: {IMAGE}\n    command: sleep 3600\nnetworks:\n  front: {{}}\n\
+             secrets:\n  token:\n    file: ./token.txt\n"
+        ),
+    )
+    .expect("write compose file");
+    let out = d.run_in(dir.path(), &["stack", "deploy", "-c", "compose.yml", "demo"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for needle in [
+        "Creating network demo_front",
+        "Creating network demo_default",
+        "Creating secret demo_token",
+        "Creating service demo_app",
+        "Creating service demo_side",
+    ] {
+        assert!(text.contains(needle), "stack deploy lacks {needle:?}:\n{text}");
+    }
+    let ls = d.ok(&["stack", "ls"]);
+    assert_eq!(header(&ls), ["NAME", "SERVICES"]);
+    assert_eq!(rows(&ls), [["demo", "2"]]);
+    eventually("the stack's 3 tasks running", Duration::from_secs(60), || async {
+        let out = d.ok(&["stack", "services", "demo"]);
+        let r = rows(&out);
+        (r.len() == 2
+            && r.iter().any(|row| row[1] == "demo_app" && row[3] == "2/2")
+            && r.iter().any(|row| row[1] == "demo_side" && row[3] == "1/1"))
+        .then_some(())
+    })
+    .await;
+    let ps = d.ok(&["stack", "ps", "demo"]);
+    let mut names: Vec<String> = rows(&ps).iter().map(|r| r[1].clone()).collect();
+    names.sort();
+    assert_eq!(names, ["demo_app.1", "demo_app.2", "demo_side.1"], "{ps}");
+    let redeploy = d.run_in(dir.path(), &["stack", "deploy", "-c", "compose.yml", "demo"]);
+    let text = String::from_utf8_lossy(&redeploy.stdout);
+    assert!(
+        redeploy.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&redeploy.stderr)
+    );
+    assert!(text.contains("Updating service demo_app"), "{text}");
+    let out = d.ok(&["stack", "rm", "demo"]);
+    for needle in [
+        "Removing service demo_app",
+        "Removing service demo_side",
+        "Removing secret demo_token",
+        "Removing network demo_front",
+        "Removing network demo_default",
+    ] {
+        assert!(out.contains(needle), "stack rm lacks {needle:?}:\n{out}");
+    }
+    assert_eq!(rows(&d.ok(&["stack", "ls"])).len(), 0);
+    assert_eq!(d.ok(&["secret", "ls", "-q"]).trim(), "");
+
+    eprintln!("--- task events and service rm");
+    let seen = tasks_filter.until(Duration::from_secs(10), "task events", |l| l.len() >= 3);
+    assert!(seen.iter().all(|l| l.starts_with("task ")), "{seen:?}");
+    let out = d.ok(&["service", "rm", "web", "agent", "pub", "talk"]);
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["web", "agent", "pub", "talk"]);
+    d.fails(&["service", "rm", "web"], "web");
+    assert_eq!(d.ok(&["service", "ls", "-q"]).trim(), "");
+    eventually("every container removed", Duration::from_secs(60), || async {
+        ["web", "agent", "talk", "demo_app", "demo_side"]
+            .iter()
+            .all(|s| container_ids(s).is_empty())
+            .then_some(())
+    })
+    .await;
+}
+
+/// Waits for `service inspect --format` to print `expected`. docker stops waiting once the new
+/// tasks are stable; the service records the update as completed one Monitor period after its
+/// last slot, so the two may be a moment apart.
+async fn wait_inspect(d: &Docker, service: &str, format: &str, expected: &str) {
+    let mut last = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        last = d
+            .ok(&["service", "inspect", service, "--format", format])
+            .trim()
+            .to_string();
+        if last == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("service inspect {service}: expected {expected:?}, still {last:?}");
+}
+
+/// IDs of the running containers of a service.
+fn container_ids(service: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={service}"),
+            "--filter",
+            "status=running",
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
