@@ -29,39 +29,39 @@ use crate::model::UpdateConfig;
 #[derive(Args, Default)]
 pub struct UpdateConfigArgs {
     /// Slots updated at once (0: all).
-    #[arg(long = "update-parallelism")]
+    #[arg(long = "update-parallelism", id = "update_parallelism")]
     pub parallelism: Option<u64>,
     /// Pause between slots, e.g. `10s`.
-    #[arg(long = "update-delay")]
+    #[arg(long = "update-delay", id = "update_delay")]
     pub delay: Option<String>,
     /// How long a new task is watched for failure after it starts, e.g. `5s`.
-    #[arg(long = "update-monitor")]
+    #[arg(long = "update-monitor", id = "update_monitor")]
     pub monitor: Option<String>,
     /// `pause`, `continue` or `rollback`.
-    #[arg(long = "update-failure-action")]
+    #[arg(long = "update-failure-action", id = "update_failure_action")]
     pub failure_action: Option<String>,
     /// Failures tolerated, as a fraction of the slots (0 to 1).
-    #[arg(long = "update-max-failure-ratio")]
+    #[arg(long = "update-max-failure-ratio", id = "update_max_failure_ratio")]
     pub max_failure_ratio: Option<f64>,
     /// `stop-first` or `start-first`.
-    #[arg(long = "update-order")]
+    #[arg(long = "update-order", id = "update_order")]
     pub order: Option<String>,
 }
 
 /// The same flags for the rollback config.
 #[derive(Args, Default)]
 pub struct RollbackConfigArgs {
-    #[arg(long = "rollback-parallelism")]
+    #[arg(long = "rollback-parallelism", id = "rollback_parallelism")]
     pub parallelism: Option<u64>,
-    #[arg(long = "rollback-delay")]
+    #[arg(long = "rollback-delay", id = "rollback_delay")]
     pub delay: Option<String>,
-    #[arg(long = "rollback-monitor")]
+    #[arg(long = "rollback-monitor", id = "rollback_monitor")]
     pub monitor: Option<String>,
-    #[arg(long = "rollback-failure-action")]
+    #[arg(long = "rollback-failure-action", id = "rollback_failure_action")]
     pub failure_action: Option<String>,
-    #[arg(long = "rollback-max-failure-ratio")]
+    #[arg(long = "rollback-max-failure-ratio", id = "rollback_max_failure_ratio")]
     pub max_failure_ratio: Option<f64>,
-    #[arg(long = "rollback-order")]
+    #[arg(long = "rollback-order", id = "rollback_order")]
     pub order: Option<String>,
 }
 
