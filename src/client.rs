@@ -9,6 +9,7 @@ use http_body_util::Full;
 use hyper::Method;
 use hyper::Request;
 use hyper::StatusCode;
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -104,42 +105,104 @@ impl ApiClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
-        let target = self.target.to_string();
         let work = async {
-            let connect_err = |e: std::io::Error| ClientError::Connect {
-                target: target.clone(),
-                reason: e.to_string(),
-            };
-            let http_err = |e: hyper::Error| ClientError::Http {
-                target: target.clone(),
-                reason: e.to_string(),
-            };
-            let uri = format!("/v{API_VERSION}{path}");
-            let mut builder = Request::builder().method(method).uri(uri).header("Host", "swarm");
-            let bytes = body.unwrap_or_default();
-            if !bytes.is_empty() {
-                builder = builder.header("Content-Type", "application/json");
-            }
-            let req = builder
-                .body(Full::new(Bytes::from(bytes)))
-                .map_err(|e| ClientError::Http {
-                    target: target.clone(),
-                    reason: e.to_string(),
-                })?;
-            let resp = match &self.target {
-                Target::Unix(path) => {
-                    let stream = tokio::net::UnixStream::connect(path).await.map_err(connect_err)?;
-                    send_over(stream, req).await.map_err(http_err)?
-                }
-                Target::Tcp(addr) => {
-                    let stream = tokio::net::TcpStream::connect(addr).await.map_err(connect_err)?;
-                    send_over(stream, req).await.map_err(http_err)?
-                }
-            };
+            let resp = self.send(method, path, body).await?;
             let status = resp.status();
-            let body = resp.into_body().collect().await.map_err(http_err)?.to_bytes();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| self.http_err(e))?
+                .to_bytes();
             Ok((status, body))
         };
+        self.within_timeout(work).await
+    }
+
+    /// Sends a request and returns as soon as the answer's head arrives, for answers that
+    /// stream for as long as the server likes (events, followed logs): the timeout covers
+    /// connecting and the head, never the body. A non-2xx answer is read whole and becomes
+    /// [`ClientError::Api`], as with [`ApiClient::call`].
+    pub async fn open(&self, method: Method, path: &str) -> Result<hyper::Response<Incoming>, ClientError> {
+        let resp = self.within_timeout(self.send(method, path, None)).await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let bytes = self
+            .within_timeout(async { resp.into_body().collect().await.map_err(|e| self.http_err(e)) })
+            .await?
+            .to_bytes();
+        Err(ClientError::Api {
+            status,
+            message: error_message(status, &bytes),
+        })
+    }
+
+    /// The next chunk of a body from [`ApiClient::open`], as it arrives; `None` once the server
+    /// has ended it. Waits as long as the server is silent.
+    pub async fn next_chunk(&self, body: &mut Incoming) -> Result<Option<Bytes>, ClientError> {
+        loop {
+            match body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(self.http_err(e)),
+                Some(Ok(frame)) => {
+                    // Trailers carry no data; skip them.
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Connects and sends one request, without a timeout; the answer's body is left unread.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<hyper::Response<Incoming>, ClientError> {
+        let target = self.target.to_string();
+        let connect_err = |e: std::io::Error| ClientError::Connect {
+            target: target.clone(),
+            reason: e.to_string(),
+        };
+        let uri = format!("/v{API_VERSION}{path}");
+        let mut builder = Request::builder().method(method).uri(uri).header("Host", "swarm");
+        let bytes = body.unwrap_or_default();
+        if !bytes.is_empty() {
+            builder = builder.header("Content-Type", "application/json");
+        }
+        let req = builder
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| ClientError::Http {
+                target: target.clone(),
+                reason: e.to_string(),
+            })?;
+        match &self.target {
+            Target::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path).await.map_err(connect_err)?;
+                send_over(stream, req).await.map_err(|e| self.http_err(e))
+            }
+            Target::Tcp(addr) => {
+                let stream = tokio::net::TcpStream::connect(addr).await.map_err(connect_err)?;
+                send_over(stream, req).await.map_err(|e| self.http_err(e))
+            }
+        }
+    }
+
+    fn http_err(&self, e: hyper::Error) -> ClientError {
+        ClientError::Http {
+            target: self.target.to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    async fn within_timeout<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
         tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| ClientError::Timeout {
@@ -184,10 +247,7 @@ impl ApiClient {
 }
 
 /// Sends one HTTP/1.1 request over a fresh connection.
-async fn send_over<IO>(
-    io: IO,
-    req: Request<Full<Bytes>>,
-) -> Result<hyper::Response<hyper::body::Incoming>, hyper::Error>
+async fn send_over<IO>(io: IO, req: Request<Full<Bytes>>) -> Result<hyper::Response<Incoming>, hyper::Error>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

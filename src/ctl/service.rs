@@ -8,6 +8,7 @@ use super::CtlError;
 use super::ListArgs;
 use super::check_format;
 use super::for_each;
+use super::logs::LogsArgs;
 use super::parse_labels;
 use super::print_json;
 use super::table;
@@ -60,6 +61,8 @@ pub enum ServiceCmd {
         detach: bool,
         service: String,
     },
+    /// Print the output of a service's tasks, or of one task.
+    Logs(LogsArgs),
     /// List the tasks of services, with their history.
     Ps {
         #[arg(required = true)]
@@ -158,6 +161,7 @@ pub async fn run(client: &ApiClient, cmd: ServiceCmd) -> Result<(), CtlError> {
         ServiceCmd::Update(args) => super::update::update(client, *args).await,
         ServiceCmd::Rollback { detach, service } => super::update::rollback(client, &service, detach).await,
         ServiceCmd::Ps { services, list } => service_ps(client, services, list).await,
+        ServiceCmd::Logs(args) => super::logs::run(client, args).await,
         ServiceCmd::Inspect { services } => {
             let mut out = Vec::new();
             for s in services {

@@ -5,19 +5,20 @@
 //! The suite fails when the docker binary is missing; `SWARM_SKIP_DOCKER_CLI_TESTS=1` is the
 //! only way to skip it.
 
-use std::io::BufRead;
-use std::io::BufReader;
 use std::path::Path;
-use std::process::Child;
 use std::process::Command;
 use std::process::Output;
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::Duration;
 use std::time::Instant;
 
 use crate::support::Cluster;
+use crate::support::LineStream;
 use crate::support::eventually;
+use crate::support::header;
+use crate::support::is_swarm_id;
+use crate::support::now_secs;
+use crate::support::rows;
 
 const IMAGE: &str = "swarm-test/busybox:latest";
 
@@ -103,88 +104,12 @@ impl Docker {
         );
     }
 
-    fn spawn(&self, args: &[&str]) -> Child {
-        self.command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn docker")
+    /// A streaming command (events, logs -f), killed when dropped.
+    fn stream(&self, args: &[&str]) -> LineStream {
+        let mut cmd = self.command(args);
+        cmd.stderr(Stdio::null());
+        LineStream::spawn(cmd)
     }
-}
-
-/// A streaming docker command whose stdout lines arrive on a channel; killed on drop.
-struct Stream {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Stream {
-    fn start(d: &Docker, args: &[&str]) -> Self {
-        let mut child = d.spawn(args);
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Self { child, lines }
-    }
-
-    /// Collects lines until `done` says the collection is enough, or panics after `timeout`.
-    fn until(&self, timeout: Duration, what: &str, mut done: impl FnMut(&[String]) -> bool) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
-        let mut seen = Vec::new();
-        while !done(&seen) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => seen.push(l),
-                Err(_) => panic!("timed out waiting for {what}; saw {seen:#?}"),
-            }
-        }
-        seen
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The rows of a table printed by docker, header excluded, split on runs of 2+ spaces.
-fn rows(table: &str) -> Vec<Vec<String>> {
-    table
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            l.split("  ")
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .collect()
-}
-
-fn header(table: &str) -> Vec<String> {
-    table
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split("  ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-fn is_swarm_id(id: &str) -> bool {
-    id.len() == 25 && id.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
 }
 
 /// One manager (m1) and one worker (w1), both running real containers.
@@ -498,29 +423,23 @@ async fn docker_cli_secrets_configs_networks_and_events() {
     let files = tempfile::tempdir().expect("tempdir");
     std::fs::write(files.path().join("secret.txt"), "s3cret").expect("write");
     std::fs::write(files.path().join("app.conf"), "listen 80\n").expect("write");
-    let start = chrono_like_now();
+    let start = now_secs();
 
     eprintln!("--- events stream");
-    let services = Stream::start(
-        &d,
-        &[
-            "events",
-            "--filter",
-            "type=service",
-            "--format",
-            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
-        ],
-    );
-    let nodes = Stream::start(
-        &d,
-        &[
-            "events",
-            "--filter",
-            "type=node",
-            "--format",
-            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
-        ],
-    );
+    let services = d.stream(&[
+        "events",
+        "--filter",
+        "type=service",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let nodes = d.stream(&[
+        "events",
+        "--filter",
+        "type=node",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]);
     // Let both subscribe before anything happens.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -689,7 +608,7 @@ async fn docker_cli_secrets_configs_networks_and_events() {
         l.iter().any(|x| x == "node update m1")
     });
     assert!(seen.iter().all(|l| l.starts_with("node ")), "{seen:?}");
-    let until = chrono_like_now() + 1;
+    let until = now_secs() + 1;
     let history = d.ok(&[
         "events",
         "--since",
@@ -717,24 +636,13 @@ async fn docker_cli_secrets_configs_networks_and_events() {
     assert_eq!(tasks.lines().count(), 1, "{tasks}");
 }
 
-/// Seconds since the epoch, as `docker events --since` takes them.
-fn chrono_like_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_cli_services_logs_and_stacks() {
     let Some(()) = docker_available() else { return };
     let (c, m1, _w1) = cluster();
     let d = Docker::new(&c, m1);
     wait_nodes_ready(&d, 2).await;
-    let tasks_filter = Stream::start(
-        &d,
-        &["events", "--filter", "type=task", "--format", "{{.Type}} {{.Action}}"],
-    );
+    let tasks_filter = d.stream(&["events", "--filter", "type=task", "--format", "{{.Type}} {{.Action}}"]);
 
     eprintln!("--- service create with the convergence wait");
     let out = d.run(&[
@@ -999,7 +907,7 @@ async fn docker_cli_services_logs_and_stacks() {
     d.fails(&["service", "logs", "nosuch"], "no such task or service");
 
     eprintln!("--- service logs -f streams from every replica");
-    let follow = Stream::start(&d, &["service", "logs", "-f", "--tail", "0", "talk"]);
+    let follow = d.stream(&["service", "logs", "-f", "--tail", "0", "talk"]);
     let streamed = follow.until(Duration::from_secs(30), "followed lines from both replicas", |l| {
         ["talk.1.", "talk.2."]
             .iter()

@@ -16,5 +16,6 @@ mod scale;
 mod snapshots;
 mod storage_faults;
 mod support;
+mod swarmctl_objects;
 mod updates;
 mod workers;

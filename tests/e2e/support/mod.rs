@@ -544,3 +544,85 @@ pub async fn service_names(c: &Cluster, i: usize) -> Option<std::collections::BT
 pub fn file_len(p: &Path) -> u64 {
     fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
+
+/// The rows of a table printed by docker or swarmctl, header excluded, split on runs of 2+
+/// spaces.
+pub fn rows(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(cells)
+        .collect()
+}
+
+/// The column names of such a table.
+pub fn header(table: &str) -> Vec<String> {
+    cells(table.lines().next().unwrap_or_default())
+}
+
+fn cells(line: &str) -> Vec<String> {
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Swarm's IDs: 25 characters of lowercase base36.
+pub fn is_swarm_id(id: &str) -> bool {
+    id.len() == 25 && id.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+}
+
+/// Seconds since the epoch, as `--since`/`--until` take them.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A streaming command (events, followed logs) whose stdout lines arrive on a channel; the
+/// process is killed on drop.
+pub struct LineStream {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl LineStream {
+    pub fn spawn(mut cmd: Command) -> Self {
+        use std::io::BufRead;
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn a streaming command");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Collects lines until `done` holds, or panics after `timeout` naming `what`.
+    pub fn until(&self, timeout: Duration, what: &str, mut done: impl FnMut(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while !done(&seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => seen.push(l),
+                Err(_) => panic!("timed out waiting for {what}; saw {seen:#?}"),
+            }
+        }
+        seen
+    }
+}
+
+impl Drop for LineStream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
