@@ -208,7 +208,23 @@ impl Dispatcher {
             if let Some((r, raft_id)) = role {
                 alive = alive && send(SessionMessage::Role { role: r, raft_id }).await;
             }
+            // Raft membership changes are not store events: look at the managers on every
+            // wake-up and at least every 5 s, so a node learns of new managers before it needs
+            // them (a demoted leader's agent must find the next leader).
+            let mut managers_tick = tokio::time::interval(Duration::from_secs(5));
+            managers_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while alive {
+                let now = managers_of(&m);
+                if now != managers && !now.is_empty() {
+                    managers = now;
+                    alive = send(SessionMessage::Managers {
+                        managers: managers.clone(),
+                    })
+                    .await;
+                    if !alive {
+                        break;
+                    }
+                }
                 let mut updated: HashMap<String, Task> = HashMap::new();
                 let mut removed: HashSet<String> = HashSet::new();
                 let mut full_again = false;
@@ -255,14 +271,7 @@ impl Dispatcher {
                         }
                         continue;
                     }
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {
-                        let now = managers_of(&m);
-                        if now != managers && !now.is_empty() {
-                            managers = now;
-                            alive = send(SessionMessage::Managers { managers: managers.clone() }).await;
-                        }
-                        continue;
-                    }
+                    _ = managers_tick.tick() => continue,
                 }
                 if full_again {
                     let now = m.store.view(role_of);
