@@ -897,8 +897,18 @@ async fn docker_cli_services_logs_and_stacks() {
     }
     let none = d.ok(&["service", "logs", "--since", "2099-01-01T00:00:00Z", "talk"]);
     assert_eq!(none, "", "--since in the future gives nothing");
-    let recent = d.ok(&["service", "logs", "--since", "3s", "talk"]);
-    assert!(recent.lines().count() < logs.lines().count() + 8, "{recent}");
+    // A --since in the past drops the lines before it and keeps the ones after.
+    let all = d.ok(&["service", "logs", "--timestamps", "talk"]);
+    let mut seconds: Vec<&str> = all.lines().filter_map(|l| l.get(..19)).collect();
+    seconds.sort();
+    let cut = seconds[seconds.len() / 2];
+    assert!(seconds[0] < cut, "the log spans several seconds: {all}");
+    let recent = d.ok(&["service", "logs", "--timestamps", "--since", &format!("{cut}Z"), "talk"]);
+    assert!(!recent.is_empty(), "lines after --since {cut} are kept");
+    assert!(
+        recent.lines().all(|l| l.get(..19).is_some_and(|sec| sec >= cut)),
+        "--since {cut} drops earlier lines: {recent}"
+    );
     let task = d.ok(&["service", "ps", "-q", "--filter", "name=talk.1", "talk"]);
     let task = task.lines().next().unwrap_or_default().trim().to_string();
     let one = d.ok(&["service", "logs", "--tail", "2", &task]);
