@@ -8,6 +8,7 @@ pub mod filters;
 mod logs;
 mod networks;
 mod nodes;
+mod references;
 mod secrets;
 mod services;
 mod swarm;

@@ -18,6 +18,7 @@ use super::body::decode_json;
 use super::error::ApiError;
 use super::error::ApiResult;
 use super::filters::Filters;
+use super::references::resolve_in;
 use super::validate::valid_name;
 use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
@@ -71,17 +72,7 @@ pub struct NetworkCreate {
 
 /// Finds a network by full ID, then exact name, then unique ID prefix.
 pub fn resolve_network(s: &StoreState, reference: &str) -> Result<Network, ApiError> {
-    if let Some(n) = s.networks.get(reference).or_else(|| s.networks.by_name(reference)) {
-        return Ok(n.clone());
-    }
-    let matches: Vec<&Network> = s.networks.with_id_prefix(reference).collect();
-    match matches.len() {
-        1 => Ok(matches[0].clone()),
-        0 => Err(ApiError::not_found(format!("network {reference} not found"))),
-        n => Err(ApiError::bad_request(format!(
-            "network {reference} is ambiguous ({n} networks match this ID prefix)"
-        ))),
-    }
+    resolve_in(&s.networks, "network", reference)
 }
 
 /// Replaces network names in a service spec by IDs (stack deploy sends names), refusing

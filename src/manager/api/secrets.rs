@@ -19,6 +19,7 @@ use super::body::query_version;
 use super::error::ApiError;
 use super::error::ApiResult;
 use super::filters::Filters;
+use super::references::resolve_in;
 use super::validate::valid_name;
 use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
@@ -117,20 +118,7 @@ impl Blob for Config {
 
 /// Finds an object by full ID, then exact name, then unique ID prefix.
 pub fn resolve<T: Blob>(s: &StoreState, reference: &str) -> Result<T, ApiError> {
-    let table = T::table(s);
-    if let Some(o) = table.get(reference).or_else(|| table.by_name(reference)) {
-        return Ok(o.clone());
-    }
-    let matches: Vec<&T> = table.with_id_prefix(reference).collect();
-    match matches.len() {
-        1 => Ok(matches[0].clone()),
-        0 => Err(ApiError::not_found(format!("{} {reference} not found", T::NOUN))),
-        n => Err(ApiError::bad_request(format!(
-            "{} {reference} is ambiguous ({n} {}s match this ID prefix)",
-            T::NOUN,
-            T::NOUN
-        ))),
-    }
+    resolve_in(T::table(s), T::NOUN, reference)
 }
 
 /// The object as the API shows it.

@@ -18,6 +18,7 @@ use super::body::query_version;
 use super::error::ApiError;
 use super::error::ApiResult;
 use super::filters::Filters;
+use super::references::resolve_in;
 use super::validate::normalize_service_spec;
 use super::validate::random_service_name;
 use super::validate::validate_service_spec;
@@ -42,20 +43,7 @@ const SERVICE_FILTERS: &[&str] = &["id", "name", "label", "mode"];
 
 /// Finds a service by full ID, then exact name, then unique ID prefix.
 pub fn resolve_service(s: &StoreState, reference: &str) -> Result<Service, ApiError> {
-    if let Some(svc) = s.services.get(reference) {
-        return Ok(svc.clone());
-    }
-    if let Some(svc) = s.services.by_name(reference) {
-        return Ok(svc.clone());
-    }
-    let matches: Vec<&Service> = s.services.with_id_prefix(reference).collect();
-    match matches.len() {
-        1 => Ok(matches[0].clone()),
-        0 => Err(ApiError::not_found(format!("service {reference} not found"))),
-        n => Err(ApiError::bad_request(format!(
-            "service {reference} is ambiguous ({n} services match this ID prefix)"
-        ))),
-    }
+    resolve_in(&s.services, "service", reference)
 }
 
 /// Running and desired task counts, as `service ls` shows them. For jobs, completions count

@@ -11,6 +11,7 @@ use super::ApiState;
 use super::error::ApiError;
 use super::error::ApiResult;
 use super::filters::Filters;
+use super::references::resolve_in;
 use crate::manager::store::StoreState;
 use crate::model::Task;
 use crate::model::TaskState;
@@ -103,15 +104,5 @@ pub async fn inspect(State(state): State<ApiState>, Path(id): Path<String>) -> A
 
 /// Full ID first, then a unique ID prefix, as dockerd resolves task references.
 pub fn resolve_task(s: &StoreState, reference: &str) -> Result<Task, ApiError> {
-    if let Some(t) = s.tasks.get(reference) {
-        return Ok(t.clone());
-    }
-    let matches: Vec<&Task> = s.tasks.with_id_prefix(reference).collect();
-    match matches.len() {
-        1 => Ok(matches[0].clone()),
-        0 => Err(ApiError::not_found(format!("task {reference} not found"))),
-        n => Err(ApiError::bad_request(format!(
-            "task {reference} is ambiguous ({n} matches)"
-        ))),
-    }
+    resolve_in(&s.tasks, "task", reference)
 }
