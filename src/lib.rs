@@ -7,5 +7,5 @@ pub mod ctl;
 pub mod daemon;
 pub mod host;
 pub mod manager;
-pub mod model;
+pub use swarm_model as model;
 pub mod net;
