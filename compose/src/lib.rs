@@ -1,15 +1,40 @@
 //! Compose files to swarm service specs: pure parsing and conversion, no network.
 //!
-//! This crate is a skeleton until the stacks issue lands; it only fixes the crate's place in the
-//! workspace and its error type. The planned pipeline (see `docs/architecture.md`): parse YAML
-//! with merge keys, interpolate `${VAR}`, drop `x-*` keys, expand short syntax, then deserialise
-//! into our own compose types with unknown fields refused.
+//! The pipeline follows docker's `stack deploy` so the same file gives the same error and the
+//! same specs: parse YAML (anchors, merge keys) → version and forbidden-key checks →
+//! `${VAR}` interpolation and type casts → schema validation with normalisation → merge of
+//! several files → conversion to [`swarm_model::ServiceSpec`]s. The only I/O is reading the
+//! `env_file`s a file names; everything else is handed in through [`Details`].
 #![forbid(unsafe_code)]
 
-/// Why a compose file could not be converted.
-#[derive(Debug, thiserror::Error)]
-pub enum ComposeError {
-    /// The file is not supported yet: stacks are not implemented in this version.
-    #[error("compose files are not supported yet: {0}")]
-    Unsupported(String),
+mod convert;
+mod error;
+mod interpolate;
+mod load;
+mod merge;
+mod units;
+mod value;
+
+pub use convert::DEFAULT_NETWORK_DRIVER;
+pub use convert::FileObjectPlan;
+pub use convert::IMAGE_LABEL;
+pub use convert::NAMESPACE_LABEL;
+pub use convert::NetworkPlan;
+pub use convert::StackPlan;
+pub use convert::convert;
+pub use convert::validate_stack_name;
+pub use convert::warnings;
+pub use error::ComposeError;
+pub use interpolate::substitute;
+pub use load::Details;
+pub use load::Loaded;
+pub use load::load;
+pub use units::format_duration;
+pub use units::parse_duration;
+pub use value::Map;
+pub use value::Value;
+
+/// The loaded file as `stack config` prints it (YAML).
+pub fn to_yaml(config: &Map) -> Result<String, ComposeError> {
+    serde_saphyr::to_string(config).map_err(|e| ComposeError::Invalid(format!("cannot print the configuration: {e}")))
 }
