@@ -7,6 +7,7 @@ mod node;
 mod progress;
 mod secret;
 mod service;
+mod stack;
 mod swarm;
 pub mod table;
 mod tasks;
@@ -27,6 +28,7 @@ pub use self::node::NodeCmd;
 pub use self::secret::BlobCmd;
 pub use self::service::CreateArgs;
 pub use self::service::ServiceCmd;
+pub use self::stack::StackCmd;
 pub use self::swarm::SwarmCmd;
 pub use self::tasks::human_since;
 use crate::client::ApiClient;
@@ -77,6 +79,9 @@ pub enum Command {
     Network(NetworkCmd),
     /// Print cluster events as they happen (or those of a past window, with --until).
     Events(EventsArgs),
+    /// Manage stacks: services, networks, secrets and configs from compose files.
+    #[command(subcommand)]
+    Stack(StackCmd),
 }
 
 #[derive(Args)]
@@ -225,6 +230,7 @@ pub async fn run(cli: Cli) -> Result<(), CtlError> {
         Command::Config(cmd) => secret::run::<Config>(&client, cmd).await,
         Command::Network(cmd) => network::run(&client, cmd).await,
         Command::Events(args) => events::run(&client, args).await,
+        Command::Stack(cmd) => stack::run(&client, cmd).await,
     }
 }
 

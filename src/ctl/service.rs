@@ -392,6 +392,11 @@ async fn service_ls(client: &ApiClient, args: ListArgs) -> Result<(), CtlError> 
     check_format(&args.format)?;
     let mut services: Vec<Service> = client.get("/services?status=true").await?;
     services.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+    print_services(services, &args)
+}
+
+/// Prints services as `service ls` does (also used by `stack services`).
+pub(super) fn print_services(services: Vec<Service>, args: &ListArgs) -> Result<(), CtlError> {
     if args.quiet {
         for s in &services {
             println!("{}", s.id);
