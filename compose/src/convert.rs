@@ -400,7 +400,8 @@ fn convert_service(
         networks: None,
         endpoint_spec: Some(EndpointSpec {
             mode: text(deploy, "endpoint_mode").to_ascii_lowercase(),
-            ports: Some(ports(service.get("ports"))),
+            // Go omits an empty port list, so docker sends none.
+            ports: Some(ports(service.get("ports"))).filter(|p| !p.is_empty()),
         }),
     })
 }
