@@ -23,7 +23,7 @@ use crate::support::rows;
 const IMAGE: &str = "swarm-test/busybox:latest";
 
 /// None when the suite is skipped on purpose; panics when docker is missing.
-fn docker_available() -> Option<()> {
+pub(crate) fn docker_available() -> Option<()> {
     if std::env::var("SWARM_SKIP_DOCKER_CLI_TESTS").as_deref() == Ok("1") {
         eprintln!("SWARM_SKIP_DOCKER_CLI_TESTS=1: skipping the docker CLI compatibility suite");
         return None;
@@ -39,13 +39,13 @@ fn docker_available() -> Option<()> {
 }
 
 /// The docker CLI pointed at one node's API socket, with its own empty config.
-struct Docker {
+pub(crate) struct Docker {
     host: String,
     config: tempfile::TempDir,
 }
 
 impl Docker {
-    fn new(c: &Cluster, i: usize) -> Self {
+    pub(crate) fn new(c: &Cluster, i: usize) -> Self {
         Self {
             host: c.nodes[i].host(),
             config: tempfile::tempdir().expect("docker config dir"),
@@ -68,12 +68,12 @@ impl Docker {
         self.command(args).output().expect("run docker")
     }
 
-    fn run_in(&self, dir: &Path, args: &[&str]) -> Output {
+    pub(crate) fn run_in(&self, dir: &Path, args: &[&str]) -> Output {
         self.command(args).current_dir(dir).output().expect("run docker")
     }
 
     /// Runs and asserts success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),

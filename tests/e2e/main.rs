@@ -14,6 +14,7 @@ mod restart;
 mod roles;
 mod scale;
 mod snapshots;
+mod stacks;
 mod storage_faults;
 mod support;
 mod swarmctl_objects;
