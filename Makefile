@@ -23,7 +23,7 @@ clean-up: down
 
 ## All tests: unit, property, in-process raft, and end-to-end with real processes.
 test: test-image
-	$(CARGO) test --release --workspace -- --test-threads=1
+	$(CARGO) test --profile e2e --workspace -- --test-threads=1
 
 ## The local test image (no registry): swarm-test/busybox:latest from Debian's busybox-static.
 test-image:
