@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Starts (or restarts) a one-node swarm-rs cluster from this checkout, creates the example
-# service and shows the cluster. State lives in $UP_DIR; `make down` stops it.
+# Starts (or restarts) a one-node swarm-rs cluster from this checkout, deploys the example
+# stack and shows it running. State lives in $UP_DIR; `make down` stops it.
 set -euo pipefail
 UP_DIR=${UP_DIR:-$PWD/.swarm-up}
 UP_ADDR=${UP_ADDR:-127.0.0.1:2377}
-BIN=$PWD/target/release
+BIN=${BIN:-$PWD/target/release}
 DATA=$UP_DIR/node
 SOCK=$DATA/swarmd.sock
 export SWARM_HOST=unix://$SOCK
@@ -35,24 +35,23 @@ else
   running || { echo "swarmd did not come up in 10 s; see $UP_DIR/swarmd.log" >&2; exit 1; }
 fi
 
-# The example service: two containers of the local test image on this node's Docker engine.
-if ! "$BIN/swarmctl" service inspect hello >/dev/null 2>&1; then
-  "$BIN/swarmctl" service create --name hello --replicas 2 swarm-test/busybox:latest sleep 3600 >/dev/null
-fi
+# The example stack (examples/hello-stack.yml): containers of the local test image on this
+# node's Docker engine. Deploying again changes nothing unless the file changed.
+"$BIN/swarmctl" stack deploy -c "$PWD/examples/hello-stack.yml" hello
 for _ in $(seq 1 100); do
-  "$BIN/swarmctl" service ls | grep -q ' 2/2 ' && break
+  "$BIN/swarmctl" stack services hello | grep -q ' 2/2 ' && break
   sleep 0.2
 done
 
 echo
 "$BIN/swarmctl" node ls
 echo
-"$BIN/swarmctl" service ls
+"$BIN/swarmctl" stack services hello
 echo
-"$BIN/swarmctl" service ps hello
+"$BIN/swarmctl" stack ps hello
 echo
-docker ps --filter label=com.docker.swarm.service.name=hello --format 'table {{.Names}}\t{{.Status}}'
+docker ps --filter label=com.docker.stack.namespace=hello --format 'table {{.Names}}\t{{.Status}}'
 echo
 echo "Use it with:  export SWARM_HOST=$SWARM_HOST; $BIN/swarmctl node ls"
 echo "Join another node:  $BIN/swarmctl swarm join-token worker"
-echo "Stop it with: make down (the containers keep running until the service is removed: swarmctl service rm hello)"
+echo "Stop it with: make down (the containers keep running until the stack is removed: swarmctl stack rm hello)"
