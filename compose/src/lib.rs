@@ -12,6 +12,8 @@ mod error;
 mod interpolate;
 mod load;
 mod merge;
+#[cfg(test)]
+mod tests;
 mod units;
 mod value;
 

@@ -1708,6 +1708,11 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<ShortPort>, String> {
         return Err(format!("invalid ranges in {spec}"));
     }
     let host_ip = ip.filter(|i| !i.is_empty()).map(str::to_string);
+    if let Some(ip) = &host_ip
+        && ip.parse::<std::net::IpAddr>().is_err()
+    {
+        return Err(format!("invalid IP address {ip:?} in {spec}"));
+    }
     Ok((t0..=t1)
         .enumerate()
         .map(|(i, target)| ShortPort {
