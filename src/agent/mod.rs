@@ -253,7 +253,12 @@ impl Agent {
         let result = loop {
             while let Some(msg) = pending.pop_front() {
                 match msg {
-                    SessionMessage::Assignments { full, tasks, removed } => self.worker.apply(full, tasks, removed),
+                    SessionMessage::Assignments {
+                        full,
+                        tasks,
+                        removed,
+                        files,
+                    } => self.worker.apply(full, tasks, removed, files),
                     SessionMessage::Managers { managers } => self.set_managers(managers),
                     SessionMessage::Role { role, raft_id } => {
                         if let Some(cb) = &self.on_role {

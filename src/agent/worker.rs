@@ -16,6 +16,9 @@ use super::exec::Controller;
 use super::exec::ExecError;
 use super::exec::Executor;
 use super::exec::Existing;
+use super::exec::TaskFile;
+use crate::manager::dispatcher::protocol::FileData;
+use crate::manager::dispatcher::protocol::FileKind;
 use crate::model::ContainerStatus;
 use crate::model::Task;
 use crate::model::TaskState;
@@ -98,6 +101,8 @@ pub struct Worker {
     /// Task containers found when the worker started, until the first full assignment says
     /// which of them are still wanted.
     leftovers: Mutex<Option<HashSet<String>>>,
+    /// Secret and config data the managers sent for this node's tasks; memory only.
+    files: Mutex<HashMap<(FileKind, String), Vec<u8>>>,
 }
 
 impl Worker {
@@ -108,6 +113,7 @@ impl Worker {
             runners: Mutex::new(HashMap::new()),
             reporter: Arc::new(Reporter::default()),
             leftovers: Mutex::new(None),
+            files: Mutex::new(HashMap::new()),
         }
     }
 
@@ -136,8 +142,22 @@ impl Worker {
         self.runners.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies assignments from the managers: the full set or changes.
-    pub fn apply(self: &Arc<Self>, full: bool, tasks: Vec<Task>, removed: Vec<String>) {
+    /// The secret and config files of `task`, with the data this node was sent.
+    fn files_of(&self, task: &Task) -> Vec<TaskFile> {
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        TaskFile::of_task(task, |kind, id| files.get(&(kind, id.to_string())).cloned())
+    }
+
+    /// Applies assignments from the managers: the full set or changes, with the secret and
+    /// config data those tasks use.
+    pub fn apply(self: &Arc<Self>, full: bool, tasks: Vec<Task>, removed: Vec<String>, files: Vec<FileData>) {
+        {
+            let mut known = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            if full {
+                known.clear();
+            }
+            known.extend(files.into_iter().map(|f| ((f.kind, f.id), f.data)));
+        }
         let wanted: HashSet<String> = tasks.iter().map(|t| t.id.clone()).collect();
         if full {
             let stale: Vec<String> = self
@@ -207,7 +227,7 @@ impl Worker {
     }
 
     fn stop_container(&self, task: Task) {
-        let mut ctl = self.executor.controller(&task, &self.node_id);
+        let mut ctl = self.executor.controller(&task, &self.node_id, Vec::new());
         tokio::spawn(async move {
             if let Err(e) = ctl.shutdown().await {
                 tracing::debug!(task_id = %task.id, error = %e, "cannot stop the ended task's container");
@@ -253,7 +273,7 @@ impl Worker {
 
     async fn run_task(self: Arc<Self>, task: Task, mut desired: watch::Receiver<TaskState>) {
         let id = task.id.clone();
-        let mut ctl = self.executor.controller(&task, &self.node_id);
+        let mut ctl = self.executor.controller(&task, &self.node_id, self.files_of(&task));
         if self.drive(&task, ctl.as_mut(), &mut desired).await {
             // The task has ended as far as the managers know, but its container may still run
             // (one that could not be inspected, say): stop it once the managers want that.

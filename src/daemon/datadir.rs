@@ -141,6 +141,11 @@ impl DataDir {
         self.root.join("raft")
     }
 
+    /// Secret and config files of this node's task containers, one dir per task.
+    pub fn task_files(&self) -> PathBuf {
+        self.root.join("task-files")
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.root.join("swarmd.sock")
     }

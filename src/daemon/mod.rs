@@ -7,6 +7,7 @@ mod role_change;
 use std::fs::File;
 use std::net::IpAddr;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -338,7 +339,11 @@ fn start_worker(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Running, D
 }
 
 /// Connects the executor a node was set up with; the Docker engine is retried until reachable.
-async fn connect_executor(kind: &str, shutdown: &mut watch::Receiver<bool>) -> Option<Arc<dyn Executor>> {
+async fn connect_executor(
+    kind: &str,
+    files_root: &Path,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Arc<dyn Executor>> {
     if kind == "sim" {
         return Some(Arc::new(SimExecutor {
             start_delay: Duration::from_millis(100),
@@ -346,7 +351,7 @@ async fn connect_executor(kind: &str, shutdown: &mut watch::Receiver<bool>) -> O
         }));
     }
     loop {
-        match DockerExecutor::connect().await {
+        match DockerExecutor::connect(files_root.to_path_buf()).await {
             Ok(d) => return Some(Arc::new(d)),
             Err(e) => {
                 tracing::error!(error = %e, "this node runs no tasks until the Docker engine answers; retrying in 5 s");
@@ -391,8 +396,9 @@ fn start_agent(running: &mut Running, cfg: &NodeConfig, roles: mpsc::UnboundedSe
         (cfg.role, cfg.raft_id),
     );
     let mut shutdown = running.shutdown.subscribe();
+    let files_root = running.dir.task_files();
     running.tasks.push(tokio::spawn(async move {
-        let Some(executor) = connect_executor(&kind, &mut shutdown).await else {
+        let Some(executor) = connect_executor(&kind, &files_root, &mut shutdown).await else {
             return;
         };
         let on_role: RoleWanted = Arc::new(move |role, raft_id| {
@@ -496,10 +502,13 @@ async fn stop(running: Running) -> File {
 /// its data dir emptied (certificates, raft state, node.json), so the dir can join again.
 async fn leave_swarm(dir: &DataDir, cfg: &NodeConfig, lock: File) -> Result<(), DaemonError> {
     let mut never = watch::channel(false).1;
-    let executor = tokio::time::timeout(Duration::from_secs(15), connect_executor(&cfg.executor, &mut never))
-        .await
-        .ok()
-        .flatten();
+    let executor = tokio::time::timeout(
+        Duration::from_secs(15),
+        connect_executor(&cfg.executor, &dir.task_files(), &mut never),
+    )
+    .await
+    .ok()
+    .flatten();
     match executor {
         Some(executor) => match executor.task_ids(&cfg.node_id).await {
             Ok(ids) => {

@@ -425,13 +425,17 @@ services:
   vault:
     image: swarm-test/busybox:latest
     command: ["sleep", "1000000"]
-    secrets: [token]
+    secrets: [{source: token, mode: 0400}]
+    configs: [{source: conf, target: app.conf}]
     deploy:
       placement:
         constraints: [node.labels.vault == yes]
 secrets:
   token:
     file: ./token.txt
+configs:
+  conf:
+    file: ./conf.txt
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -461,6 +465,7 @@ async fn a_stack_of_containers_on_three_nodes() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("token.txt"), "s3cret").expect("secret");
+    std::fs::write(dir.path().join("conf.txt"), "setting=1\n").expect("config");
     let v1 = dir.path().join("v1.yml");
     let v2 = dir.path().join("v2.yml");
     std::fs::write(&v1, THREE_SERVICES.replace("IMAGE_OF_WEB", IMAGE)).expect("v1");
@@ -486,6 +491,21 @@ async fn a_stack_of_containers_on_three_nodes() {
     );
     let spec = c.ctl_ok(0, &["service", "inspect", "app_vault"]);
     assert!(spec.contains("\"SecretName\": \"app_token\""), "{spec}");
+    // The secret is a read-only file in the container, with the mode the file asked for.
+    let vault_container = crate::support::containers_of_service("app_vault");
+    assert_eq!(vault_container.len(), 1, "{vault_container:?}");
+    let exec = |args: &[&str]| {
+        let out = Command::new("docker")
+            .arg("exec")
+            .arg(&vault_container[0].0)
+            .args(args)
+            .output()
+            .expect("docker exec");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(exec(&["cat", "/run/secrets/token"]), "s3cret");
+    assert_eq!(exec(&["stat", "-c", "%a %u", "/run/secrets/token"]).trim(), "400 0");
+    assert_eq!(exec(&["cat", "/app.conf"]), "setting=1\n");
     assert_eq!(crate::support::containers_of_service("app_agent").len(), 3);
 
     // Only the service whose image changed rolls; the others keep their tasks.

@@ -2,6 +2,8 @@
 //! `<service>.<slot>.<task id>` and labelled like dockerd's swarm containers.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -35,6 +37,7 @@ use super::ExecError;
 use super::Executor;
 use super::Existing;
 use super::Exit;
+use super::TaskFile;
 use crate::manager::api::validate::DEFAULT_STOP_GRACE_PERIOD;
 use crate::manager::dispatcher::protocol::LogLine;
 use crate::manager::dispatcher::protocol::LogOptions;
@@ -57,6 +60,9 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Clone)]
 pub struct DockerExecutor {
     docker: Docker,
+    /// Where each task's secret and config files live (`<root>/<task id>/`), bind-mounted
+    /// read-only into its container and deleted with it.
+    files_root: PathBuf,
 }
 
 /// The engine's own message for an error.
@@ -88,15 +94,15 @@ async fn timed<T>(
 
 impl DockerExecutor {
     /// Connects to the local engine (`DOCKER_HOST` or `/var/run/docker.sock`) and negotiates
-    /// the API version.
-    pub async fn connect() -> Result<Self, ExecError> {
+    /// the API version. Task secret and config files go under `files_root`.
+    pub async fn connect(files_root: PathBuf) -> Result<Self, ExecError> {
         let docker = Docker::connect_with_local_defaults()
             .map_err(|e| ExecError::Engine(format!("cannot reach the Docker engine: {e}")))?;
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
             .map_err(|_| ExecError::Engine("the Docker engine did not answer within 10 s".to_string()))?
             .map_err(|e| ExecError::Engine(format!("cannot negotiate the Docker API version: {e}")))?;
-        Ok(Self { docker })
+        Ok(Self { docker, files_root })
     }
 
     async fn containers_of(&self, node_id: &str, task_id: Option<&str>) -> Result<Vec<(String, String)>, ExecError> {
@@ -152,8 +158,10 @@ impl Executor for DockerExecutor {
         })
     }
 
-    fn controller(&self, task: &Task, node_id: &str) -> Box<dyn Controller> {
+    fn controller(&self, task: &Task, node_id: &str, files: Vec<TaskFile>) -> Box<dyn Controller> {
         Box::new(DockerController {
+            files_dir: self.files_root.join(&task.id),
+            files,
             docker: self.docker.clone(),
             task: task.clone(),
             node_id: node_id.to_string(),
@@ -179,7 +187,7 @@ impl Executor for DockerExecutor {
     fn logs(&self, node_id: &str, task_id: &str, options: &LogOptions) -> BoxStream<Result<LogLine, ExecError>> {
         let docker = self.docker.clone();
         let (node_id, task_id, options) = (node_id.to_string(), task_id.to_string(), options.clone());
-        let find = DockerExecutor { docker: docker.clone() };
+        let find = self.clone();
         let start = async move {
             let found = find.containers_of(&node_id, Some(&task_id)).await;
             (found, task_id)
@@ -219,7 +227,7 @@ impl Executor for DockerExecutor {
             for (id, _) in self.containers_of(&node_id, Some(&task_id)).await? {
                 remove(&self.docker, &id).await?;
             }
-            Ok(())
+            remove_files(&self.files_root.join(&task_id))
         })
     }
 }
@@ -290,7 +298,56 @@ async fn remove(docker: &Docker, id: &str) -> Result<(), ExecError> {
     }
 }
 
+/// Deletes a task's secret and config files.
+fn remove_files(dir: &Path) -> Result<(), ExecError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ExecError::Engine(format!(
+            "removing the task's files in {}: {e}",
+            dir.display()
+        ))),
+    }
+}
+
+/// Writes a task's secret and config files (each with its owner and mode) into `dir`, and
+/// returns the read-only bind mounts that put them at their targets.
+fn write_files(dir: &Path, files: &[TaskFile]) -> Result<Vec<Mount>, ExecError> {
+    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |what: &str, e: std::io::Error| ExecError::Failed(format!("{what} in {}: {e}", dir.display()));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| failed("creating the task's file dir", e))?;
+    let mut mounts = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let Some(data) = &f.data else {
+            return Err(ExecError::Rejected(format!(
+                "{} {} was not sent to this node",
+                f.kind, f.name
+            )));
+        };
+        let path = dir.join(format!("{i}-{}", f.kind));
+        std::fs::write(&path, data).map_err(|e| failed("writing a file", e))?;
+        std::os::unix::fs::chown(&path, Some(f.uid), Some(f.gid)).map_err(|e| failed("setting a file's owner", e))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode & 0o7777))
+            .map_err(|e| failed("setting a file's mode", e))?;
+        mounts.push(Mount {
+            target: Some(f.target.clone()),
+            source: Some(path.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    Ok(mounts)
+}
+
 struct DockerController {
+    files_dir: PathBuf,
+    files: Vec<TaskFile>,
     docker: Docker,
     task: Task,
     node_id: String,
@@ -313,9 +370,10 @@ impl DockerController {
         labels
     }
 
-    fn create_body(&self) -> ContainerCreateBody {
+    /// The container to create; `file_mounts` put the task's secrets and configs in place.
+    fn create_body(&self, file_mounts: Vec<Mount>) -> ContainerCreateBody {
         let spec = self.task.spec.container_spec.clone().unwrap_or_default();
-        let mounts: Vec<Mount> = spec
+        let mut mounts: Vec<Mount> = spec
             .mounts
             .unwrap_or_default()
             .into_iter()
@@ -349,6 +407,7 @@ impl DockerController {
                 ..Default::default()
             })
             .collect();
+        mounts.extend(file_mounts);
         let resources = self.task.spec.resources.clone().unwrap_or_default();
         let limits = resources.limits.unwrap_or_default();
         let grace_ns = spec.stop_grace_period.unwrap_or(DEFAULT_STOP_GRACE_PERIOD);
@@ -516,7 +575,11 @@ impl Controller for DockerController {
                 .unwrap_or_default();
             self.pull_if_missing(&image).await?;
             let opts = CreateContainerOptionsBuilder::new().name(&self.name).build();
-            let body = self.create_body();
+            let file_mounts = match self.files.is_empty() {
+                true => Vec::new(),
+                false => write_files(&self.files_dir, &self.files)?,
+            };
+            let body = self.create_body(file_mounts);
             let created = tokio::time::timeout(
                 ENGINE_TIMEOUT,
                 self.docker.create_container(Some(opts.clone()), body.clone()),
@@ -645,7 +708,10 @@ impl Controller for DockerController {
     }
 
     fn remove(&mut self) -> BoxFuture<'_, Result<(), ExecError>> {
-        Box::pin(async move { remove(&self.docker, &self.name).await })
+        Box::pin(async move {
+            remove(&self.docker, &self.name).await?;
+            remove_files(&self.files_dir)
+        })
     }
 
     fn container(&self) -> (String, i64) {

@@ -8,6 +8,7 @@ pub mod sim;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::manager::dispatcher::protocol::FileKind;
 use crate::manager::dispatcher::protocol::LogLine;
 use crate::manager::dispatcher::protocol::LogOptions;
 use crate::model::EngineDescription;
@@ -55,11 +56,69 @@ pub enum Existing {
     Created { container_id: String },
 }
 
+/// A secret or config file a task's container sees, with its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFile {
+    /// `secret` or `config`, and the object's name, for messages.
+    pub kind: &'static str,
+    pub name: String,
+    /// Absolute path inside the container (`/run/secrets/<name>` for a bare secret target).
+    pub target: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    /// `None` when the managers did not send the data: the task cannot start.
+    pub data: Option<Vec<u8>>,
+}
+
+impl TaskFile {
+    /// The files of `task`: its secret and config references, with the data `lookup` has.
+    pub fn of_task(task: &Task, mut lookup: impl FnMut(FileKind, &str) -> Option<Vec<u8>>) -> Vec<TaskFile> {
+        let Some(cs) = task.spec.container_spec.as_ref() else {
+            return Vec::new();
+        };
+        let number = |s: &str| s.parse::<u32>().unwrap_or(0);
+        let secrets = cs
+            .secrets
+            .iter()
+            .flatten()
+            .map(|r| (FileKind::Secret, &r.secret_name, &r.secret_id, &r.file));
+        let configs = cs
+            .configs
+            .iter()
+            .flatten()
+            .map(|r| (FileKind::Config, &r.config_name, &r.config_id, &r.file));
+        let mut out = Vec::new();
+        for (kind, name, id, file) in secrets.chain(configs) {
+            let Some(file) = file.as_ref() else { continue };
+            let (word, dir) = match kind {
+                FileKind::Secret => ("secret", "/run/secrets/"),
+                FileKind::Config => ("config", "/"),
+            };
+            let target = if file.name.starts_with('/') {
+                file.name.clone()
+            } else {
+                format!("{dir}{}", file.name)
+            };
+            out.push(TaskFile {
+                kind: word,
+                name: name.clone(),
+                target,
+                uid: number(&file.uid),
+                gid: number(&file.gid),
+                mode: file.mode,
+                data: lookup(kind, id),
+            });
+        }
+        out
+    }
+}
+
 /// Runs the tasks of one node.
 pub trait Executor: Send + Sync + 'static {
     fn describe(&self) -> BoxFuture<'_, Result<EngineFacts, ExecError>>;
-    /// A controller for `task` on node `node_id`.
-    fn controller(&self, task: &Task, node_id: &str) -> Box<dyn Controller>;
+    /// A controller for `task` on node `node_id`, whose container gets `files`.
+    fn controller(&self, task: &Task, node_id: &str, files: Vec<TaskFile>) -> Box<dyn Controller>;
     /// IDs of tasks that have a container on this node (any state), for adoption and cleanup.
     fn task_ids(&self, node_id: &str) -> BoxFuture<'_, Result<Vec<String>, ExecError>>;
     /// Removes whatever belongs to task `task_id` on this node.
@@ -90,4 +149,63 @@ pub trait Controller: Send + Sync {
     fn remove(&mut self) -> BoxFuture<'_, Result<(), ExecError>>;
     /// The container's ID and process, for the task status.
     fn container(&self) -> (String, i64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ConfigReference;
+    use crate::model::ContainerSpec;
+    use crate::model::FileTarget;
+    use crate::model::SecretReference;
+
+    fn target(name: &str, mode: u32) -> Option<FileTarget> {
+        Some(FileTarget {
+            name: name.into(),
+            uid: "1000".into(),
+            gid: "".into(),
+            mode,
+        })
+    }
+
+    #[test]
+    fn secrets_land_in_run_secrets_and_configs_at_the_root() {
+        let mut task = Task::default();
+        task.spec.container_spec = Some(ContainerSpec {
+            secrets: Some(vec![
+                SecretReference {
+                    file: target("db", 0o400),
+                    secret_id: "s1".into(),
+                    secret_name: "db_pass".into(),
+                },
+                SecretReference {
+                    file: target("/etc/key", 0o444),
+                    secret_id: "s2".into(),
+                    secret_name: "key".into(),
+                },
+            ]),
+            configs: Some(vec![ConfigReference {
+                file: target("app.conf", 0o444),
+                runtime: None,
+                config_id: "c1".into(),
+                config_name: "conf".into(),
+            }]),
+            ..ContainerSpec::default()
+        });
+        let files = TaskFile::of_task(&task, |kind, id| {
+            (kind == FileKind::Secret && id == "s1").then(|| b"x".to_vec())
+        });
+        let summary: Vec<(&str, &str, u32, u32, u32, bool)> = files
+            .iter()
+            .map(|f| (f.kind, f.target.as_str(), f.uid, f.gid, f.mode, f.data.is_some()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("secret", "/run/secrets/db", 1000, 0, 0o400, true),
+                ("secret", "/etc/key", 1000, 0, 0o444, false),
+                ("config", "/app.conf", 1000, 0, 0o444, false),
+            ]
+        );
+    }
 }

@@ -14,6 +14,7 @@ use super::ExecError;
 use super::Executor;
 use super::Existing;
 use super::Exit;
+use super::TaskFile;
 use crate::model::EngineDescription;
 use crate::model::Resources;
 use crate::model::Task;
@@ -51,7 +52,7 @@ impl Executor for SimExecutor {
         })
     }
 
-    fn controller(&self, task: &Task, _node_id: &str) -> Box<dyn Controller> {
+    fn controller(&self, task: &Task, _node_id: &str, _files: Vec<TaskFile>) -> Box<dyn Controller> {
         Box::new(SimController {
             exec: self.clone(),
             id: format!("sim-{}", task.id),

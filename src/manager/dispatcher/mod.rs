@@ -20,6 +20,8 @@ use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use self::protocol::FileData;
+use self::protocol::FileKind;
 use self::protocol::LogBatch;
 use self::protocol::LogLine;
 use self::protocol::LogOptions;
@@ -83,6 +85,33 @@ pub fn heartbeat_period(s: &StoreState) -> Duration {
         .filter(|p| *p > 0)
         .unwrap_or(1_000_000_000);
     Duration::from_nanos(ns as u64).max(Duration::from_millis(500))
+}
+
+/// The data of every secret and config `tasks` mount, so a node gets exactly what its tasks use.
+fn files_of(s: &StoreState, tasks: &[Task]) -> Vec<FileData> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for cs in tasks.iter().filter_map(|t| t.spec.container_spec.as_ref()) {
+        let secrets = cs.secrets.iter().flatten().map(|r| (FileKind::Secret, &r.secret_id));
+        let configs = cs.configs.iter().flatten().map(|r| (FileKind::Config, &r.config_id));
+        for (kind, id) in secrets.chain(configs) {
+            if !seen.insert((kind, id.clone())) {
+                continue;
+            }
+            let spec = match kind {
+                FileKind::Secret => s.secrets.get(id).map(|o| &o.spec),
+                FileKind::Config => s.configs.get(id).map(|o| &o.spec),
+            };
+            if let Some(spec) = spec {
+                out.push(FileData {
+                    kind,
+                    id: id.clone(),
+                    data: spec.data.clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The tasks a node is told about: those assigned to it.
@@ -190,7 +219,7 @@ impl Dispatcher {
                 heartbeat_period_ms: period.as_millis() as u64,
                 managers: managers.clone(),
             };
-            let (tasks, mut watcher) = m.store.view_and_watch(|s| {
+            let (tasks, mut watcher) = m.store.view_and_watch(|s| -> Vec<Task> {
                 s.tasks_by_node(&node_id)
                     .filter(|t| assigned_to(t, &node_id))
                     .cloned()
@@ -198,11 +227,13 @@ impl Dispatcher {
             });
             let role_of = |s: &StoreState| s.nodes.get(&node_id).map(|n| (n.spec.role, n.raft_id));
             let mut role = m.store.view(role_of);
+            let files = m.store.view(|s| files_of(s, &tasks));
             let mut alive = send(welcome).await
                 && send(SessionMessage::Assignments {
                     full: true,
                     tasks,
                     removed: Vec::new(),
+                    files,
                 })
                 .await;
             if let Some((r, raft_id)) = role {
@@ -285,23 +316,28 @@ impl Dispatcher {
                     }
                 }
                 if full_again {
-                    let tasks = m.store.view(|s| {
+                    let tasks: Vec<Task> = m.store.view(|s| {
                         s.tasks_by_node(&node_id)
                             .filter(|t| assigned_to(t, &node_id))
                             .cloned()
                             .collect()
                     });
+                    let files = m.store.view(|s| files_of(s, &tasks));
                     alive = send(SessionMessage::Assignments {
                         full: true,
                         tasks,
                         removed: Vec::new(),
+                        files,
                     })
                     .await;
                 } else if !updated.is_empty() || !removed.is_empty() {
+                    let tasks: Vec<Task> = updated.into_values().collect();
+                    let files = m.store.view(|s| files_of(s, &tasks));
                     alive = send(SessionMessage::Assignments {
                         full: false,
-                        tasks: updated.into_values().collect(),
+                        tasks,
                         removed: removed.into_iter().collect(),
+                        files,
                     })
                     .await;
                 }

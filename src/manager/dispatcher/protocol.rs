@@ -34,11 +34,13 @@ pub enum SessionMessage {
         /// `(node ID, address)` of every manager, to reconnect elsewhere if this one dies.
         managers: Vec<(String, String)>,
     },
-    /// The node's tasks: the full set first, then changes.
+    /// The node's tasks: the full set first, then changes; with the data of the secrets and
+    /// configs these tasks use (only nodes running such tasks ever receive the data).
     Assignments {
         full: bool,
         tasks: Vec<Task>,
         removed: Vec<String>,
+        files: Vec<FileData>,
     },
     /// The manager list changed.
     Managers { managers: Vec<(String, String)> },
@@ -48,6 +50,22 @@ pub enum SessionMessage {
     Role { role: NodeRole, raft_id: Option<u64> },
     /// Send the output of these tasks' containers to `POST /dispatcher/logs`.
     Logs(LogRequest),
+}
+
+/// Whether a [`FileData`] is a secret's or a config's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FileKind {
+    Secret,
+    Config,
+}
+
+/// The data of one secret or config, for the tasks that mount it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileData {
+    pub kind: FileKind,
+    pub id: String,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
 }
 
 /// A log subscription, as the leader hands it to a node.
@@ -178,6 +196,11 @@ mod tests {
             full: true,
             tasks: vec![],
             removed: vec!["t".into()],
+            files: vec![FileData {
+                kind: FileKind::Secret,
+                id: "s".into(),
+                data: b"data".to_vec(),
+            }],
         })
         .unwrap();
         let mut all = [a, b].concat();
