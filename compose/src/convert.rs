@@ -201,6 +201,9 @@ pub fn convert(config: &Map, stack: &str) -> Result<StackPlan, ComposeError> {
     let mut specs = Vec::new();
     for (name, service) in &services {
         let service = service.as_map().cloned().unwrap_or_default();
+        check_image_reference(&text(&service, "image")).map_err(|problem| {
+            ComposeError::Invalid(format!("invalid image reference for service {name}: {problem}"))
+        })?;
         let spec =
             convert_service(stack, name, &service, &networks, &volumes, &secrets, &configs).map_err(|problem| {
                 ComposeError::Service {
@@ -261,9 +264,6 @@ fn convert_service(
     let empty = Map::new();
     let deploy = service.get("deploy").and_then(Value::as_map).unwrap_or(&empty);
     let image = text(service, "image");
-    if image.is_empty() {
-        return Err("invalid image reference: no image specified".to_string());
-    }
     let mut labels = with_stack_label(stack, deploy.get("labels"));
     labels.insert(IMAGE_LABEL.to_string(), image.clone());
 
@@ -404,6 +404,93 @@ fn convert_service(
             ports: Some(ports(service.get("ports"))).filter(|p| !p.is_empty()),
         }),
     })
+}
+
+/// Checks an image reference as docker's `reference.ParseAnyReference` does:
+/// `[domain/]path[:tag][@digest]`, lower-case path components.
+pub fn check_image_reference(image: &str) -> Result<(), String> {
+    const BAD: &str = "invalid reference format";
+    if image.is_empty() {
+        return Err("no image specified".to_string());
+    }
+    let (name_tag, digest) = match image.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (image, None),
+    };
+    if let Some(d) = digest {
+        let (algorithm, hex) = d.split_once(':').ok_or(BAD)?;
+        let algorithm_ok = algorithm.starts_with(|c: char| c.is_ascii_alphabetic())
+            && algorithm
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c));
+        if !algorithm_ok || hex.len() < 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(BAD.to_string());
+        }
+    }
+    let last_slash = name_tag.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let (name, tag) = match name_tag[last_slash..].rfind(':') {
+        Some(i) => (&name_tag[..last_slash + i], Some(&name_tag[last_slash + i + 1..])),
+        None => (name_tag, None),
+    };
+    if let Some(tag) = tag {
+        let tag_ok = !tag.is_empty()
+            && tag.len() <= 128
+            && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !tag_ok {
+            return Err(BAD.to_string());
+        }
+    }
+    let mut components: Vec<&str> = name.split('/').collect();
+    let first = components[0];
+    let has_domain = components.len() > 1 && (first.contains(['.', ':']) || first == "localhost");
+    if has_domain {
+        components.remove(0);
+    }
+    let mut lower_case_needed = false;
+    for component in &components {
+        let lower = component.to_ascii_lowercase();
+        if !path_component_ok(&lower) {
+            return Err(BAD.to_string());
+        }
+        lower_case_needed |= lower != *component;
+    }
+    if lower_case_needed {
+        let shown = if has_domain || components.len() > 1 {
+            name.to_string()
+        } else {
+            format!("library/{name}")
+        };
+        return Err(format!("{BAD}: repository name ({shown}) must be lowercase"));
+    }
+    Ok(())
+}
+
+/// `[a-z0-9]+` joined by `.`, `_`, `__` or runs of `-`.
+fn path_component_ok(c: &str) -> bool {
+    let bytes = c.as_bytes();
+    if bytes.is_empty() || !bytes[0].is_ascii_alphanumeric() || !bytes[bytes.len() - 1].is_ascii_alphanumeric() {
+        return false;
+    }
+    let mut separator = String::new();
+    for &b in bytes {
+        if b.is_ascii_lowercase() || b.is_ascii_digit() {
+            if !(separator.is_empty()
+                || separator == "."
+                || separator == "_"
+                || separator == "__"
+                || separator.bytes().all(|s| s == b'-'))
+            {
+                return false;
+            }
+            separator.clear();
+        } else if b == b'.' || b == b'_' || b == b'-' {
+            separator.push(b as char);
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 fn mode(deploy: &Map) -> Result<ServiceMode, String> {

@@ -154,7 +154,15 @@ fn every_error_class_names_the_place() {
         ),
         (
             "services:\n  web:\n    command: x\n",
-            "service web: invalid image reference: no image specified",
+            "invalid image reference for service web: no image specified",
+        ),
+        (
+            "services:\n  web:\n    image: 'postgres:'\n",
+            "invalid image reference for service web: invalid reference format",
+        ),
+        (
+            "services:\n  web:\n    image: NGINX\n",
+            "invalid image reference for service web: invalid reference format: repository name (library/NGINX) must be lowercase",
         ),
         (
             "services:\n  web:\n    image: x\n    env_file: ./nope.env\n",
@@ -167,6 +175,24 @@ fn every_error_class_names_the_place() {
             err.contains(expected),
             "expected {expected:?}\n   got {err:?}\nfor {text}"
         );
+    }
+}
+
+#[test]
+fn image_references_are_checked_as_docker_checks_them() {
+    let good = [
+        "busybox",
+        "busybox:1.36",
+        "localhost:5000/app:v2",
+        "Example.com/team/app",
+        "a/b__c-d.e:tag_1",
+        "app@sha256:0123456789abcdef0123456789abcdef",
+    ];
+    for image in good {
+        assert_eq!(crate::convert::check_image_reference(image), Ok(()), "{image}");
+    }
+    for image in ["", "app:", "app:-x", "a//b", "-app", "app@sha256:zz", "app name"] {
+        assert!(crate::convert::check_image_reference(image).is_err(), "{image}");
     }
 }
 
