@@ -12,6 +12,8 @@ mod error;
 mod interpolate;
 mod load;
 mod merge;
+mod schema;
+mod syntax;
 #[cfg(test)]
 mod tests;
 mod units;
