@@ -583,3 +583,55 @@ mod properties {
         }
     }
 }
+
+/// The quirks docs/compose.md says we follow, pinned so a change is deliberate.
+mod quirks {
+    use super::*;
+
+    #[test]
+    fn oom_score_adj_is_validated_then_dropped() {
+        let spec = one("services:\n  web:\n    image: x\n    oom_score_adj: 100\n");
+        assert_eq!(spec.task_template.container_spec.and_then(|c| c.oom_score_adj), None);
+        assert!(error_of("services:\n  web:\n    image: x\n    oom_score_adj: [1]\n").contains("must be a integer"));
+    }
+
+    #[test]
+    fn a_host_ip_in_a_short_port_is_dropped_with_a_warning() {
+        let loaded = load(&details(
+            &["services:\n  web:\n    image: x\n    ports: ['127.0.0.1:8443:443']\n"],
+            &[],
+        ))
+        .expect("load");
+        assert_eq!(
+            loaded.warnings,
+            ["ignoring IP-address (127.0.0.1:8443:443/tcp) service will listen on '0.0.0.0'"]
+        );
+    }
+
+    #[test]
+    fn unset_variables_are_empty_and_defaults_do_not_nest() {
+        let spec = one("services:\n  web:\n    image: \"x${UNSET}\"\n    hostname: \"${A:-${B}}\"\n");
+        let c = spec.task_template.container_spec.expect("container");
+        assert_eq!(c.image, "x");
+        assert_eq!(c.hostname, "${B}", "the default runs to the first closing brace");
+    }
+
+    #[test]
+    fn env_files_keep_trailing_whitespace_and_drop_unknown_bare_keys() {
+        let env: BTreeMap<String, String> = [("FROM_SHELL".to_string(), "s".to_string())].into();
+        let parsed = crate::syntax::parse_env_file("  A=1  \n# c\nFROM_SHELL\nMISSING\nB=\"q\"\n", &env);
+        let want = [("A", "1  "), ("FROM_SHELL", "s"), ("B", "\"q\"")];
+        let want: Vec<(String, String)> = want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(parsed, want);
+    }
+
+    #[test]
+    fn depends_on_and_service_tmpfs_are_accepted_and_not_converted() {
+        let spec = one("services:\n  web:\n    image: x\n    depends_on: [db]\n    tmpfs: /run\n");
+        assert_eq!(spec.task_template.container_spec.and_then(|c| c.mounts), None);
+        assert!(
+            error_of("services:\n  web:\n    image: x\n    depends_on: {db: {}}\n")
+                .contains("services.web.depends_on must be a list")
+        );
+    }
+}
