@@ -137,7 +137,9 @@ fn text(map: &Map, key: &str) -> String {
 }
 
 fn duration(map: &Map, key: &str) -> Option<i64> {
-    map.get(key).and_then(Value::as_str).and_then(parse_duration)
+    map.get(key)
+        .and_then(Value::as_str)
+        .and_then(|d| parse_duration(d).ok())
 }
 
 fn section(config: &Map, key: &str) -> Map {

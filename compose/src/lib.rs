@@ -35,6 +35,8 @@ pub use load::Loaded;
 pub use load::load;
 pub use units::format_duration;
 pub use units::parse_duration;
+pub use units::parse_nano_cpus;
+pub use units::parse_ram_bytes;
 pub use value::Map;
 pub use value::Value;
 

@@ -143,8 +143,8 @@ impl<'a> Obj<'a> {
             return Ok(None);
         };
         match parse_duration(&text) {
-            Some(n) => Ok(Some(format_duration(n))),
-            None => Err(ComposeError::schema(
+            Ok(n) => Ok(Some(format_duration(n))),
+            Err(_) => Err(ComposeError::schema(
                 &self.path(key),
                 "Does not match format 'duration'",
             )),

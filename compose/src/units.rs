@@ -1,27 +1,29 @@
 //! Go-style durations, docker byte sizes and CPU counts, as compose files spell them.
 
-/// Parses a Go `time.ParseDuration` string into nanoseconds (`1m30s`, `500ms`, `1.5h`, `-2s`).
-pub fn parse_duration(text: &str) -> Option<i64> {
+/// Parses a Go `time.ParseDuration` string into nanoseconds (`1m30s`, `500ms`, `1.5h`, `-2s`);
+/// the error says what is wrong with it.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let bad = |why: &str| format!("invalid duration {text:?}: {why} (e.g. 10s, 1m30s, 500ms)");
     let (negative, mut rest) = match text.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
     if rest == "0" {
-        return Some(0);
+        return Ok(0);
     }
     if rest.is_empty() {
-        return None;
+        return Err(bad("empty"));
     }
     let mut total: f64 = 0.0;
     while !rest.is_empty() {
         let number_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+            .ok_or_else(|| bad("missing unit"))?;
         let number = &rest[..number_len];
         if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-            return None;
+            return Err(bad("expected a number"));
         }
-        let value: f64 = number.parse().ok()?;
+        let value: f64 = number.parse().map_err(|_| bad("bad number"))?;
         rest = &rest[number_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -33,16 +35,16 @@ pub fn parse_duration(text: &str) -> Option<i64> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            _ => return None,
+            other => return Err(bad(&format!("unknown unit {other:?}"))),
         };
         rest = &rest[unit_len..];
         total += value * scale;
     }
     if total > i64::MAX as f64 {
-        return None;
+        return Err(bad("too long"));
     }
     let nanos = total.round() as i64;
-    Some(if negative { -nanos } else { nanos })
+    Ok(if negative { -nanos } else { nanos })
 }
 
 /// Formats nanoseconds the way Go's `Duration.String` does: `1m0s`, `1.5s`, `500ms`, `0s`.
@@ -140,13 +142,14 @@ mod tests {
 
     #[test]
     fn go_durations_parse_and_print_like_go() {
-        assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
-        assert_eq!(parse_duration("500ms"), Some(500_000_000));
-        assert_eq!(parse_duration("1.5h"), Some(5_400_000_000_000));
-        assert_eq!(parse_duration("0"), Some(0));
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration("10 seconds"), None);
-        assert_eq!(parse_duration("1d"), None);
+        assert_eq!(parse_duration("1m30s"), Ok(90_000_000_000));
+        assert_eq!(parse_duration("500ms"), Ok(500_000_000));
+        assert_eq!(parse_duration("1.5h"), Ok(5_400_000_000_000));
+        assert_eq!(parse_duration("0"), Ok(0));
+        assert!(parse_duration("10").unwrap_err().contains("missing unit"));
+        assert!(parse_duration("10 seconds").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("1d").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("").is_err());
         assert_eq!(format_duration(60_000_000_000), "1m0s");
         assert_eq!(format_duration(120_000_000_000), "2m0s");
         assert_eq!(format_duration(10_000_000_000), "10s");
@@ -178,7 +181,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn formatted_durations_parse_back(n in 0i64..10_000_000_000_000) {
-            proptest::prop_assert_eq!(parse_duration(&format_duration(n)), Some(n));
+            proptest::prop_assert_eq!(parse_duration(&format_duration(n)), Ok(n));
         }
     }
 }
