@@ -104,6 +104,14 @@ fn scope(stack: &str, name: &str) -> String {
     format!("{stack}_{name}")
 }
 
+/// A declared network, volume, secret or config's real name: its `name:`, else `STACK_key`.
+fn object_name(stack: &str, key: &str, declared: Option<&Map>) -> String {
+    match declared.and_then(|d| d.get("name")).and_then(Value::as_str) {
+        Some(name) => name.to_string(),
+        None => scope(stack, key),
+    }
+}
+
 fn with_stack_label(stack: &str, labels: Option<&Value>) -> Labels {
     let mut out = string_map(labels);
     out.insert(NAMESPACE_LABEL.to_string(), stack.to_string());
@@ -172,11 +180,7 @@ pub fn convert(config: &Map, stack: &str) -> Result<StackPlan, ComposeError> {
             external_networks.push(text(&declared, "name"));
             continue;
         }
-        let name = declared
-            .get("name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| scope(stack, key));
+        let name = object_name(stack, key, Some(&declared));
         let ipam = declared.get("ipam").and_then(Value::as_map).map(|ipam| {
             let subnets: Vec<String> = ipam
                 .get("config")
@@ -231,11 +235,7 @@ fn file_objects(stack: &str, declared: &Map, secret: bool) -> Vec<FileObjectPlan
         if object.get("external").and_then(Value::as_bool) == Some(true) {
             continue;
         }
-        let name = object
-            .get("name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| scope(stack, key));
+        let name = object_name(stack, key, Some(&object));
         let driver: Option<Driver> = (secret && object.contains_key("driver")).then(|| Driver {
             name: text(&object, "driver"),
             options: Some(string_map(object.get("driver_opts"))),
@@ -273,14 +273,7 @@ fn convert_service(
         effective_capabilities(&strings(service.get("cap_add")), &strings(service.get("cap_drop")));
     let dns = strings(service.get("dns"));
     let dns_search = strings(service.get("dns_search"));
-    let credential_spec = service
-        .get("credential_spec")
-        .and_then(Value::as_map)
-        .map(|c| CredentialSpec {
-            config: text(c, "config"),
-            file: text(c, "file"),
-            registry: text(c, "registry"),
-        });
+    let mut credential_spec = credential_spec(service.get("credential_spec"))?;
     let mut config_refs = file_references(stack, service.get("configs"), configs, "config")?
         .into_iter()
         .map(|(file, name)| ConfigReference {
@@ -290,15 +283,15 @@ fn convert_service(
             config_name: name,
         })
         .collect::<Vec<_>>();
-    if let Some(spec) = &credential_spec
+    // A credential spec from a config names the config; the deployer swaps in its ID.
+    if let Some(spec) = credential_spec.as_mut()
         && !spec.config.is_empty()
     {
-        let declared = configs.get(&spec.config).and_then(Value::as_map);
-        let config_name = declared
-            .and_then(|c| c.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| scope(stack, &spec.config));
+        let Some(declared) = configs.get(&spec.config).and_then(Value::as_map) else {
+            return Err(format!("undefined config {:?}", spec.config));
+        };
+        let config_name = object_name(stack, &spec.config, Some(declared));
+        spec.config = config_name.clone();
         config_refs.push(ConfigReference {
             file: None,
             runtime: Some(Empty {}),
@@ -425,7 +418,14 @@ pub fn check_image_reference(image: &str) -> Result<(), String> {
             && algorithm
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_+.".contains(c));
-        if !algorithm_ok || hex.len() < 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        // Registered algorithms have fixed lengths; others need at least 32 hex digits.
+        let length_ok = match algorithm {
+            "sha256" => hex.len() == 64,
+            "sha384" => hex.len() == 96,
+            "sha512" => hex.len() == 128,
+            _ => hex.len() >= 32,
+        };
+        if !algorithm_ok || !length_ok || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(BAD.to_string());
         }
     }
@@ -493,6 +493,37 @@ fn path_component_ok(c: &str) -> bool {
         }
     }
     true
+}
+
+/// docker's `convertCredentialSpec`: nothing set means none; at most one of config, file
+/// and registry.
+fn credential_spec(value: Option<&Value>) -> Result<Option<CredentialSpec>, String> {
+    let Some(c) = value.and_then(Value::as_map) else {
+        return Ok(None);
+    };
+    let spec = CredentialSpec {
+        config: text(c, "config"),
+        file: text(c, "file"),
+        registry: text(c, "registry"),
+    };
+    let set: Vec<&str> = [
+        ("\"Config\"", &spec.config),
+        ("\"File\"", &spec.file),
+        ("\"Registry\"", &spec.registry),
+    ]
+    .iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, _)| *k)
+    .collect();
+    match set.as_slice() {
+        [] => Ok(None),
+        [_] => Ok(Some(spec)),
+        [a, b] => Err(format!("invalid credential spec: cannot specify both {a} and {b}")),
+        [rest @ .., last] => Err(format!(
+            "invalid credential spec: cannot specify both {}, and {last}",
+            rest.join(", ")
+        )),
+    }
 }
 
 fn mode(deploy: &Map) -> Result<ServiceMode, String> {
@@ -771,11 +802,7 @@ fn file_references(
         let Some(object) = declared.get(&source).and_then(Value::as_map) else {
             return Err(format!("undefined {kind} {source:?}"));
         };
-        let name = object
-            .get("name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| scope(stack, &source));
+        let name = object_name(stack, &source, Some(object));
         let target = match text(reference, "target") {
             t if t.is_empty() => source.clone(),
             t => t,
@@ -819,14 +846,10 @@ fn service_networks(
     let mut out = Vec::new();
     for (key, attachment) in &requested {
         let network = declared.get(key).and_then(Value::as_map);
-        if network.is_none() && key != "default" && !declared.contains_key(key) {
+        if key != "default" && !declared.contains_key(key) {
             return Err(format!("undefined network {key:?}"));
         }
-        let target = network
-            .and_then(|n| n.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| scope(stack, key));
+        let target = object_name(stack, key, network);
         let attachment = attachment.as_map();
         let mut aliases = strings(attachment.and_then(|a| a.get("aliases")));
         let user_defined =
@@ -889,11 +912,7 @@ fn mounts(stack: &str, value: Option<&Value>, declared: &Map) -> Result<Vec<Moun
                         no_copy,
                         ..VolumeOptions::default()
                     };
-                    mount.source = stack_volume
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .unwrap_or_else(|| scope(stack, &mount.source));
+                    mount.source = object_name(stack, &mount.source, Some(&stack_volume));
                     if stack_volume.get("external").and_then(Value::as_bool) != Some(true) {
                         options.labels = Some(with_stack_label(stack, stack_volume.get("labels")));
                         if stack_volume.contains_key("driver") || stack_volume.contains_key("driver_opts") {

@@ -14,6 +14,7 @@ use crate::interpolate::interpolate_file;
 use crate::merge::merge_files;
 use crate::schema::Obj;
 use crate::schema::SchemaVersion;
+use crate::schema::check_unique;
 use crate::schema::join;
 use crate::schema::labels_value;
 use crate::schema::list_or_dict;
@@ -174,7 +175,7 @@ fn schema_version(text: Option<&str>) -> Result<SchemaVersion, ComposeError> {
     let minor = text
         .strip_prefix("3.")
         .and_then(|m| m.parse::<u32>().ok())
-        .filter(|m| *m <= 13 && !text.ends_with('.'));
+        .filter(|m| *m <= 13);
     match minor {
         Some(m) if text == format!("3.{m}") => Ok(SchemaVersion(m)),
         _ => Err(ComposeError::UnsupportedVersion(text.to_string())),
@@ -216,9 +217,6 @@ impl Context<'_> {
         let mut root = Obj::of_map("", file, self.version, self.v(4));
         let mut out = Map::new();
         root.get("version", 0);
-        if !self.v(10) && !file.contains_key("version") {
-            return Err(ComposeError::schema("", "version is required"));
-        }
         for (key, since) in [
             ("services", 0),
             ("networks", 0),
@@ -246,7 +244,7 @@ impl Context<'_> {
                     ));
                 }
                 let value = match key {
-                    "services" => self.service(&path, name, entry)?,
+                    "services" => self.service(&path, entry)?,
                     "networks" => self.network(&path, name, entry)?,
                     "volumes" => self.volume(&path, name, entry)?,
                     "secrets" => self.file_object(&path, name, entry, true)?,
@@ -261,7 +259,7 @@ impl Context<'_> {
         Ok(out)
     }
 
-    fn service(&mut self, path: &str, name: &str, value: &Value) -> Result<Value, ComposeError> {
+    fn service(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
         let mut o = Obj::new(path, value, self.version, self.v(7))?;
         let mut out = Map::new();
         let plain_strings: &[(&str, u32)] = &[
@@ -363,6 +361,7 @@ impl Context<'_> {
             let Value::Seq(items) = v else {
                 return Err(must_be(&p, &["array"]));
             };
+            check_unique(&p, items)?;
             let mut list = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 match item {
@@ -392,9 +391,7 @@ impl Context<'_> {
             _ => Vec::new(),
         };
         let environment = match o.get("environment", 0) {
-            Some(v) => Some(
-                list_or_dict(&o.path("environment"), v).map_err(|e| environment_error(&o.path("environment"), v, e))?,
-            ),
+            Some(v) => Some(list_or_dict(&o.path("environment"), v)?),
             None => None,
         };
         if environment.is_some() || !env_files.is_empty() {
@@ -445,7 +442,6 @@ impl Context<'_> {
                 _ => return Err(must_be(&o.path("deploy"), &["object", "null"])),
             }
         }
-        let _ = name;
         o.extensions_into(&mut out);
         o.finish()?;
         Ok(Value::Map(out))
@@ -669,6 +665,7 @@ impl Context<'_> {
         let Value::Seq(items) = value else {
             return Err(must_be(path, &["array"]));
         };
+        check_unique(path, items)?;
         let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let p = join(path, &i.to_string());
@@ -1249,16 +1246,6 @@ fn cluster_spec(path: &str, value: &Value) -> Result<Value, ComposeError> {
         }
     }
     Ok(Value::Map(out))
-}
-
-fn environment_error(path: &str, value: &Value, inner: ComposeError) -> ComposeError {
-    match (value, &inner) {
-        (Value::Map(_), ComposeError::Schema { path: p, .. }) => {
-            ComposeError::schema(p, "must be a string, number or null")
-        }
-        (Value::Map(_) | Value::Seq(_), _) => inner,
-        _ => must_be(path, &["object"]),
-    }
 }
 
 fn driver_opts(path: &str, value: &Value) -> Result<Value, ComposeError> {

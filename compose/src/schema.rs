@@ -190,14 +190,23 @@ pub(crate) fn string_list(path: &str, value: &Value) -> Result<Vec<String>, Comp
 }
 
 pub(crate) fn unique_string_list(path: &str, value: &Value) -> Result<Vec<String>, ComposeError> {
-    let list = string_list(path, value)?;
-    let mut seen = BTreeSet::new();
-    for item in &list {
-        if !seen.insert(item) {
-            return Err(ComposeError::schema(path, "array items must be unique"));
+    if let Value::Seq(items) = value {
+        check_unique(path, items)?;
+    }
+    string_list(path, value)
+}
+
+/// The schema's `uniqueItems`, with docker's message naming the first two equal items.
+pub(crate) fn check_unique(path: &str, items: &[Value]) -> Result<(), ComposeError> {
+    for (j, item) in items.iter().enumerate() {
+        if let Some(i) = items[..j].iter().position(|earlier| earlier == item) {
+            return Err(ComposeError::schema(
+                path,
+                format!("array items[{i},{j}] must be unique"),
+            ));
         }
     }
-    Ok(list)
+    Ok(())
 }
 
 pub(crate) fn strings_value(list: Vec<String>) -> Value {
@@ -222,8 +231,8 @@ pub(crate) fn list_or_dict(path: &str, value: &Value) -> Result<BTreeMap<String,
             for (k, v) in map {
                 let text = match v {
                     Value::Null => None,
-                    Value::String(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_) => v.scalar_text(),
-                    _ => return Err(must_be(&join(path, k), &["string", "number", "boolean", "null"])),
+                    Value::String(_) | Value::Int(_) | Value::Float(_) => v.scalar_text(),
+                    _ => return Err(must_be(&join(path, k), &["string", "number", "null"])),
                 };
                 out.insert(k.clone(), text);
             }

@@ -177,9 +177,11 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<ShortPort>, String> {
         None | Some("") => None,
         Some(p) => Some(port_range(p)?),
     };
+    // Docker refuses ranges of different lengths either way round: a single target with a
+    // published range fails as "invalid hostport binding", a target range with a single
+    // published port as "invalid ranges".
     if let Some((p0, p1)) = published
         && p1 - p0 != t1 - t0
-        && p0 != p1
     {
         return Err(format!("invalid ranges in {spec}"));
     }
@@ -193,7 +195,7 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<ShortPort>, String> {
         .enumerate()
         .map(|(i, target)| ShortPort {
             host_ip: host_ip.clone(),
-            published: published.map(|(p0, p1)| if p0 == p1 { p0 } else { p0 + i as u32 }),
+            published: published.map(|(p0, _)| p0 + i as u32),
             target,
             protocol: protocol.clone(),
         })
@@ -202,10 +204,15 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<ShortPort>, String> {
 
 /// The short volume syntax `src:dst[:opts]`, `dst`, or a Windows path.
 pub(crate) fn parse_volume_spec(spec: &str) -> Result<Map, String> {
+    if spec.is_empty() {
+        return Err("invalid empty volume spec".to_string());
+    }
     let parts = split_volume_spec(spec);
+    if parts.iter().any(String::is_empty) {
+        return Err(format!("invalid spec: {spec}: empty section between colons"));
+    }
     let mut m = Map::new();
     let (source, target, options) = match parts.as_slice() {
-        [] => return Err("invalid empty volume spec".to_string()),
         [target] => (None, target.clone(), None),
         [source, target] => (Some(source.clone()), target.clone(), None),
         [source, target, options] => (Some(source.clone()), target.clone(), Some(options.clone())),

@@ -186,14 +186,82 @@ fn image_references_are_checked_as_docker_checks_them() {
         "localhost:5000/app:v2",
         "Example.com/team/app",
         "a/b__c-d.e:tag_1",
-        "app@sha256:0123456789abcdef0123456789abcdef",
+        "app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
     ];
     for image in good {
         assert_eq!(crate::convert::check_image_reference(image), Ok(()), "{image}");
     }
-    for image in ["", "app:", "app:-x", "a//b", "-app", "app@sha256:zz", "app name"] {
+    for image in [
+        "",
+        "app:",
+        "app:-x",
+        "a//b",
+        "-app",
+        "app@sha256:zz",
+        "app@sha256:0123456789abcdef0123456789abcdef",
+        "app name",
+    ] {
         assert!(crate::convert::check_image_reference(image).is_err(), "{image}");
     }
+}
+
+#[test]
+fn docker_refuses_what_its_schema_and_parsers_refuse() {
+    let cases: &[(&str, &str)] = &[
+        ("ports: ['8080:80-81']", "Does not match format 'ports'"),
+        ("ports: ['8000-8001:80']", "Does not match format 'ports'"),
+        (
+            "ports: ['80:80', '80:80']",
+            "services.web.ports array items[0,1] must be unique",
+        ),
+        (
+            "expose: ['80', '80']",
+            "services.web.expose array items[0,1] must be unique",
+        ),
+        ("volumes: ['']", "invalid empty volume spec"),
+        ("volumes: ['a::b']", "empty section between colons"),
+        (
+            "labels: {a: true}",
+            "services.web.labels.a must be a string, number or null",
+        ),
+        (
+            "environment: {A: true}",
+            "services.web.environment.A must be a string, number or null",
+        ),
+        (
+            "credential_spec: {file: a, registry: b}",
+            "invalid credential spec: cannot specify both \"File\" and \"Registry\"",
+        ),
+        (
+            "credential_spec: {config: nope}",
+            "service web: undefined config \"nope\"",
+        ),
+    ];
+    for (key, expected) in cases {
+        let text = format!("version: '3.8'\nservices:\n  web:\n    image: x\n    {key}\n");
+        let err = error_of(&text);
+        assert!(
+            err.contains(expected),
+            "expected {expected:?}\n   got {err:?}\nfor {text}"
+        );
+    }
+    let ok = one("services:\n  web:\n    image: x\n    ports: ['8000-8001:80-81']\n    credential_spec: {}\n");
+    let published: Vec<Option<u32>> = ok
+        .endpoint_spec
+        .iter()
+        .flat_map(|e| e.ports.iter().flatten())
+        .map(|p| p.published_port)
+        .collect();
+    assert_eq!(published, [Some(8000), Some(8001)]);
+    let privileges = ok
+        .task_template
+        .container_spec
+        .and_then(|c| c.privileges)
+        .expect("privileges");
+    assert_eq!(
+        privileges.credential_spec, None,
+        "an empty credential_spec is none, as docker converts it"
+    );
 }
 
 #[test]
@@ -581,6 +649,21 @@ mod properties {
         fn arbitrary_text_never_panics(text in "[ -~\n]{0,200}") {
             let _ = load(&details(&[&text], &[]));
         }
+
+        /// Nor do arbitrary (multibyte) values in the keys with their own parsers: templates,
+        /// short ports and volumes, durations, sizes, hosts, commands and images.
+        #[test]
+        fn arbitrary_values_never_panic(value in "\\PC{0,40}") {
+            let v = value.replace('\'', "''");
+            let text = format!(
+                "services:\n  web:\n    image: '{v}'\n    command: '{v}'\n    ports: ['{v}']\n    volumes: ['{v}']\n    \
+                 extra_hosts: ['{v}']\n    stop_grace_period: '{v}'\n    environment: ['{v}']\n    \
+                 deploy: {{resources: {{limits: {{cpus: '{v}', memory: '{v}'}}}}}}\n"
+            );
+            if let Ok(loaded) = load(&details(&[&text], &[])) {
+                let _ = convert(&loaded.config, "s");
+            }
+        }
     }
 }
 
@@ -590,8 +673,19 @@ mod quirks {
 
     #[test]
     fn oom_score_adj_is_validated_then_dropped() {
-        let spec = one("services:\n  web:\n    image: x\n    oom_score_adj: 100\n");
-        assert_eq!(spec.task_template.container_spec.and_then(|c| c.oom_score_adj), None);
+        let loaded = load(&details(
+            &["services:\n  web:\n    image: x\n    oom_score_adj: 100\n"],
+            &[],
+        ))
+        .expect("load");
+        let web = loaded.config["services"]
+            .as_map()
+            .and_then(|s| s["web"].as_map())
+            .expect("web");
+        assert!(
+            !web.contains_key("oom_score_adj"),
+            "dropped from the loaded file, as docker's loader drops it"
+        );
         assert!(error_of("services:\n  web:\n    image: x\n    oom_score_adj: [1]\n").contains("must be a integer"));
     }
 
@@ -627,8 +721,27 @@ mod quirks {
 
     #[test]
     fn depends_on_and_service_tmpfs_are_accepted_and_not_converted() {
-        let spec = one("services:\n  web:\n    image: x\n    depends_on: [db]\n    tmpfs: /run\n");
-        assert_eq!(spec.task_template.container_spec.and_then(|c| c.mounts), None);
+        let text = "services:\n  web:\n    image: x\n    depends_on: [db]\n    tmpfs: /run\n";
+        let loaded = load(&details(&[text], &[])).expect("load");
+        let web = loaded.config["services"]
+            .as_map()
+            .and_then(|s| s["web"].as_map())
+            .expect("web");
+        assert_eq!(
+            web["depends_on"],
+            crate::Value::Seq(vec![crate::Value::String("db".into())]),
+            "stack config prints it"
+        );
+        assert_eq!(
+            web["tmpfs"],
+            crate::Value::Seq(vec![crate::Value::String("/run".into())])
+        );
+        let spec = one(text);
+        assert_eq!(
+            spec.task_template.container_spec.and_then(|c| c.mounts),
+            None,
+            "no tmpfs mount is made"
+        );
         assert!(
             error_of("services:\n  web:\n    image: x\n    depends_on: {db: {}}\n")
                 .contains("services.web.depends_on must be a list")

@@ -89,36 +89,15 @@ impl Value {
             _ => None,
         }
     }
-
-    /// The JSON-schema type word docker uses in messages.
-    pub fn type_word(&self) -> &'static str {
-        match self {
-            Value::Null => "null",
-            Value::Bool(_) => "boolean",
-            Value::Int(_) => "integer",
-            Value::Float(_) => "number",
-            Value::String(_) => "string",
-            Value::Seq(_) => "array",
-            Value::Map(_) => "object",
-        }
-    }
 }
 
-/// Go's shortest float formatting: `3.14`, `1e+06`, `2`.
+/// A float as text: integral values without a fraction (`2`, `1000000`), others as Rust
+/// prints them (`3.14`).
 pub fn format_float(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e21 {
+    if f.fract() == 0.0 && f.abs() < 9.0e15 {
         format!("{}", f as i64)
     } else {
         format!("{f}")
-    }
-}
-
-impl fmt::Display for Value {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.scalar_text() {
-            Some(s) => f.write_str(&s),
-            None => write!(f, "{:?}", self),
-        }
     }
 }
 
