@@ -158,48 +158,10 @@ fn usage(e: String) -> CtlError {
     CtlError::Usage(e)
 }
 
-/// Splits `text` into words as a shell would: whitespace separates, quotes group, a backslash
-/// escapes the next character.
+/// Splits `text` into words as docker's shlex does (the compose crate's splitter, shared with
+/// `command:` in compose files).
 pub fn shell_words(text: &str) -> Result<Vec<String>, CtlError> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"'), '\\') | (None, '\\') => match chars.next() {
-                Some(n) => {
-                    word.push(n);
-                    in_word = true;
-                }
-                None => return Err(usage(format!("invalid --args {text:?}: it ends with a backslash"))),
-            },
-            (Some(_), c) => word.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quote.is_some() {
-        return Err(usage(format!("invalid --args {text:?}: a quote is not closed")));
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
+    swarm_compose::shell_split(text).map_err(|e| usage(format!("invalid --args {text:?}: {e}")))
 }
 
 /// The update config after the flags: the current one (or Swarm's defaults) with each given
