@@ -24,14 +24,13 @@ use swarm_compose::StackPlan;
 use super::CtlError;
 use super::ListArgs;
 use super::check_format;
+use super::for_each;
 use super::print_json;
 use super::service::print_services;
 use super::table;
 use super::tasks::filters_query;
 use super::tasks::print_tasks;
 use crate::client::ApiClient;
-use crate::client::ClientError;
-use crate::client::encode_query;
 use crate::manager::api::validate::normalize_service_spec;
 use crate::model::Network;
 use crate::model::Secret;
@@ -130,20 +129,10 @@ pub async fn run(client: &ApiClient, cmd: StackCmd) -> Result<(), CtlError> {
             print_tasks(client, tasks, &list).await
         }
         StackCmd::Rm { stacks } => {
-            let mut failed = Vec::new();
-            for stack in stacks {
-                if let Err(e) = remove_stack(client, &stack).await {
-                    eprintln!("Error: {e}");
-                    failed.push(stack);
-                }
-            }
-            match failed.is_empty() {
-                true => Ok(()),
-                false => Err(CtlError::Partial(format!(
-                    "could not remove stack: {}",
-                    failed.join(", ")
-                ))),
-            }
+            for_each(stacks, "remove stack", |stack| async move {
+                remove_stack(client, &stack).await
+            })
+            .await
         }
     }
 }
@@ -190,7 +179,7 @@ fn load(files: &[String]) -> Result<swarm_compose::Loaded, CtlError> {
 }
 
 fn namespace_filter(stack: &str) -> String {
-    encode_query(&format!(r#"{{"label":{{"{NAMESPACE_LABEL}={stack}":true}}}}"#))
+    filters_query("label", &[format!("{NAMESPACE_LABEL}={stack}")])
 }
 
 async fn stack_services(client: &ApiClient, stack: &str) -> Result<Vec<Service>, CtlError> {
@@ -203,7 +192,7 @@ async fn stack_services(client: &ApiClient, stack: &str) -> Result<Vec<Service>,
 
 async fn stack_ls(client: &ApiClient, format: &str) -> Result<(), CtlError> {
     check_format(format)?;
-    let filter = encode_query(&format!(r#"{{"label":{{"{NAMESPACE_LABEL}":true}}}}"#));
+    let filter = filters_query("label", &[NAMESPACE_LABEL.to_string()]);
     let services: Vec<Service> = client.get(&format!("/services?filters={filter}")).await?;
     let mut stacks: BTreeMap<String, usize> = BTreeMap::new();
     for s in &services {
@@ -263,6 +252,44 @@ enum ServiceChange {
     Unchanged(String),
 }
 
+/// `name → (ID, version)` of the existing secrets or configs of those names.
+async fn existing_blobs(
+    client: &ApiClient,
+    kind: &str,
+    names: &[String],
+) -> Result<BTreeMap<String, (String, u64)>, CtlError> {
+    if names.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let list: Vec<Secret> = client
+        .get(&format!("/{kind}s?filters={}", filters_query("names", names)))
+        .await?;
+    Ok(list
+        .into_iter()
+        .map(|s| (s.spec.name, (s.id, s.version.index)))
+        .collect())
+}
+
+/// Every secret (or config) name the deploy touches: those it creates and those its services use.
+fn blob_names(plan: &StackPlan, blobs: &[Blob], kind: &str) -> Vec<String> {
+    let mut names: BTreeSet<String> = blobs
+        .iter()
+        .filter(|b| b.kind == kind)
+        .map(|b| b.spec.name.clone())
+        .collect();
+    for cs in plan
+        .services
+        .iter()
+        .filter_map(|s| s.task_template.container_spec.as_ref())
+    {
+        match kind {
+            "secret" => names.extend(cs.secrets.iter().flatten().map(|r| r.secret_name.clone())),
+            _ => names.extend(cs.configs.iter().flatten().map(|r| r.config_name.clone())),
+        }
+    }
+    names.into_iter().collect()
+}
+
 async fn deploy(client: &ApiClient, args: DeployArgs) -> Result<(), CtlError> {
     swarm_compose::validate_stack_name(&args.stack).map_err(compose)?;
     let stack = args.stack.as_str();
@@ -273,17 +300,19 @@ async fn deploy(client: &ApiClient, args: DeployArgs) -> Result<(), CtlError> {
     let mut blobs = read_blobs(&plan.secrets, "secret")?;
     blobs.extend(read_blobs(&plan.configs, "config")?);
 
+    // What exists, read once; objects created below are added as their IDs come back.
     let existing = stack_services(client, stack).await?;
     let networks: Vec<Network> = client.get("/networks").await?;
+    let mut secrets = existing_blobs(client, "secret", &blob_names(&plan, &blobs, "secret")).await?;
+    let mut configs = existing_blobs(client, "config", &blob_names(&plan, &blobs, "config")).await?;
     check_external_networks(&plan, &networks)?;
     let wanted: BTreeSet<&str> = plan.services.iter().map(|s| s.name.as_str()).collect();
-    let to_prune: Vec<&Service> = if args.prune {
-        existing
+    let to_prune: Vec<&Service> = match args.prune {
+        true => existing
             .iter()
             .filter(|s| !wanted.contains(s.spec.name.as_str()))
-            .collect()
-    } else {
-        vec![]
+            .collect(),
+        false => Vec::new(),
     };
     let existing_networks: BTreeSet<&str> = networks.iter().map(|n| n.name.as_str()).collect();
     let missing_networks: Vec<_> = plan
@@ -300,16 +329,15 @@ async fn deploy(client: &ApiClient, args: DeployArgs) -> Result<(), CtlError> {
             println!("Would create network {}", n.name);
         }
         for b in &blobs {
-            let exists = blob_id(client, b).await?.is_some();
-            println!(
-                "Would {} {} {}",
-                if exists { "update" } else { "create" },
-                b.kind,
-                b.spec.name
-            );
+            let known = if b.kind == "secret" { &secrets } else { &configs };
+            let verb = if known.contains_key(&b.spec.name) {
+                "update"
+            } else {
+                "create"
+            };
+            println!("Would {verb} {} {}", b.kind, b.spec.name);
         }
-        let changes = plan_services(client, &plan, &existing, &networks, true).await?;
-        for change in changes {
+        for change in plan_services(&plan, &existing, &networks, &secrets, &configs, true)? {
             match change {
                 ServiceChange::Create(spec) => println!("Would create service {}", spec.name),
                 ServiceChange::Unchanged(name) => println!("Would leave service {name} unchanged"),
@@ -345,28 +373,23 @@ async fn deploy(client: &ApiClient, args: DeployArgs) -> Result<(), CtlError> {
         let _: Json = client.post("/networks/create", &body).await?;
     }
     for b in &blobs {
-        match blob_id(client, b).await? {
+        let known = if b.kind == "secret" { &mut secrets } else { &mut configs };
+        match known.get(&b.spec.name) {
             Some((id, version)) => {
                 println!("Updating {} {}", b.kind, b.spec.name);
-                client
-                    .call(
-                        hyper::Method::POST,
-                        &format!("/{}s/{id}/update?version={version}", b.kind),
-                        Some(serde_json::to_vec(&b.spec).map_err(|e| CtlError::Usage(e.to_string()))?),
-                    )
-                    .await
-                    .map_err(|e| CtlError::Usage(format!("failed to update {} {}: {e}", b.kind, b.spec.name)))?;
+                let path = format!("/{}s/{id}/update?version={version}", b.kind);
+                let _: Json = client.post(&path, &b.spec).await?;
             }
             None => {
                 println!("Creating {} {}", b.kind, b.spec.name);
-                let _: Json = client.post(&format!("/{}s/create", b.kind), &b.spec).await?;
+                let created: Json = client.post(&format!("/{}s/create", b.kind), &b.spec).await?;
+                let id = created["ID"].as_str().unwrap_or_default().to_string();
+                known.insert(b.spec.name.clone(), (id, 0));
             }
         }
     }
-    let networks: Vec<Network> = client.get("/networks").await?;
-    let changes = plan_services(client, &plan, &existing, &networks, false).await?;
     let mut touched = Vec::new();
-    for change in changes {
+    for change in plan_services(&plan, &existing, &networks, &secrets, &configs, false)? {
         match change {
             ServiceChange::Create(spec) => {
                 println!("Creating service {}", spec.name);
@@ -375,13 +398,8 @@ async fn deploy(client: &ApiClient, args: DeployArgs) -> Result<(), CtlError> {
             }
             ServiceChange::Update { id, version, spec, .. } => {
                 println!("Updating service {} (id: {id})", spec.name);
-                let body = serde_json::to_vec(&spec).map_err(|e| CtlError::Usage(e.to_string()))?;
-                client
-                    .call(
-                        hyper::Method::POST,
-                        &format!("/services/{id}/update?version={version}"),
-                        Some(body),
-                    )
+                let _: Json = client
+                    .post(&format!("/services/{id}/update?version={version}"), &spec)
                     .await?;
                 touched.push(spec.name);
             }
@@ -419,47 +437,37 @@ fn check_external_networks(plan: &StackPlan, networks: &[Network]) -> Result<(),
     Ok(())
 }
 
-/// The ID and version of an existing secret or config of that name.
-async fn blob_id(client: &ApiClient, b: &Blob) -> Result<Option<(String, u64)>, CtlError> {
-    let path = format!("/{}s/{}", b.kind, encode_query(&b.spec.name));
-    match client.get::<Secret>(&path).await {
-        Ok(s) if s.spec.name == b.spec.name => Ok(Some((s.id, s.version.index))),
-        Ok(_) => Ok(None),
-        Err(ClientError::Api { status, .. }) if status.as_u16() == 404 => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Fills secret/config IDs and decides create, update or nothing for every service.
-async fn plan_services(
-    client: &ApiClient,
+/// Fills secret/config IDs and decides create, update or nothing for every service: a pure
+/// decision over what the deploy read.
+fn plan_services(
     plan: &StackPlan,
     existing: &[Service],
     networks: &[Network],
+    secrets: &BTreeMap<String, (String, u64)>,
+    configs: &BTreeMap<String, (String, u64)>,
     dry_run: bool,
 ) -> Result<Vec<ServiceChange>, CtlError> {
-    let secrets: Vec<Secret> = client.get("/secrets").await?;
-    let configs: Vec<Secret> = client.get("/configs").await?;
-    let secret_ids: BTreeMap<&str, &str> = secrets.iter().map(|s| (s.spec.name.as_str(), s.id.as_str())).collect();
-    let config_ids: BTreeMap<&str, &str> = configs.iter().map(|s| (s.spec.name.as_str(), s.id.as_str())).collect();
     let network_names: BTreeMap<&str, &str> = networks.iter().map(|n| (n.id.as_str(), n.name.as_str())).collect();
+    let id_of = |known: &BTreeMap<String, (String, u64)>, kind: &str, name: &str| match known.get(name) {
+        Some((id, _)) => Ok(id.clone()),
+        None if dry_run => Ok(String::new()),
+        None => Err(CtlError::Usage(format!("{kind} not found: {name}"))),
+    };
     let mut out = Vec::new();
     for spec in &plan.services {
         let mut spec = spec.clone();
         if let Some(cs) = spec.task_template.container_spec.as_mut() {
             for r in cs.secrets.iter_mut().flatten() {
-                match secret_ids.get(r.secret_name.as_str()) {
-                    Some(id) => r.secret_id = id.to_string(),
-                    None if dry_run => {}
-                    None => return Err(CtlError::Usage(format!("secret not found: {}", r.secret_name))),
-                }
+                r.secret_id = id_of(secrets, "secret", &r.secret_name)?;
             }
             for r in cs.configs.iter_mut().flatten() {
-                match config_ids.get(r.config_name.as_str()) {
-                    Some(id) => r.config_id = id.to_string(),
-                    None if dry_run => {}
-                    None => return Err(CtlError::Usage(format!("config not found: {}", r.config_name))),
-                }
+                r.config_id = id_of(configs, "config", &r.config_name)?;
+            }
+            // docker stores a credential spec's config by ID.
+            if let Some(cred) = cs.privileges.as_mut().and_then(|p| p.credential_spec.as_mut())
+                && !cred.config.is_empty()
+            {
+                cred.config = id_of(configs, "config", &cred.config)?;
             }
         }
         let Some(current) = existing.iter().find(|s| s.spec.name == spec.name) else {
@@ -541,48 +549,45 @@ async fn remove_stack(client: &ApiClient, stack: &str) -> Result<(), CtlError> {
     let configs: Vec<Secret> = client.get(&format!("/configs?filters={filter}")).await?;
     let mut networks: Vec<Network> = client.get(&format!("/networks?filters={filter}")).await?;
     networks.sort_by(|a, b| a.name.cmp(&b.name));
-    if services.is_empty() && secrets.is_empty() && configs.is_empty() && networks.is_empty() {
+    // Docker's order: services, then secrets, configs and networks.
+    let mut doomed: Vec<(&str, &str, String)> = Vec::new();
+    doomed.extend(
+        services
+            .iter()
+            .map(|s| ("service", s.spec.name.as_str(), format!("/services/{}", s.id))),
+    );
+    doomed.extend(
+        secrets
+            .iter()
+            .map(|s| ("secret", s.spec.name.as_str(), format!("/secrets/{}", s.id))),
+    );
+    doomed.extend(
+        configs
+            .iter()
+            .map(|c| ("config", c.spec.name.as_str(), format!("/configs/{}", c.id))),
+    );
+    doomed.extend(
+        networks
+            .iter()
+            .map(|n| ("network", n.name.as_str(), format!("/networks/{}", n.id))),
+    );
+    if doomed.is_empty() {
         println!("Nothing found in stack: {stack}");
         return Ok(());
     }
     let mut failed = false;
-    let mut attempt = |what: &str, name: &str, result: Result<(), ClientError>| {
+    for (what, name, path) in doomed {
         println!("Removing {what} {name}");
-        if let Err(e) = result {
+        if let Err(e) = client.delete(&path).await {
             eprintln!("Failed to remove {what} {name}: {e}");
             failed = true;
         }
-    };
-    for s in &services {
-        attempt(
-            "service",
-            &s.spec.name,
-            client.delete(&format!("/services/{}", s.id)).await,
-        );
     }
-    for s in &secrets {
-        attempt(
-            "secret",
-            &s.spec.name,
-            client.delete(&format!("/secrets/{}", s.id)).await,
-        );
-    }
-    for c in &configs {
-        attempt(
-            "config",
-            &c.spec.name,
-            client.delete(&format!("/configs/{}", c.id)).await,
-        );
-    }
-    for n in &networks {
-        attempt("network", &n.name, client.delete(&format!("/networks/{}", n.id)).await);
-    }
-    if failed {
-        Err(CtlError::Partial(format!(
+    match failed {
+        true => Err(CtlError::Partial(format!(
             "failed to remove some resources from stack: {stack}"
-        )))
-    } else {
-        Ok(())
+        ))),
+        false => Ok(()),
     }
 }
 
