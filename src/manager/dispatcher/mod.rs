@@ -87,15 +87,15 @@ pub fn heartbeat_period(s: &StoreState) -> Duration {
     Duration::from_nanos(ns as u64).max(Duration::from_millis(500))
 }
 
-/// The data of every secret and config `tasks` mount, so a node gets exactly what its tasks use.
-fn files_of(s: &StoreState, tasks: &[Task]) -> Vec<FileData> {
-    let mut seen = HashSet::new();
+/// The data of the secrets and configs `tasks` mount that this session has not `sent` yet, so a
+/// node gets exactly what its tasks use, once per session (status updates resend no data).
+fn files_of(s: &StoreState, tasks: &[Task], sent: &mut HashSet<(FileKind, String)>) -> Vec<FileData> {
     let mut out = Vec::new();
     for cs in tasks.iter().filter_map(|t| t.spec.container_spec.as_ref()) {
         let secrets = cs.secrets.iter().flatten().map(|r| (FileKind::Secret, &r.secret_id));
         let configs = cs.configs.iter().flatten().map(|r| (FileKind::Config, &r.config_id));
         for (kind, id) in secrets.chain(configs) {
-            if !seen.insert((kind, id.clone())) {
+            if !sent.insert((kind, id.clone())) {
                 continue;
             }
             let spec = match kind {
@@ -219,15 +219,21 @@ impl Dispatcher {
                 heartbeat_period_ms: period.as_millis() as u64,
                 managers: managers.clone(),
             };
-            let (tasks, mut watcher) = m.store.view_and_watch(|s| -> Vec<Task> {
-                s.tasks_by_node(&node_id)
+            // Secret and config data already sent in this session; a full set starts over.
+            let mut sent: HashSet<(FileKind, String)> = HashSet::new();
+            let full_set = |s: &StoreState, sent: &mut HashSet<(FileKind, String)>| {
+                sent.clear();
+                let tasks: Vec<Task> = s
+                    .tasks_by_node(&node_id)
                     .filter(|t| assigned_to(t, &node_id))
                     .cloned()
-                    .collect()
-            });
+                    .collect();
+                let files = files_of(s, &tasks, sent);
+                (tasks, files)
+            };
+            let ((tasks, files), mut watcher) = m.store.view_and_watch(|s| full_set(s, &mut sent));
             let role_of = |s: &StoreState| s.nodes.get(&node_id).map(|n| (n.spec.role, n.raft_id));
             let mut role = m.store.view(role_of);
-            let files = m.store.view(|s| files_of(s, &tasks));
             let mut alive = send(welcome).await
                 && send(SessionMessage::Assignments {
                     full: true,
@@ -316,13 +322,7 @@ impl Dispatcher {
                     }
                 }
                 if full_again {
-                    let tasks: Vec<Task> = m.store.view(|s| {
-                        s.tasks_by_node(&node_id)
-                            .filter(|t| assigned_to(t, &node_id))
-                            .cloned()
-                            .collect()
-                    });
-                    let files = m.store.view(|s| files_of(s, &tasks));
+                    let (tasks, files) = m.store.view(|s| full_set(s, &mut sent));
                     alive = send(SessionMessage::Assignments {
                         full: true,
                         tasks,
@@ -332,7 +332,7 @@ impl Dispatcher {
                     .await;
                 } else if !updated.is_empty() || !removed.is_empty() {
                     let tasks: Vec<Task> = updated.into_values().collect();
-                    let files = m.store.view(|s| files_of(s, &tasks));
+                    let files = m.store.view(|s| files_of(s, &tasks, &mut sent));
                     alive = send(SessionMessage::Assignments {
                         full: false,
                         tasks,
