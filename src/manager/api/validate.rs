@@ -215,10 +215,27 @@ fn check_container(cs: &ContainerSpec) -> Result<(), ApiError> {
         if s.secret_id.is_empty() && s.secret_name.is_empty() {
             return Err(bad(&format!("{f}.Secrets[{i}]"), "SecretID or SecretName is required"));
         }
+        check_file_owner(&format!("{f}.Secrets[{i}].File"), s.file.as_ref())?;
     }
     for (i, c) in cs.configs.iter().flatten().enumerate() {
         if c.config_id.is_empty() && c.config_name.is_empty() {
             return Err(bad(&format!("{f}.Configs[{i}]"), "ConfigID or ConfigName is required"));
+        }
+        check_file_owner(&format!("{f}.Configs[{i}].File"), c.file.as_ref())?;
+    }
+    Ok(())
+}
+
+/// A secret or config file's UID and GID are numbers (or empty, meaning root): the file is
+/// written with that owner, so a name such as `nobody` would silently become root.
+fn check_file_owner(field: &str, file: Option<&crate::model::FileTarget>) -> Result<(), ApiError> {
+    let Some(file) = file else { return Ok(()) };
+    for (name, value) in [("UID", &file.uid), ("GID", &file.gid)] {
+        if !value.is_empty() && value.parse::<u32>().is_err() {
+            return Err(bad(
+                &format!("{field}.{name}"),
+                format!("{value:?} is not a numeric ID"),
+            ));
         }
     }
     Ok(())
@@ -452,6 +469,37 @@ mod tests {
             mode: ServiceMode::replicated(2),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn secret_file_owners_must_be_numeric() {
+        let mut s = spec("web");
+        let file = |uid: &str| crate::model::FileTarget {
+            name: "db".into(),
+            uid: uid.into(),
+            gid: "".into(),
+            mode: 0o400,
+        };
+        let cs = s.task_template.container_spec.as_mut().unwrap();
+        cs.secrets = Some(vec![crate::model::SecretReference {
+            file: Some(file("1000")),
+            secret_id: "id".into(),
+            secret_name: "db".into(),
+        }]);
+        validate_service_spec(&s).unwrap();
+        s.task_template
+            .container_spec
+            .as_mut()
+            .unwrap()
+            .secrets
+            .as_mut()
+            .unwrap()[0]
+            .file = Some(file("nobody"));
+        let err = validate_service_spec(&s).unwrap_err().to_string();
+        assert!(
+            err.contains("Secrets[0].File.UID: \"nobody\" is not a numeric ID"),
+            "{err}"
+        );
     }
 
     #[test]
