@@ -311,6 +311,12 @@ async fn docker_cli_system_swarm_and_nodes() {
         (w[1..4] == ["w1", "Ready", "Active"] && !w.iter().any(|c| c == "Reachable")).then_some(())
     })
     .await;
+    // The managers record the demotion before w1 has restarted as a worker; wait for w1 itself.
+    let w1_api = Docker::new(&c, w1);
+    eventually("w1 itself no longer a manager", Duration::from_secs(90), || async {
+        (!w1_api.run(&["node", "ls"]).status.success()).then_some(())
+    })
+    .await;
     assert_eq!(d.ok(&["node", "ls", "--filter", "role=manager", "-q"]).trim(), m1_id);
 
     eprintln!("--- node ps");
@@ -403,6 +409,20 @@ async fn docker_cli_system_swarm_and_nodes() {
         .map(|d| d.flatten().count())
         .unwrap_or(usize::MAX);
     assert_eq!(left, 0, "the data dir of a node that left is empty");
+    let w1_containers = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=com.docker.swarm.node.id={w1_id}"),
+        ])
+        .output()
+        .expect("docker ps");
+    assert_eq!(
+        String::from_utf8_lossy(&w1_containers.stdout).trim(),
+        "",
+        "a node that left removed its containers"
+    );
     eventually("w1 down", Duration::from_secs(60), || async {
         let ls = d.ok(&["node", "ls"]);
         rows(&ls)
@@ -772,6 +792,11 @@ async fn docker_cli_services_logs_and_stacks() {
     )
     .await;
     let updated = container_ids("web");
+    assert_eq!(
+        updated.len(),
+        after.len(),
+        "as many running containers after the update"
+    );
     assert!(
         updated.iter().all(|c| !after.contains(c)),
         "the update replaced every task"
@@ -884,6 +909,7 @@ async fn docker_cli_services_logs_and_stacks() {
         assert!(msg.starts_with("line "), "{l}");
     }
     let raw = d.ok(&["service", "logs", "--raw", "talk"]);
+    assert!(!raw.trim().is_empty(), "--raw prints the lines");
     assert!(
         raw.lines().all(|l| l.starts_with("line ")),
         "--raw has no prefixes: {raw}"
@@ -997,7 +1023,7 @@ async fn docker_cli_services_logs_and_stacks() {
     eventually("every container removed", Duration::from_secs(60), || async {
         ["web", "agent", "talk", "demo_app", "demo_side"]
             .iter()
-            .all(|s| container_ids(s).is_empty())
+            .all(|s| crate::support::containers_of_service(s).is_empty())
             .then_some(())
     })
     .await;
