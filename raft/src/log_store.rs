@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::sync::MutexGuard;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use openraft::OptionalSend;
 use openraft::RaftLogReader;
@@ -148,6 +149,20 @@ impl LogStore {
             log: Arc::new(Mutex::new(log)),
             entries_written: Arc::default(),
         })
+    }
+
+    /// Drops this handle once every other clone is gone, so the WAL's directory lock is free
+    /// when this returns and the log can be opened again. Raft's tasks drop their clones shortly
+    /// after raft stops; if one outlives `patience`, the lock is left to whichever goes last.
+    pub async fn close(self, patience: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        while Arc::strong_count(&self.log) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 
     fn lock(&self) -> MutexGuard<'_, RaftLog<LogTypes>> {

@@ -805,12 +805,18 @@ impl<A: App> RaftNode<A> {
         codec::encode(&res)
     }
 
-    /// Stops raft. Pending proposals fail with [`ProposeError::Stopped`].
+    /// Stops raft and closes the log. Pending proposals fail with [`ProposeError::Stopped`];
+    /// once this returns, the log's directory can be removed or opened again.
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown reported an error");
         }
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(log) = log
+            && !log.close(Duration::from_secs(10)).await
+        {
+            tracing::warn!("raft log still in use 10s after raft stopped; it closes when the last task ends");
+        }
     }
 }
 
