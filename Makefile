@@ -19,6 +19,7 @@ down:
 
 ## Stop it and delete its state.
 clean-up: down
+	umount -l $(UP_DIR)/node/task-files 2>/dev/null || true
 	rm -rf $(UP_DIR)
 
 ## All tests: unit, property, in-process raft, and end-to-end with real processes.

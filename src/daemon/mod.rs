@@ -31,6 +31,7 @@ use crate::agent::ManagersChanged;
 use crate::agent::RoleWanted;
 use crate::agent::exec::Executor;
 use crate::agent::exec::docker::DockerExecutor;
+use crate::agent::exec::memory_dir;
 use crate::agent::exec::sim::SimExecutor;
 use crate::host;
 use crate::manager::api;
@@ -521,6 +522,9 @@ async fn leave_swarm(dir: &DataDir, cfg: &NodeConfig, lock: File) -> Result<(), 
             Err(e) => tracing::warn!(error = %e, "cannot list this node's containers to remove them"),
         },
         None => tracing::warn!("the engine did not answer; this node's containers are left as they are"),
+    }
+    if let Err(why) = memory_dir::release(&dir.task_files()) {
+        return Err(err(format!("cannot remove the task files' tmpfs: {why}")));
     }
     let entries =
         std::fs::read_dir(dir.root()).map_err(|e| err(format!("cannot read {}: {e}", dir.root().display())))?;

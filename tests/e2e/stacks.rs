@@ -513,6 +513,27 @@ async fn a_stack_of_containers_on_three_nodes() {
     assert_eq!(exec(&["cat", "/run/secrets/token"]), "s3cret");
     assert_eq!(exec(&["stat", "-c", "%a %u", "/run/secrets/token"]).trim(), "400 0");
     assert_eq!(exec(&["cat", "/app.conf"]), "setting=1\n");
+    // As with dockerd, the secret's plaintext is kept in memory on the node, never on its disk.
+    let source = Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{if eq .Destination \"/run/secrets/token\"}}{{.Source}}{{end}}{{end}}",
+            &vault_container[0].0,
+        ])
+        .output()
+        .expect("docker inspect");
+    let source = String::from_utf8_lossy(&source.stdout).trim().to_string();
+    assert!(source.contains("task-files"), "secret mount source: {source:?}");
+    let fs = Command::new("stat")
+        .args(["-f", "-c", "%T", &source])
+        .output()
+        .expect("stat");
+    assert_eq!(
+        String::from_utf8_lossy(&fs.stdout).trim(),
+        "tmpfs",
+        "filesystem of {source}"
+    );
     assert_eq!(crate::support::containers_of_service("app_agent").len(), 3);
 
     // Only the service whose image changed rolls; the others keep their tasks.

@@ -3,6 +3,7 @@
 //! shutdown and remove.
 
 pub mod docker;
+pub mod memory_dir;
 pub mod sim;
 
 use std::future::Future;

@@ -430,6 +430,14 @@ impl Drop for Cluster {
             for id in self.node_ids() {
                 remove_containers_of(&id);
             }
+            // A docker node keeps its task files on a tmpfs that outlives it; a mount left
+            // in the temp dir would keep the dir from being removed.
+            for n in &self.nodes {
+                let _ = Command::new("umount")
+                    .arg("-l")
+                    .arg(n.data_dir.join("task-files"))
+                    .output();
+            }
         }
     }
 }
