@@ -250,7 +250,7 @@ async fn docker_cli_system_swarm_and_nodes() {
             "node inspect --pretty lacks {needle:?}:\n{pretty}"
         );
     }
-    d.fails(&["node", "inspect", "nosuchnode"], "nosuchnode");
+    d.fails(&["node", "inspect", "nosuchnode"], "node nosuchnode not found");
 
     eprintln!("--- node update");
     assert_eq!(d.ok(&["node", "update", "--availability", "drain", "w1"]).trim(), "w1");
@@ -287,7 +287,10 @@ async fn docker_cli_system_swarm_and_nodes() {
         .trim(),
         r#"active {"zone":"a"}"#
     );
-    d.fails(&["node", "update", "--availability", "sideways", "w1"], "sideways");
+    d.fails(
+        &["node", "update", "--availability", "sideways", "w1"],
+        "Availability: unknown variant `sideways`, expected one of `active`, `pause`, `drain`",
+    );
 
     eprintln!("--- node promote and demote");
     let out = d.ok(&["node", "promote", "w1"]);
@@ -387,7 +390,7 @@ async fn docker_cli_system_swarm_and_nodes() {
     let left = d.ok(&["node", "ls", "-q"]);
     assert!(!left.contains(&w2_id), "{left}");
     assert_eq!(left.lines().count(), 2);
-    d.fails(&["node", "rm", "nosuchnode"], "nosuchnode");
+    d.fails(&["node", "rm", "nosuchnode"], "node nosuchnode not found");
     d.fails(
         &["node", "rm", "m1"],
         "is a cluster manager and is a member of the raft cluster",
@@ -504,7 +507,7 @@ async fn docker_cli_secrets_configs_networks_and_events() {
     );
     let pretty = d.ok(&["secret", "inspect", "--pretty", "db_pass"]);
     assert!(pretty.contains("Name:") && pretty.contains("db_pass"), "{pretty}");
-    d.fails(&["secret", "inspect", "nosuch"], "nosuch");
+    d.fails(&["secret", "inspect", "nosuch"], "secret nosuch not found");
 
     eprintln!("--- a service using the secret holds it");
     d.ok(&[
@@ -555,7 +558,7 @@ async fn docker_cli_secrets_configs_networks_and_events() {
         id
     );
     assert_eq!(d.ok(&["config", "rm", "app_conf"]).trim(), "app_conf");
-    d.fails(&["config", "rm", "app_conf"], "app_conf");
+    d.fails(&["config", "rm", "app_conf"], "config app_conf not found");
 
     eprintln!("--- networks");
     let id = d
@@ -563,7 +566,10 @@ async fn docker_cli_secrets_configs_networks_and_events() {
         .trim()
         .to_string();
     assert!(!id.is_empty());
-    d.fails(&["network", "create", "-d", "overlay", "backend"], "backend");
+    d.fails(
+        &["network", "create", "-d", "overlay", "backend"],
+        "network with name backend already exists",
+    );
     let ls = d.ok(&["network", "ls", "--filter", "driver=overlay"]);
     assert_eq!(header(&ls), ["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
     let r = rows(&ls);
@@ -602,10 +608,13 @@ async fn docker_cli_secrets_configs_networks_and_events() {
         id.starts_with(target.trim()) && !target.trim().is_empty(),
         "network target {target:?} is the ID {id}"
     );
-    d.fails(&["network", "rm", "backend"], "backend");
+    d.fails(
+        &["network", "rm", "backend"],
+        "network backend is in use by service usesnet",
+    );
     d.ok(&["service", "rm", "usesnet"]);
     assert_eq!(d.ok(&["network", "rm", "backend"]).trim(), "backend");
-    d.fails(&["network", "inspect", "backend"], "backend");
+    d.fails(&["network", "inspect", "backend"], "network backend not found");
     d.fails(
         &["network", "create", "-d", "overlay", "--scope", "local", "x"],
         "network scope \"local\" is not supported",
@@ -1018,7 +1027,7 @@ async fn docker_cli_services_logs_and_stacks() {
     assert!(seen.iter().all(|l| l.starts_with("task ")), "{seen:?}");
     let out = d.ok(&["service", "rm", "web", "agent", "pub", "talk"]);
     assert_eq!(out.lines().collect::<Vec<_>>(), ["web", "agent", "pub", "talk"]);
-    d.fails(&["service", "rm", "web"], "web");
+    d.fails(&["service", "rm", "web"], "service web not found");
     assert_eq!(d.ok(&["service", "ls", "-q"]).trim(), "");
     eventually("every container removed", Duration::from_secs(60), || async {
         ["web", "agent", "talk", "demo_app", "demo_side"]
