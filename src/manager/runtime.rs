@@ -92,6 +92,12 @@ impl Manager {
         Ok((proposed.index, results))
     }
 
+    /// Whether the manager `node_id` answers: this manager always does; others by their last
+    /// ping. Quorum checks (demotion, leaving) count managers with this.
+    pub fn is_reachable(&self, node_id: &str) -> bool {
+        node_id == self.local.node_id || self.health.reachability(node_id) == Reachability::Reachable
+    }
+
     /// The cluster object.
     pub fn cluster(&self) -> Result<Cluster, ApiError> {
         self.store

@@ -25,7 +25,6 @@ use crate::model::Node;
 use crate::model::NodeRole;
 use crate::model::NodeSpec;
 use crate::model::NodeState;
-use crate::model::Reachability;
 use crate::model::StoreObject;
 use crate::model::Timestamp;
 use crate::model::Version;
@@ -175,7 +174,7 @@ fn check_demotion(m: &Manager, node: &Node) -> Result<(), ApiError> {
     let voters: BTreeSet<u64> = staying.iter().map(|(id, _)| **id).collect();
     let healthy: BTreeSet<u64> = staying
         .iter()
-        .filter(|(_, a)| a.node_id == m.local.node_id || m.health.reachability(&a.node_id) == Reachability::Reachable)
+        .filter(|(_, a)| m.is_reachable(&a.node_id))
         .map(|(id, _)| **id)
         .collect();
     match quorum::check_remove(&voters, &healthy, raft_id) {

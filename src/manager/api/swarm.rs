@@ -22,7 +22,6 @@ use crate::manager::store::StoreAction;
 use crate::model::Cluster;
 use crate::model::ClusterSpec;
 use crate::model::NodeRole;
-use crate::model::Reachability;
 use crate::model::StoreObject;
 use crate::model::Timestamp;
 use crate::model::Version;
@@ -171,14 +170,7 @@ pub async fn leave(
             Some(m) => {
                 let raft = m.raft.status();
                 let total = raft.voters.len();
-                let health = m.health.clone();
-                let reachable = raft
-                    .voters
-                    .values()
-                    .filter(|a| {
-                        a.node_id == state.local.node_id || health.reachability(&a.node_id) == Reachability::Reachable
-                    })
-                    .count();
+                let reachable = raft.voters.values().filter(|a| m.is_reachable(&a.node_id)).count();
                 if removing_loses_quorum(reachable, total) {
                     if reachable <= 1 && total <= 1 {
                         msg.push_str(
