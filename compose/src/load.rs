@@ -127,6 +127,7 @@ pub fn load(details: &Details) -> Result<Loaded, ComposeError> {
         version,
         details,
         warnings: Vec::new(),
+        env_files: BTreeMap::new(),
     };
     let mut normalised = Vec::new();
     for (_, file) in &parsed {
@@ -206,6 +207,8 @@ struct Context<'d> {
     version: SchemaVersion,
     details: &'d Details,
     warnings: Vec<String>,
+    /// Each env_file read so far, parsed: services sharing one read it once.
+    env_files: BTreeMap<PathBuf, Vec<(String, String)>>,
 }
 
 impl Context<'_> {
@@ -494,12 +497,16 @@ impl Context<'_> {
         let mut merged: BTreeMap<String, Option<String>> = BTreeMap::new();
         for file in env_files {
             let full = self.absolute(file);
-            let text = std::fs::read_to_string(&full).map_err(|e| ComposeError::File {
-                path: format!("{} (env_file of {service_path})", full.display()),
-                problem: e.to_string(),
-            })?;
-            for (k, v) in parse_env_file(&text, &self.details.env) {
-                merged.insert(k, Some(v));
+            if !self.env_files.contains_key(&full) {
+                let text = std::fs::read_to_string(&full).map_err(|e| ComposeError::File {
+                    path: format!("{} (env_file of {service_path})", full.display()),
+                    problem: e.to_string(),
+                })?;
+                let parsed = parse_env_file(&text, &self.details.env);
+                self.env_files.insert(full.clone(), parsed);
+            }
+            for (k, v) in self.env_files.get(&full).into_iter().flatten() {
+                merged.insert(k.clone(), Some(v.clone()));
             }
         }
         for (k, v) in environment {

@@ -748,3 +748,28 @@ mod quirks {
         );
     }
 }
+
+#[test]
+fn services_sharing_an_env_file_each_get_its_values_under_their_own_environment() {
+    let dir = std::env::temp_dir().join(format!("swarm-compose-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("shared.env");
+    std::fs::write(&file, "A=from_file\nB=file_b\n").expect("env file");
+    let text = format!(
+        "services:\n  web:\n    image: x\n    env_file: {f}\n    environment: {{B: web_b}}\n  \
+         api:\n    image: x\n    env_file: [{f}]\n",
+        f = file.display()
+    );
+    let specs = specs(&text, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let env_of = |name: &str| {
+        specs[name]
+            .task_template
+            .container_spec
+            .as_ref()
+            .and_then(|c| c.env.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(env_of("s_web"), ["A=from_file", "B=web_b"]);
+    assert_eq!(env_of("s_api"), ["A=from_file", "B=file_b"]);
+}
