@@ -19,6 +19,7 @@ use crate::schema::join;
 use crate::schema::labels_value;
 use crate::schema::list_or_dict;
 use crate::schema::must_be;
+use crate::schema::object_list;
 use crate::schema::string_list;
 use crate::schema::string_or_list;
 use crate::schema::strings_value;
@@ -905,21 +906,14 @@ impl Context<'_> {
                 );
             }
             if let Some(prefs) = p.get("preferences", 3) {
-                let pp = p.path("preferences");
-                let Value::Seq(items) = prefs else {
-                    return Err(must_be(&pp, &["array"]));
-                };
-                let mut list = Vec::new();
-                for (i, item) in items.iter().enumerate() {
-                    let mut o = Obj::new(&join(&pp, &i.to_string()), item, self.version, false)?;
+                let list = object_list(&p.path("preferences"), prefs, self.version, |o| {
                     let mut pref = Map::new();
                     if let Some(s) = o.string("spread", 3)? {
                         pref.insert("spread".to_string(), Value::String(s));
                     }
-                    o.finish()?;
-                    list.push(Value::Map(pref));
-                }
-                m.insert("preferences".to_string(), Value::Seq(list));
+                    Ok(pref)
+                })?;
+                m.insert("preferences".to_string(), list);
             }
             if let Some(n) = p.integer("max_replicas_per_node", 8)? {
                 m.insert("max_replicas_per_node".to_string(), Value::Int(n));
@@ -1011,15 +1005,11 @@ impl Context<'_> {
     }
 
     fn generic_resources(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
-        let Value::Seq(items) = value else {
-            return Err(must_be(path, &["array"]));
-        };
-        let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let mut g = Obj::new(&join(path, &i.to_string()), item, self.version, false)?;
+        let version = self.version;
+        object_list(path, value, version, |g| {
             let mut m = Map::new();
             if let Some(v) = g.get("discrete_resource_spec", 5) {
-                let mut d = Obj::new(&g.path("discrete_resource_spec"), v, self.version, false)?;
+                let mut d = Obj::new(&g.path("discrete_resource_spec"), v, version, false)?;
                 let mut spec = Map::new();
                 if let Some(s) = d.string("kind", 5)? {
                     spec.insert("kind".to_string(), Value::String(s));
@@ -1030,10 +1020,8 @@ impl Context<'_> {
                 d.finish()?;
                 m.insert("discrete_resource_spec".to_string(), Value::Map(spec));
             }
-            g.finish()?;
-            out.push(Value::Map(m));
-        }
-        Ok(Value::Seq(out))
+            Ok(m)
+        })
     }
 
     /// `external: true` or the deprecated `external: {name}`, checked against `name:`.
@@ -1104,21 +1092,14 @@ impl Context<'_> {
                 ipam.insert("driver".to_string(), Value::String(s));
             }
             if let Some(c) = i.get("config", 0) {
-                let cp = i.path("config");
-                let Value::Seq(items) = c else {
-                    return Err(must_be(&cp, &["array"]));
-                };
-                let mut list = Vec::new();
-                for (n, item) in items.iter().enumerate() {
-                    let mut s = Obj::new(&join(&cp, &n.to_string()), item, self.version, false)?;
+                let list = object_list(&i.path("config"), c, self.version, |s| {
                     let mut m = Map::new();
                     if let Some(subnet) = s.string("subnet", 0)? {
                         m.insert("subnet".to_string(), Value::String(subnet));
                     }
-                    s.finish()?;
-                    list.push(Value::Map(m));
-                }
-                ipam.insert("config".to_string(), Value::Seq(list));
+                    Ok(m)
+                })?;
+                ipam.insert("config".to_string(), list);
             }
             i.finish()?;
             out.insert("ipam".to_string(), Value::Map(ipam));

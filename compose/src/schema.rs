@@ -175,6 +175,27 @@ impl<'a> Obj<'a> {
     }
 }
 
+/// An array of objects (`preferences`, `ipam.config`, `generic_resources`): each item is
+/// checked to be an object at `path.N`, `fill` reads its keys, and any other key is refused.
+pub(crate) fn object_list<'a>(
+    path: &str,
+    value: &'a Value,
+    version: SchemaVersion,
+    mut fill: impl FnMut(&mut Obj<'a>) -> Result<Map, ComposeError>,
+) -> Result<Value, ComposeError> {
+    let Value::Seq(items) = value else {
+        return Err(must_be(path, &["array"]));
+    };
+    let mut list = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let mut o = Obj::new(&join(path, &i.to_string()), item, version, false)?;
+        let fields = fill(&mut o)?;
+        o.finish()?;
+        list.push(Value::Map(fields));
+    }
+    Ok(Value::Seq(list))
+}
+
 pub(crate) fn string_list(path: &str, value: &Value) -> Result<Vec<String>, ComposeError> {
     let Value::Seq(items) = value else {
         return Err(must_be(path, &["array"]));

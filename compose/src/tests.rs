@@ -773,3 +773,28 @@ fn services_sharing_an_env_file_each_get_its_values_under_their_own_environment(
     assert_eq!(env_of("s_web"), ["A=from_file", "B=web_b"]);
     assert_eq!(env_of("s_api"), ["A=from_file", "B=file_b"]);
 }
+
+#[test]
+fn lists_of_objects_name_the_item_that_is_wrong() {
+    let cases = [
+        (
+            "services:\n  web:\n    image: x\n    deploy:\n      placement: {preferences: [{spread: a}, {spreed: b}]}\n",
+            "services.web.deploy.placement.preferences.1 Additional property spreed is not allowed",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    deploy:\n      placement: {preferences: {spread: a}}\n",
+            "services.web.deploy.placement.preferences must be a list",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    deploy:\n      resources:\n        reservations: {generic_resources: [gpu]}\n",
+            "services.web.deploy.resources.reservations.generic_resources.0 must be a mapping",
+        ),
+        (
+            "services:\n  web:\n    image: x\nnetworks:\n  front: {ipam: {config: [{subnet: 10.0.0.0/24, gateway: 10.0.0.1}]}}\n",
+            "networks.front.ipam.config.0 Additional property gateway is not allowed",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(error_of(text), expected, "for {text}");
+    }
+}
