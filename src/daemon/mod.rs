@@ -32,6 +32,7 @@ use crate::agent::RoleWanted;
 use crate::agent::exec::Executor;
 use crate::agent::exec::docker::DockerExecutor;
 use crate::agent::exec::memory_dir;
+use crate::agent::exec::memory_dir::Backing;
 use crate::agent::exec::sim::SimExecutor;
 use crate::host;
 use crate::manager::api;
@@ -365,6 +366,25 @@ async fn connect_executor(
     }
 }
 
+/// Puts the task files dir on a tmpfs so secrets stay off the disk; says where they are kept.
+async fn keep_task_files_in_memory(dir: PathBuf) {
+    let root = dir.clone();
+    match tokio::task::spawn_blocking(move || memory_dir::keep_in_memory(&root)).await {
+        Ok(Backing::Memory { fs, mounted_now }) => tracing::info!(
+            dir = %dir.display(),
+            fs,
+            mounted_now,
+            "task secret and config files are kept in memory"
+        ),
+        Ok(Backing::Disk { why }) => tracing::warn!(
+            dir = %dir.display(),
+            why,
+            "task secret and config files are kept on disk, not in memory"
+        ),
+        Err(e) => tracing::warn!(error = %e, "checking where task files are kept failed"),
+    }
+}
+
 /// Starts the node's agent, which runs the tasks the managers assign to this node and passes
 /// on the role they want for it.
 fn start_agent(running: &mut Running, cfg: &NodeConfig, roles: mpsc::UnboundedSender<(NodeRole, Option<u64>)>) {
@@ -399,6 +419,9 @@ fn start_agent(running: &mut Running, cfg: &NodeConfig, roles: mpsc::UnboundedSe
     let mut shutdown = running.shutdown.subscribe();
     let files_root = running.dir.task_files();
     running.tasks.push(tokio::spawn(async move {
+        if kind != "sim" {
+            keep_task_files_in_memory(files_root.clone()).await;
+        }
         let Some(executor) = connect_executor(&kind, &files_root, &mut shutdown).await else {
             return;
         };

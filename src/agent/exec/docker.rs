@@ -38,8 +38,6 @@ use super::Executor;
 use super::Existing;
 use super::Exit;
 use super::TaskFile;
-use super::memory_dir;
-use super::memory_dir::Backing;
 use crate::manager::api::validate::DEFAULT_STOP_GRACE_PERIOD;
 use crate::manager::dispatcher::protocol::LogLine;
 use crate::manager::dispatcher::protocol::LogOptions;
@@ -96,8 +94,8 @@ async fn timed<T>(
 
 impl DockerExecutor {
     /// Connects to the local engine (`DOCKER_HOST` or `/var/run/docker.sock`) and negotiates
-    /// the API version. Task secret and config files go under `files_root`, which is put on a
-    /// tmpfs first so that secrets stay off the disk.
+    /// the API version. Task secret and config files go under `files_root` (which the daemon
+    /// puts on a tmpfs, see [`super::memory_dir`]).
     pub async fn connect(files_root: PathBuf) -> Result<Self, ExecError> {
         let docker = Docker::connect_with_local_defaults()
             .map_err(|e| ExecError::Engine(format!("cannot reach the Docker engine: {e}")))?;
@@ -105,21 +103,6 @@ impl DockerExecutor {
             .await
             .map_err(|_| ExecError::Engine("the Docker engine did not answer within 10 s".to_string()))?
             .map_err(|e| ExecError::Engine(format!("cannot negotiate the Docker API version: {e}")))?;
-        let root = files_root.clone();
-        match tokio::task::spawn_blocking(move || memory_dir::keep_in_memory(&root)).await {
-            Ok(Backing::Memory { fs, mounted_now }) => tracing::info!(
-                dir = %files_root.display(),
-                fs,
-                mounted_now,
-                "task secret and config files are kept in memory"
-            ),
-            Ok(Backing::Disk { why }) => tracing::warn!(
-                dir = %files_root.display(),
-                why,
-                "task secret and config files are kept on disk, not in memory"
-            ),
-            Err(e) => tracing::warn!(error = %e, "checking where task files are kept failed"),
-        }
         Ok(Self { docker, files_root })
     }
 
