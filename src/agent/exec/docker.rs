@@ -331,8 +331,17 @@ fn write_files(dir: &Path, files: &[TaskFile]) -> Result<Vec<Mount>, ExecError> 
             )));
         };
         let path = dir.join(format!("{i}-{}", f.kind));
+        let (uid, gid) = f
+            .owner
+            .clone()
+            .map_err(|why| ExecError::Rejected(format!("{} {}: {why}", f.kind, f.name)))?;
         std::fs::write(&path, data).map_err(|e| failed("writing a file", e))?;
-        std::os::unix::fs::chown(&path, Some(f.uid), Some(f.gid)).map_err(|e| failed("setting a file's owner", e))?;
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|e| {
+            ExecError::Failed(format!(
+                "{} {}: cannot give its file to uid {uid}, gid {gid} (changing file owners needs swarmd to run as root): {e}",
+                f.kind, f.name
+            ))
+        })?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode & 0o7777))
             .map_err(|e| failed("setting a file's mode", e))?;
         mounts.push(Mount {

@@ -65,8 +65,9 @@ pub struct TaskFile {
     pub name: String,
     /// Absolute path inside the container (`/run/secrets/<name>` for a bare secret target).
     pub target: String,
-    pub uid: u32,
-    pub gid: u32,
+    /// `(uid, gid)`, or why the stored owner cannot be given (not a number): the task is
+    /// then rejected rather than the file silently given to root.
+    pub owner: Result<(u32, u32), String>,
     pub mode: u32,
     /// `None` when the managers did not send the data: the task cannot start.
     pub data: Option<Vec<u8>>,
@@ -78,7 +79,14 @@ impl TaskFile {
         let Some(cs) = task.spec.container_spec.as_ref() else {
             return Vec::new();
         };
-        let number = |s: &str| s.parse::<u32>().unwrap_or(0);
+        // Empty means root, as in dockerd; anything else must be a number (the API checks
+        // this at create, but a service stored before that check may still hold a name).
+        let number = |what: &str, s: &str| match s {
+            "" => Ok(0),
+            s => s
+                .parse::<u32>()
+                .map_err(|_| format!("file {what} {s:?} is not a number")),
+        };
         let secrets = cs
             .secrets
             .iter()
@@ -105,8 +113,7 @@ impl TaskFile {
                 kind: word,
                 name: name.clone(),
                 target,
-                uid: number(&file.uid),
-                gid: number(&file.gid),
+                owner: number("UID", &file.uid).and_then(|uid| Ok((uid, number("GID", &file.gid)?))),
                 mode: file.mode,
                 data: lookup(kind, id),
             });
@@ -196,16 +203,52 @@ mod tests {
         let files = TaskFile::of_task(&task, |kind, id| {
             (kind == FileKind::Secret && id == "s1").then(|| b"x".to_vec())
         });
-        let summary: Vec<(&str, &str, u32, u32, u32, bool)> = files
+        let summary: Vec<_> = files
             .iter()
-            .map(|f| (f.kind, f.target.as_str(), f.uid, f.gid, f.mode, f.data.is_some()))
+            .map(|f| (f.kind, f.target.as_str(), f.owner.clone(), f.mode, f.data.is_some()))
             .collect();
         assert_eq!(
             summary,
             [
-                ("secret", "/run/secrets/db", 1000, 0, 0o400, true),
-                ("secret", "/etc/key", 1000, 0, 0o444, false),
-                ("config", "/app.conf", 1000, 0, 0o444, false),
+                ("secret", "/run/secrets/db", Ok((1000, 0)), 0o400, true),
+                ("secret", "/etc/key", Ok((1000, 0)), 0o444, false),
+                ("config", "/app.conf", Ok((1000, 0)), 0o444, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_owner_that_is_not_a_number_is_refused_not_read_as_root() {
+        let mut task = Task::default();
+        let file = |uid: &str, gid: &str| FileTarget {
+            name: "db".into(),
+            uid: uid.into(),
+            gid: gid.into(),
+            mode: 0o400,
+        };
+        let secret = |f: FileTarget| SecretReference {
+            file: Some(f),
+            secret_id: "s1".into(),
+            secret_name: "db_pass".into(),
+        };
+        task.spec.container_spec = Some(ContainerSpec {
+            secrets: Some(vec![
+                secret(file("nobody", "")),
+                secret(file("", "staff")),
+                secret(file("", "")),
+            ]),
+            ..ContainerSpec::default()
+        });
+        let owners: Vec<_> = TaskFile::of_task(&task, |_, _| None)
+            .into_iter()
+            .map(|f| f.owner)
+            .collect();
+        assert_eq!(
+            owners,
+            [
+                Err("file UID \"nobody\" is not a number".to_string()),
+                Err("file GID \"staff\" is not a number".to_string()),
+                Ok((0, 0)),
             ]
         );
     }
