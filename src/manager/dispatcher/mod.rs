@@ -91,7 +91,13 @@ pub fn heartbeat_period(s: &StoreState) -> Duration {
 /// node gets exactly what its tasks use, once per session (status updates resend no data).
 fn files_of(s: &StoreState, tasks: &[Task], sent: &mut HashSet<(FileKind, String)>) -> Vec<FileData> {
     let mut out = Vec::new();
-    for cs in tasks.iter().filter_map(|t| t.spec.container_spec.as_ref()) {
+    // Only tasks that may still start need data: ended or stopping ones never read it.
+    let may_start = |t: &&Task| !t.status.state.is_terminal() && !t.desired_state.wants_stop();
+    for cs in tasks
+        .iter()
+        .filter(may_start)
+        .filter_map(|t| t.spec.container_spec.as_ref())
+    {
         let secrets = cs.secrets.iter().flatten().map(|r| (FileKind::Secret, &r.secret_id));
         let configs = cs.configs.iter().flatten().map(|r| (FileKind::Config, &r.config_id));
         for (kind, id) in secrets.chain(configs) {
