@@ -90,11 +90,12 @@ fn fraction(n: u64, div: u64) -> String {
 }
 
 /// Parses a byte size as docker's `RAMInBytes` does: binary multipliers, case-insensitive,
-/// optional `b`/`ib`, fractions allowed (`50M`, `1.5g`, `512mb`, `1024`).
+/// optional `b`/`ib`, fractions allowed, one space before the unit (`50M`, `1.5g`, `512 mb`).
 pub fn parse_ram_bytes(text: &str) -> Result<i64, String> {
     let t = text.trim();
     let number_len = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (number, suffix) = t.split_at(number_len);
+    let suffix = suffix.strip_prefix(' ').unwrap_or(suffix);
     let value: f64 = number.parse().map_err(|_| format!("invalid size: '{text}'"))?;
     let multiplier: f64 = match suffix.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
@@ -166,6 +167,8 @@ mod tests {
         assert_eq!(parse_ram_bytes("1.5g"), Ok(1_610_612_736));
         assert_eq!(parse_ram_bytes("20mb"), Ok(20_971_520));
         assert_eq!(parse_ram_bytes("1024"), Ok(1024));
+        assert_eq!(parse_ram_bytes("512 m"), Ok(536_870_912), "docker allows one space");
+        assert_eq!(parse_ram_bytes("512  m"), Err("invalid suffix: ' m'".to_string()));
         assert_eq!(parse_ram_bytes("5q"), Err("invalid suffix: 'q'".to_string()));
     }
 

@@ -10,11 +10,8 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
 /// A byte size with an optional binary unit (`512m`, `1GiB`, `100MB`, `4096`).
 pub fn parse_bytes(text: &str) -> Result<i64, String> {
     let unit_hint = "expected a number with an optional unit b, k, m, g, t (e.g. 512m)";
-    match swarm_compose::parse_ram_bytes(text) {
-        Ok(bytes) if bytes >= 0 => Ok(bytes),
-        Ok(_) => Err(format!("invalid size {text:?}: it is negative; {unit_hint}")),
-        Err(e) => Err(format!("invalid size {text:?}: {e}; {unit_hint}")),
-    }
+    // The parser takes digits and dots only, so a size is never negative.
+    swarm_compose::parse_ram_bytes(text).map_err(|e| format!("invalid size {text:?}: {e}; {unit_hint}"))
 }
 
 /// A CPU count (`0.5`, `2`) in nano-CPUs.
