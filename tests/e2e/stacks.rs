@@ -525,14 +525,16 @@ async fn a_stack_of_containers_on_three_nodes() {
         .expect("docker inspect");
     let source = String::from_utf8_lossy(&source.stdout).trim().to_string();
     assert!(source.contains("task-files"), "secret mount source: {source:?}");
-    let fs = Command::new("stat")
-        .args(["-f", "-c", "%T", &source])
+    let mount = Command::new("findmnt")
+        .args(["-n", "-o", "TARGET,FSTYPE", "--target", &source])
         .output()
-        .expect("stat");
-    assert_eq!(
-        String::from_utf8_lossy(&fs.stdout).trim(),
-        "tmpfs",
-        "filesystem of {source}"
+        .expect("findmnt");
+    let mount = String::from_utf8_lossy(&mount.stdout).trim().to_string();
+    // The node's own tmpfs over task-files, not merely a temp dir that happens to be in memory.
+    let (target, fs) = mount.split_once(char::is_whitespace).unwrap_or_default();
+    assert!(
+        target.ends_with("/task-files") && fs.trim() == "tmpfs" && source.starts_with(target),
+        "mount holding {source}: {mount:?}"
     );
     assert_eq!(crate::support::containers_of_service("app_agent").len(), 3);
 
