@@ -54,4 +54,4 @@ docker ps --filter label=com.docker.stack.namespace=hello --format 'table {{.Nam
 echo
 echo "Use it with:  export SWARM_HOST=$SWARM_HOST; $BIN/swarmctl node ls"
 echo "Join another node:  $BIN/swarmctl swarm join-token worker"
-echo "Stop it with: make down (the containers keep running until the stack is removed: swarmctl stack rm hello)"
+echo "Stop it with: make down (stops swarmd and removes its task containers; make up starts it again)"
