@@ -783,6 +783,12 @@ fn healthcheck(value: Option<&Value>) -> Result<Option<HealthConfig>, String> {
     }))
 }
 
+/// The engine's own networks (and `container:<id>`), which a stack neither creates nor checks
+/// and whose attachments get no service-name alias.
+pub fn is_builtin_network(name: &str) -> bool {
+    matches!(name, "default" | "bridge" | "host" | "none") || name.starts_with("container:")
+}
+
 /// `(file target, object name)` pairs for a service's secrets or configs, sorted by target.
 fn file_references(
     stack: &str,
@@ -852,9 +858,7 @@ fn service_networks(
         let target = object_name(stack, key, network);
         let attachment = attachment.as_map();
         let mut aliases = strings(attachment.and_then(|a| a.get("aliases")));
-        let user_defined =
-            !matches!(target.as_str(), "default" | "bridge" | "host" | "none") && !target.starts_with("container:");
-        if user_defined {
+        if !is_builtin_network(&target) {
             aliases.push(service.to_string());
         }
         out.push(NetworkAttachmentConfig {

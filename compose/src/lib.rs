@@ -26,6 +26,7 @@ pub use convert::NAMESPACE_LABEL;
 pub use convert::NetworkPlan;
 pub use convert::StackPlan;
 pub use convert::convert;
+pub use convert::is_builtin_network;
 pub use convert::validate_stack_name;
 pub use convert::warnings;
 pub use error::ComposeError;

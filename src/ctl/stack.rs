@@ -20,6 +20,7 @@ use swarm_compose::Details;
 use swarm_compose::FileObjectPlan;
 use swarm_compose::NAMESPACE_LABEL;
 use swarm_compose::StackPlan;
+use swarm_compose::is_builtin_network;
 
 use super::CtlError;
 use super::ListArgs;
@@ -416,7 +417,7 @@ async fn deploy(client: &ApiClient, args: DeployArgs) -> Result<(), CtlError> {
 
 fn check_external_networks(plan: &StackPlan, networks: &[Network]) -> Result<(), CtlError> {
     for name in &plan.external_networks {
-        if matches!(name.as_str(), "host" | "bridge" | "none" | "default") || name.starts_with("container:") {
+        if is_builtin_network(name) {
             continue;
         }
         match networks.iter().find(|n| &n.name == name || &n.id == name) {
