@@ -123,7 +123,10 @@ fn every_error_class_names_the_place() {
             "secrets:\n  s:\n    name: a\n    external: {name: b}\nservices: {}",
             "secret s: secret.external.name and secret.name conflict; only use secret.name",
         ),
-        ("services:\n  web:\n    image: x\n  web:\n    image: y\n", "duplicate"),
+        (
+            "services:\n  web:\n    image: x\n  web:\n    image: y\n",
+            "f0.yml: duplicate mapping key: web at line 4, column 3",
+        ),
         (
             "services:\n  web:\n    image: x\n    networks: [nowhere]\n",
             "service web: undefined network \"nowhere\"",
@@ -166,7 +169,7 @@ fn every_error_class_names_the_place() {
         ),
         (
             "services:\n  web:\n    image: x\n    env_file: ./nope.env\n",
-            "nope.env",
+            "/work/app/./nope.env (env_file of services.web): No such file or directory",
         ),
     ];
     for (text, expected) in cases {

@@ -110,7 +110,11 @@ pub fn parse_yaml(text: &str) -> Result<Value, String> {
         non_finite_float_policy: serde_saphyr::options::NonFiniteFloatPolicy::AsString,
         with_snippet: false,
     };
-    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| e.to_string())
+    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
+        // The parser's advice is about its own options, which a compose file cannot set.
+        e.to_string()
+            .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+    })
 }
 
 /// A mapping key: docker accepts only string keys.
