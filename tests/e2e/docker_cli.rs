@@ -317,7 +317,9 @@ async fn docker_cli_system_swarm_and_nodes() {
     // The managers record the demotion before w1 has restarted as a worker; wait for w1 itself.
     let w1_api = Docker::new(&c, w1);
     eventually("w1 itself no longer a manager", Duration::from_secs(90), || async {
-        (!w1_api.run(&["node", "ls"]).status.success()).then_some(())
+        let out = w1_api.run(&["node", "ls"]);
+        let refused = String::from_utf8_lossy(&out.stderr).contains("This node is not a swarm manager.");
+        (!out.status.success() && refused).then_some(())
     })
     .await;
     assert_eq!(d.ok(&["node", "ls", "--filter", "role=manager", "-q"]).trim(), m1_id);
@@ -403,6 +405,32 @@ async fn docker_cli_system_swarm_and_nodes() {
     );
     let on_w1 = Docker::new(&c, w1);
     on_w1.fails(&["node", "ls"], "This node is not a swarm manager.");
+    // A container of w1's that leaving must remove.
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "onw1",
+        "--constraint",
+        "node.hostname==w1",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    eventually("a container on w1", Duration::from_secs(60), || async {
+        let ps = Command::new("docker")
+            .args([
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=com.docker.swarm.node.id={w1_id}"),
+            ])
+            .output()
+            .ok()?;
+        (!String::from_utf8_lossy(&ps.stdout).trim().is_empty()).then_some(())
+    })
+    .await;
     assert_eq!(on_w1.ok(&["swarm", "leave"]).trim(), "Node left the swarm.");
     let status = c
         .wait_exit(w1, Duration::from_secs(60))
