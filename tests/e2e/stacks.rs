@@ -364,9 +364,12 @@ async fn bad_stack_files_deploy_nothing() {
         ),
         (
             "services:\n  web:\n    image: busybox\n    secrets: [token]\nsecrets:\n  token:\n    file: ./missing.txt\n",
-            "missing.txt",
+            "missing.txt: No such file or directory",
         ),
-        ("services:\n  web:\n    image: busybox\n  web: {}\n", "duplicate"),
+        (
+            "services:\n  web:\n    image: busybox\n  web: {}\n",
+            "duplicate mapping key: web at line 4, column 3",
+        ),
     ];
     for (i, (text, message)) in cases.iter().enumerate() {
         let file = dir.path().join(format!("bad{i}.yml"));
@@ -380,6 +383,17 @@ async fn bad_stack_files_deploy_nothing() {
         }
     }
     assert!(rows(&c.ctl_ok(0, &["stack", "ls"])).is_empty());
+    // The same checks see what a good file creates, so the empty answers above mean something.
+    let good = dir.path().join("good.yml");
+    std::fs::write(&good, "services:\n  web:\n    image: busybox\n").expect("write");
+    c.ctl_ok(0, &["stack", "deploy", "-c", good.to_str().expect("utf-8"), "bad"]);
+    for kind in ["service", "network"] {
+        assert!(
+            !labelled(&c, kind, "bad").await.is_empty(),
+            "a good file created no {kind}"
+        );
+    }
+    c.ctl_ok(0, &["stack", "rm", "bad"]);
     let out = c.ctl(0, &["stack", "deploy", "-c", "/nonexistent/stack.yml", "bad"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/stack.yml"));
@@ -486,7 +500,17 @@ async fn a_stack_of_containers_on_three_nodes() {
     let out = c.ctl_ok(0, &["stack", "deploy", "--detach=false", "-c", v1, "app"]);
     assert!(out.contains("Creating secret app_token"), "{out}");
     let web = running_tasks(&c, "app_web").await;
-    let agent = running_tasks(&c, "app_agent").await;
+    // `--detach=false` counts a global service's nodes by the tasks it sees (as docker does),
+    // so it can return before the orchestrator has given every node its task.
+    let agent = eventually(
+        "a running global task on each node",
+        Duration::from_secs(60),
+        || async {
+            let agent = running_tasks(&c, "app_agent").await;
+            (agent.len() == 3).then_some(agent)
+        },
+    )
+    .await;
     let vault = running_tasks(&c, "app_vault").await;
     assert_eq!(web.len(), 2, "{web:?}");
     assert_eq!(agent.len(), 3, "a global task on each node: {agent:?}");
