@@ -12,6 +12,12 @@ mod service;
 mod task;
 mod time;
 
+#[cfg(any(test, feature = "sample"))]
+pub mod sample;
+
+#[cfg(test)]
+mod golden;
+
 pub use cluster::*;
 pub use ids::*;
 pub use network::*;

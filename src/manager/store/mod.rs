@@ -126,6 +126,8 @@ impl swarm_raft::App for Store {
 }
 
 #[cfg(test)]
+mod golden;
+#[cfg(test)]
 mod tests;
 
 /// Helpers for tests of controllers that read the store.
