@@ -35,6 +35,7 @@ use crate::types::LogId;
 use crate::types::RaftId;
 use crate::types::TypeConfig;
 use crate::types::Vote;
+use swarm_sync::lock;
 
 /// Who owns a log directory. Written once when the log is created and checked on every open, so
 /// a log copied from another cluster or another node is refused instead of silently mixed in.
@@ -168,7 +169,7 @@ impl LogStore {
     fn lock(&self) -> MutexGuard<'_, RaftLog<LogTypes>> {
         // A poisoned lock means a panic while holding the WAL; continuing is still safe because
         // every write is validated by raft-log's state machine.
-        self.log.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.log)
     }
 
     /// Queues a flush with fsync and waits for it.

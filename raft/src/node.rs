@@ -42,6 +42,7 @@ use crate::types::ManagerAddr;
 use crate::types::RaftId;
 use crate::types::TypeConfig;
 use crate::types::Vote;
+use swarm_sync::lock;
 
 type Raft<A> = openraft::Raft<TypeConfig, StateMachineStore<A>>;
 
@@ -371,7 +372,7 @@ impl<A: App> RaftNode<A> {
     /// [`RaftNode::status`] plus the log's write statistics (takes the log lock; not for hot paths).
     pub fn detailed_status(&self) -> RaftStatus {
         let mut s = self.status();
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let log = lock(&self.log).clone();
         if let Some(log) = log {
             s.log_writes = log.write_stats();
         }
@@ -811,7 +812,7 @@ impl<A: App> RaftNode<A> {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown reported an error");
         }
-        let log = self.log.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let log = lock(&self.log).take();
         if let Some(log) = log
             && !log.close(Duration::from_secs(10)).await
         {

@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use crate::codec;
 use crate::types::SnapshotMeta;
+use swarm_sync::lock;
 
 const MAGIC: &[u8; 8] = b"SWRSNAP1";
 const SUFFIX: &str = ".snap";
@@ -156,7 +157,7 @@ impl SnapshotStore {
     }
 
     fn guard(&self) -> MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.lock)
     }
 
     /// Snapshot files by index, without opening them.

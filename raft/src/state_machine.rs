@@ -21,6 +21,7 @@ use crate::types::LogId;
 use crate::types::SnapshotMeta;
 use crate::types::StoredMembership;
 use crate::types::TypeConfig;
+use swarm_sync::lock;
 
 /// The replicated application: a deterministic state machine over opaque commands.
 ///
@@ -95,7 +96,7 @@ impl<A: App> StateMachineStore<A> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Applied> {
-        self.applied.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.applied)
     }
 }
 

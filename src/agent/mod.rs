@@ -30,6 +30,7 @@ use crate::model::Platform;
 use crate::net::peer_client::PeerClient;
 use crate::net::peer_client::PeerError;
 use crate::net::peer_client::full;
+use swarm_sync::lock;
 
 /// Called when the manager list changes, e.g. to save it for the next start.
 pub type ManagersChanged = Arc<dyn Fn(&[(String, String)]) + Send + Sync>;
@@ -83,19 +84,14 @@ impl Agent {
     }
 
     fn manager_addrs(&self) -> Vec<String> {
-        self.managers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(_, a)| a.clone())
-            .collect()
+        lock(&self.managers).iter().map(|(_, a)| a.clone()).collect()
     }
 
     fn set_managers(&self, managers: Vec<(String, String)>) {
         if managers.is_empty() {
             return;
         }
-        let mut current = self.managers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = lock(&self.managers);
         if *current != managers {
             *current = managers;
             if let Some(cb) = &self.on_managers {

@@ -24,6 +24,7 @@ use crate::model::Task;
 use crate::model::TaskState;
 use crate::model::TaskStatus;
 use crate::model::Timestamp;
+use swarm_sync::lock;
 
 /// The latest status of every task and which ones the managers have not seen yet.
 #[derive(Default)]
@@ -36,21 +37,15 @@ pub struct Reporter {
 impl Reporter {
     pub fn report(&self, task_id: &str, status: TaskStatus) {
         tracing::debug!(task_id, state = ?status.state, message = %status.message, err = %status.err, "task status");
-        self.latest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(task_id.to_string(), status);
-        self.dirty
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(task_id.to_string());
+        lock(&self.latest).insert(task_id.to_string(), status);
+        lock(&self.dirty).insert(task_id.to_string());
         self.changed.notify_one();
     }
 
     /// Takes the statuses not yet delivered, oldest state first within each task.
     pub fn take_dirty(&self) -> Vec<(String, TaskStatus)> {
-        let ids: Vec<String> = self.dirty.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
-        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        let ids: Vec<String> = lock(&self.dirty).drain().collect();
+        let latest = lock(&self.latest);
         ids.into_iter()
             .filter_map(|id| latest.get(&id).map(|s| (id, s.clone())))
             .collect()
@@ -58,33 +53,23 @@ impl Reporter {
 
     /// Puts back statuses that could not be delivered.
     pub fn restore(&self, ids: impl IntoIterator<Item = String>) {
-        self.dirty.lock().unwrap_or_else(|p| p.into_inner()).extend(ids);
+        lock(&self.dirty).extend(ids);
         self.changed.notify_one();
     }
 
     /// A new session (perhaps with a new leader) must learn every current status.
     pub fn mark_all_dirty(&self) {
-        let ids: Vec<String> = self
-            .latest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let ids: Vec<String> = lock(&self.latest).keys().cloned().collect();
         self.restore(ids);
     }
 
     fn forget(&self, task_id: &str) {
-        self.latest.lock().unwrap_or_else(|p| p.into_inner()).remove(task_id);
-        self.dirty.lock().unwrap_or_else(|p| p.into_inner()).remove(task_id);
+        lock(&self.latest).remove(task_id);
+        lock(&self.dirty).remove(task_id);
     }
 
     pub fn status_of(&self, task_id: &str) -> Option<TaskStatus> {
-        self.latest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(task_id)
-            .cloned()
+        lock(&self.latest).get(task_id).cloned()
     }
 }
 
@@ -132,19 +117,19 @@ impl Worker {
                 if !ids.is_empty() {
                     tracing::info!(count = ids.len(), "found task containers from before the restart");
                 }
-                *self.leftovers.lock().unwrap_or_else(|p| p.into_inner()) = Some(ids.into_iter().collect());
+                *lock(&self.leftovers) = Some(ids.into_iter().collect());
             }
             Err(e) => tracing::warn!(error = %e, "cannot list existing task containers"),
         }
     }
 
     fn lock_runners(&self) -> std::sync::MutexGuard<'_, HashMap<String, Runner>> {
-        self.runners.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.runners)
     }
 
     /// The secret and config files of `task`, with the data this node was sent.
     fn files_of(&self, task: &Task) -> Vec<TaskFile> {
-        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let files = lock(&self.files);
         TaskFile::of_task(task, |kind, id| files.get(&(kind, id.to_string())).cloned())
     }
 
@@ -152,7 +137,7 @@ impl Worker {
     /// config data those tasks use.
     pub fn apply(self: &Arc<Self>, full: bool, tasks: Vec<Task>, removed: Vec<String>, files: Vec<FileData>) {
         {
-            let mut known = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            let mut known = lock(&self.files);
             if full {
                 known.clear();
             }
@@ -169,7 +154,7 @@ impl Worker {
             for id in stale {
                 self.drop_task(&id);
             }
-            let leftovers = self.leftovers.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let leftovers = lock(&self.leftovers).take();
             for id in leftovers.into_iter().flatten() {
                 if !wanted.contains(&id) {
                     self.remove_container(id);

@@ -12,6 +12,7 @@ use super::store::Event;
 use crate::model::Labels;
 use crate::model::Object;
 use crate::model::Timestamp;
+use swarm_sync::lock;
 
 /// How many past events a manager keeps.
 const HISTORY: usize = 2000;
@@ -176,7 +177,7 @@ impl Default for EventLog {
 
 impl EventLog {
     pub fn record(&self, msg: EventMessage) {
-        let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let mut h = lock(&self.history);
         if h.len() >= HISTORY {
             h.pop_front();
         }
@@ -186,7 +187,7 @@ impl EventLog {
 
     /// Past events from `since_nanos` on, and the live feed from right after them.
     pub fn subscribe(&self, since_nanos: Option<i128>) -> (Vec<EventMessage>, broadcast::Receiver<EventMessage>) {
-        let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let h = lock(&self.history);
         let past = match since_nanos {
             Some(since) => h.iter().filter(|e| e.time_nano >= since).cloned().collect(),
             None => Vec::new(),

@@ -24,6 +24,7 @@ use crate::model::Node;
 use crate::model::NodeRole;
 use crate::model::Reachability;
 use crate::net::peer_client::PeerClient;
+use swarm_sync::lock;
 
 /// Who this node is.
 #[derive(Debug, Clone)]
@@ -203,12 +204,7 @@ impl Default for PeerHealth {
 
 impl PeerHealth {
     pub fn reachability(&self, node_id: &str) -> Reachability {
-        let last = self
-            .last_ok
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(node_id)
-            .copied();
+        let last = lock(&self.last_ok).get(node_id).copied();
         match last {
             Some(t) if t.elapsed() <= self.grace => Reachability::Reachable,
             Some(_) => Reachability::Unreachable,
@@ -218,10 +214,7 @@ impl PeerHealth {
     }
 
     fn mark(&self, node_id: &str) {
-        self.last_ok
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(node_id.to_string(), Instant::now());
+        lock(&self.last_ok).insert(node_id.to_string(), Instant::now());
     }
 
     /// Pings every other manager once a second.

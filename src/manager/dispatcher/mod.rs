@@ -44,6 +44,7 @@ use crate::model::Task;
 use crate::model::TaskState;
 use crate::model::TaskStatus;
 use crate::model::new_id;
+use swarm_sync::lock;
 
 /// Heartbeats a node may miss before it is marked Down.
 const MISSED_HEARTBEATS: u32 = 3;
@@ -136,7 +137,7 @@ fn managers_of(m: &Manager) -> Vec<(String, String)> {
 
 impl Dispatcher {
     fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionEntry>> {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.sessions)
     }
 
     /// The answer for a node that reached a manager which is not the leader.
@@ -361,7 +362,7 @@ impl Dispatcher {
     }
 
     fn lock_logs(&self) -> std::sync::MutexGuard<'_, HashMap<String, LogSubscription>> {
-        self.logs.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.logs)
     }
 
     /// Asks the nodes running `tasks` (by node) for their output. Lines arrive on the returned
@@ -529,7 +530,7 @@ impl Dispatcher {
                 .collect()
         });
         if !mine.is_empty() {
-            self.queue.lock().unwrap_or_else(|p| p.into_inner()).extend(mine);
+            lock(&self.queue).extend(mine);
             self.queued.notify_one();
         }
         Ok(())
@@ -543,7 +544,7 @@ impl Dispatcher {
         }
         // Readers see their streams end; nodes are told to stop when they next send.
         self.lock_logs().clear();
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        lock(&self.queue).clear();
     }
 
     /// The leader-side loop: marks nodes Down when their heartbeats stop, and flushes status
@@ -567,7 +568,7 @@ impl Dispatcher {
 
     async fn flush_statuses(&self, m: &Manager) {
         let updates: Vec<(String, TaskStatus)> = {
-            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let mut q = lock(&self.queue);
             let n = q.len().min(STATUS_BATCH * 10);
             q.drain(..n).collect()
         };
@@ -585,7 +586,7 @@ impl Dispatcher {
             // states only move forward). If this manager stops leading, the queue is dropped
             // and the nodes report everything again on their next session.
             if self.active.load(Ordering::Relaxed) {
-                let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                let mut q = lock(&self.queue);
                 let newer = std::mem::take(&mut *q);
                 *q = updates;
                 q.extend(newer);

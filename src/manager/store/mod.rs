@@ -24,6 +24,9 @@ pub use watch::Watcher;
 
 use self::state::SNAPSHOT_FORMAT;
 use self::state::SnapshotData;
+use swarm_sync::lock;
+use swarm_sync::read;
+use swarm_sync::write;
 
 /// The store of one manager. Every manager applies the same raft entries to its own store.
 #[derive(Default)]
@@ -39,7 +42,7 @@ impl Store {
 
     /// Runs `f` on a consistent view of the state.
     pub fn view<R>(&self, f: impl FnOnce(&StoreState) -> R) -> R {
-        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let state = read(&self.state);
         f(&state)
     }
 
@@ -52,7 +55,7 @@ impl Store {
 
     /// Reads the state and subscribes atomically: no change is missed or seen twice.
     pub fn view_and_watch<R>(&self, f: impl FnOnce(&StoreState) -> R) -> (R, Watcher) {
-        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let state = read(&self.state);
         let watcher = self.watch();
         (f(&state), watcher)
     }
@@ -63,7 +66,7 @@ impl Store {
     }
 
     fn lock_watchers(&self) -> std::sync::MutexGuard<'_, Vec<mpsc::UnboundedSender<EventBatch>>> {
-        self.watchers.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.watchers)
     }
 
     /// Sends a batch to every live watcher. Called with the state's write lock held, so
@@ -86,7 +89,7 @@ impl Store {
 
 impl swarm_raft::App for Store {
     fn apply(&self, index: u64, command: &[u8]) -> Vec<u8> {
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut state = write(&self.state);
         let mut events = Vec::new();
         let results: TxResults = match swarm_raft::decode::<Proposal>(command, "proposal") {
             Ok(proposal) => proposal
@@ -118,7 +121,7 @@ impl swarm_raft::App for Store {
         }
         let restored = StoreState::from_snapshot(data);
         let index = restored.applied_index;
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut state = write(&self.state);
         *state = restored;
         self.publish(vec![Event::Restored { index }]);
         Ok(())
