@@ -4,6 +4,7 @@
 //! timestamps). The same serde impls encode the raft log and snapshots as MessagePack maps.
 
 mod cluster;
+pub mod defaults;
 mod ids;
 mod network;
 mod node;

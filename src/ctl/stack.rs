@@ -32,13 +32,13 @@ use super::table;
 use super::tasks::filters_query;
 use super::tasks::print_tasks;
 use crate::client::ApiClient;
-use crate::manager::api::validate::normalize_service_spec;
 use crate::model::Network;
 use crate::model::Secret;
 use crate::model::SecretSpec;
 use crate::model::Service;
 use crate::model::ServiceSpec;
 use crate::model::Task;
+use crate::model::defaults::normalize_service_spec;
 
 #[derive(Subcommand)]
 pub enum StackCmd {

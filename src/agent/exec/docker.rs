@@ -38,13 +38,13 @@ use super::Executor;
 use super::Existing;
 use super::Exit;
 use super::TaskFile;
-use crate::manager::api::validate::DEFAULT_STOP_GRACE_PERIOD;
 use crate::manager::dispatcher::protocol::LogLine;
 use crate::manager::dispatcher::protocol::LogOptions;
 use crate::model::EngineDescription;
 use crate::model::Resources;
 use crate::model::Task;
 use crate::model::Timestamp;
+use crate::model::defaults::DEFAULT_STOP_GRACE_PERIOD;
 
 pub const LABEL_NODE: &str = "com.docker.swarm.node.id";
 pub const LABEL_SERVICE_ID: &str = "com.docker.swarm.service.id";

@@ -17,7 +17,6 @@
 use super::global;
 use super::new_task;
 use super::run_state;
-use crate::manager::api::validate::DEFAULT_RESTART_DELAY;
 use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
 use crate::manager::store::Transaction;
@@ -30,6 +29,7 @@ use crate::model::StoreObject;
 use crate::model::Task;
 use crate::model::TaskState;
 use crate::model::Timestamp;
+use crate::model::defaults::DEFAULT_RESTART_DELAY;
 
 /// How long a replacement waits at most for the task it replaces to stop.
 const MAX_WAIT_FOR_OLD_NS: i128 = 60_000_000_000;

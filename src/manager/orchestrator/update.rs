@@ -20,7 +20,6 @@ use super::global;
 use super::global::constraints_hold;
 use super::new_task;
 use super::run_state;
-use crate::manager::api::validate::DEFAULT_MONITOR;
 use crate::manager::store::StoreAction;
 use crate::manager::store::StoreState;
 use crate::manager::store::Transaction;
@@ -34,6 +33,7 @@ use crate::model::Timestamp;
 use crate::model::UpdateConfig;
 use crate::model::UpdateProgress;
 use crate::model::UpdateStatus;
+use crate::model::defaults::DEFAULT_MONITOR;
 
 const SEC: i128 = 1_000_000_000;
 
