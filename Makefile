@@ -48,4 +48,4 @@ bench:
 
 ## Scheduler benchmark: 100,000 tasks on 1,000 nodes through the real scheduler and store.
 bench-sched:
-	$(CARGO) test --release --lib -- --ignored --nocapture --test-threads=1 bench_sched
+	$(CARGO) test --release -p swarm-manager --lib -- --ignored --nocapture --test-threads=1 bench_sched

@@ -24,12 +24,11 @@ pub use ids::*;
 pub use network::*;
 pub use node::*;
 pub use secret::*;
+use serde::Deserialize;
+use serde::Serialize;
 pub use service::*;
 pub use task::*;
 pub use time::Timestamp;
-
-use serde::Deserialize;
-use serde::Serialize;
 
 /// Labels on any object.
 pub type Labels = std::collections::BTreeMap<String, String>;

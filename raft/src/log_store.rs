@@ -27,6 +27,7 @@ use raft_log::RaftLog;
 use raft_log::api::raft_log_writer::RaftLogWriter;
 use serde::Deserialize;
 use serde::Serialize;
+use swarm_sync::lock;
 
 use crate::codec::Rmp;
 use crate::types::Entry;
@@ -35,7 +36,6 @@ use crate::types::LogId;
 use crate::types::RaftId;
 use crate::types::TypeConfig;
 use crate::types::Vote;
-use swarm_sync::lock;
 
 /// Who owns a log directory. Written once when the log is created and checked on every open, so
 /// a log copied from another cluster or another node is refused instead of silently mixed in.

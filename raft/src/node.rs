@@ -18,6 +18,7 @@ use openraft::errors::ClientWriteError;
 use openraft::errors::RaftError;
 use serde::Deserialize;
 use serde::Serialize;
+use swarm_sync::lock;
 use tokio::io::AsyncRead;
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
@@ -42,7 +43,6 @@ use crate::types::ManagerAddr;
 use crate::types::RaftId;
 use crate::types::TypeConfig;
 use crate::types::Vote;
-use swarm_sync::lock;
 
 type Raft<A> = openraft::Raft<TypeConfig, StateMachineStore<A>>;
 

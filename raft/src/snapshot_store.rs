@@ -24,10 +24,10 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 use serde::Serialize;
+use swarm_sync::lock;
 
 use crate::codec;
 use crate::types::SnapshotMeta;
-use swarm_sync::lock;
 
 const MAGIC: &[u8; 8] = b"SWRSNAP1";
 const SUFFIX: &str = ".snap";

@@ -12,6 +12,7 @@ use openraft::RaftSnapshotBuilder;
 use openraft::alias::SnapshotOf;
 use openraft::storage::EntryResponder;
 use openraft::storage::RaftStateMachine;
+use swarm_sync::lock;
 use tokio::sync::watch;
 
 use crate::snapshot_store::SnapshotFile;
@@ -21,7 +22,6 @@ use crate::types::LogId;
 use crate::types::SnapshotMeta;
 use crate::types::StoredMembership;
 use crate::types::TypeConfig;
-use swarm_sync::lock;
 
 /// The replicated application: a deterministic state machine over opaque commands.
 ///

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use swarm::ctl::Cli;
+use swarm_ctl::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(swarm::ctl::run(cli)) {
+    match runtime.block_on(swarm_ctl::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e}");

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::Subcommand;
-use swarm::daemon;
-use swarm::model::Availability;
-use swarm::model::Labels;
+use swarm_daemon as daemon;
+use swarm_model::Availability;
+use swarm_model::Labels;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]

@@ -1,10 +1,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use swarm::net::peer_client::PeerClient;
-use swarm::net::peer_client::PeerError;
-use swarm::net::peer_client::full;
-use swarm::net::tls;
+use swarm_net::peer_client::PeerClient;
+use swarm_net::peer_client::PeerError;
+use swarm_net::peer_client::full;
+use swarm_net::tls;
 
 use crate::support::Cluster;
 

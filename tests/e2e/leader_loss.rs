@@ -6,7 +6,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use serde_json::Value;
-use swarm::client::ApiClient;
+use swarm_ctl::client::ApiClient;
 
 use crate::support::Cluster;
 use crate::support::eventually;

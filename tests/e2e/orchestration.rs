@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use swarm::model::Timestamp;
+use swarm_model::Timestamp;
 
 use crate::support::Cluster;
 use crate::support::eventually;

@@ -171,7 +171,7 @@ async fn stored_specs(c: &Cluster, stack: &str) -> BTreeMap<String, Value> {
 
 async fn labelled(c: &Cluster, kind: &str, stack: &str) -> Vec<String> {
     let filters = format!(r#"{{"label":{{"com.docker.stack.namespace={stack}":true}}}}"#);
-    let path = format!("/{kind}s?filters={}", swarm::client::encode_query(&filters));
+    let path = format!("/{kind}s?filters={}", swarm_ctl::client::encode_query(&filters));
     let list: Vec<Value> = c.nodes[0].client().get(&path).await.expect("list by label");
     list.iter()
         .map(|o| o["ID"].as_str().or(o["Id"].as_str()).unwrap_or_default().to_string())

@@ -16,7 +16,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use serde_json::Value;
-use swarm::client::ApiClient;
+use swarm_ctl::client::ApiClient;
 
 pub const SWARMD: &str = env!("CARGO_BIN_EXE_swarmd");
 pub const SWARMCTL: &str = env!("CARGO_BIN_EXE_swarmctl");
@@ -535,7 +535,7 @@ pub fn service_spec(name: &str) -> Value {
 /// Tasks of service `name` as node `i` reports them.
 pub async fn tasks_of(c: &Cluster, i: usize, name: &str) -> Option<Vec<Value>> {
     let filters = format!(r#"{{"service":{{"{name}":true}}}}"#);
-    let path = format!("/tasks?filters={}", swarm::client::encode_query(&filters));
+    let path = format!("/tasks?filters={}", swarm_ctl::client::encode_query(&filters));
     c.nodes[i].client().get(&path).await.ok()
 }
 

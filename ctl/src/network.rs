@@ -1,0 +1,144 @@
+//! `swarmctl network …`: create, list, inspect and remove the swarm's overlay networks.
+
+use clap::Subcommand;
+use serde_json::Value;
+use serde_json::json;
+use swarm_model::Network;
+
+use super::CtlError;
+use super::FilteredListArgs;
+use super::check_format;
+use super::for_each;
+use super::list_query;
+use super::parse_labels;
+use super::print_json;
+use super::table;
+use crate::client::ApiClient;
+use crate::client::encode_query;
+
+#[derive(Subcommand)]
+pub enum NetworkCmd {
+    /// Create a network; prints its ID.
+    Create {
+        /// Network driver; a swarm-rs manager has `overlay` only.
+        #[arg(short = 'd', long, default_value = "overlay")]
+        driver: String,
+        /// Let standalone containers attach too.
+        #[arg(long)]
+        attachable: bool,
+        /// No access to the outside from the network.
+        #[arg(long)]
+        internal: bool,
+        /// Label, `key=value` (repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        name: String,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls(FilteredListArgs),
+    /// Show networks in detail (JSON).
+    Inspect {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove networks.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+}
+
+pub async fn run(client: &ApiClient, cmd: NetworkCmd) -> Result<(), CtlError> {
+    match cmd {
+        NetworkCmd::Create {
+            driver,
+            attachable,
+            internal,
+            labels,
+            name,
+        } => {
+            let body = json!({
+                "Name": name,
+                "Driver": driver,
+                "Attachable": attachable,
+                "Internal": internal,
+                "Labels": parse_labels(&labels)?,
+            });
+            let resp: Value = client.post("/networks/create", &body).await?;
+            let id = resp["Id"]
+                .as_str()
+                .ok_or_else(|| CtlError::Usage(format!("the daemon's answer to network create has no Id: {resp}")))?;
+            println!("{id}");
+            Ok(())
+        }
+        NetworkCmd::Ls(args) => network_ls(client, args).await,
+        NetworkCmd::Inspect { networks } => {
+            let mut out = Vec::new();
+            for n in networks {
+                out.push(client.get::<Value>(&format!("/networks/{}", encode_query(&n))).await?);
+            }
+            print_json(&out)
+        }
+        NetworkCmd::Rm { networks } => {
+            for_each(networks, "remove", |n| async move {
+                client.delete(&format!("/networks/{}", encode_query(&n))).await?;
+                println!("{n}");
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+/// The first 12 characters, as docker shows network IDs.
+fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+async fn network_ls(client: &ApiClient, args: FilteredListArgs) -> Result<(), CtlError> {
+    check_format(&args.list.format)?;
+    let mut nets: Vec<Network> = client.get(&format!("/networks{}", list_query(&args.filters)?)).await?;
+    nets.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    if args.list.quiet {
+        // docker prints the short IDs here too.
+        for n in &nets {
+            println!("{}", short_id(&n.id));
+        }
+        return Ok(());
+    }
+    if args.list.format == "json" {
+        return print_json(&nets);
+    }
+    print!("{}", render_ls(&nets));
+    Ok(())
+}
+
+fn render_ls(nets: &[Network]) -> String {
+    let rows: Vec<Vec<String>> = nets
+        .iter()
+        .map(|n| vec![short_id(&n.id), n.name.clone(), n.driver.clone(), n.scope.clone()])
+        .collect();
+    table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_short_in_the_table() {
+        let n = Network {
+            id: "4a31wc1zfzz8afliy2ztuqbg1".into(),
+            name: "front".into(),
+            driver: "overlay".into(),
+            scope: "swarm".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            render_ls(&[n]),
+            "NETWORK ID     NAME    DRIVER    SCOPE\n4a31wc1zfzz8   front   overlay   swarm\n"
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! `/networks`: swarm-scoped overlay networks. Services name them by ID or name; the API stores
+//! IDs. A network in use by a service cannot be removed.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::extract::Query;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::json;
+use swarm_model::Ipam;
+use swarm_model::Kind;
+use swarm_model::Labels;
+use swarm_model::Network;
+use swarm_model::ServiceSpec;
+use swarm_model::StoreObject;
+use swarm_model::Timestamp;
+use swarm_model::Version;
+use swarm_model::new_id;
+
+use super::ApiState;
+use super::body::decode_json;
+use super::error::ApiError;
+use super::error::ApiResult;
+use super::filters::Filters;
+use super::references::resolve_in;
+use super::validate::valid_name;
+use crate::store::StoreAction;
+use crate::store::StoreState;
+
+const FILTERS: &[&str] = &["id", "name", "label", "driver", "scope", "type"];
+
+/// What `docker network create` sends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkCreate {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Driver", default)]
+    pub driver: String,
+    #[serde(rename = "Scope", default)]
+    pub scope: String,
+    #[serde(rename = "EnableIPv6", default)]
+    pub enable_ipv6: Option<bool>,
+    /// Accepted and ignored: overlay networks carry IPv4.
+    #[serde(rename = "EnableIPv4", default)]
+    pub _enable_ipv4: Option<bool>,
+    #[serde(rename = "IPAM", default)]
+    pub ipam: Option<Ipam>,
+    #[serde(rename = "Internal", default)]
+    pub internal: bool,
+    #[serde(rename = "Attachable", default)]
+    pub attachable: bool,
+    #[serde(rename = "Ingress", default)]
+    pub ingress: bool,
+    #[serde(rename = "ConfigOnly", default)]
+    pub config_only: bool,
+    #[serde(rename = "ConfigFrom", default)]
+    pub config_from: Option<Value>,
+    #[serde(rename = "Options", default)]
+    pub options: Option<Labels>,
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<Labels>,
+    /// Accepted and ignored: names are always unique.
+    #[serde(rename = "CheckDuplicate", default)]
+    pub _check_duplicate: Option<bool>,
+}
+
+/// Finds a network by full ID, then exact name, then unique ID prefix.
+pub fn resolve_network(s: &StoreState, reference: &str) -> Result<Network, ApiError> {
+    resolve_in(&s.networks, "network", reference)
+}
+
+/// Replaces network names in a service spec by IDs (stack deploy sends names), refusing
+/// networks that do not exist.
+pub fn resolve_targets(s: &StoreState, spec: &mut ServiceSpec) -> Result<(), ApiError> {
+    let lists = [spec.task_template.networks.as_mut(), spec.networks.as_mut()];
+    for list in lists.into_iter().flatten() {
+        for att in list.iter_mut() {
+            let net = resolve_network(s, &att.target).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid service spec: Networks: network {} not found",
+                    att.target
+                ))
+            })?;
+            att.target = net.id;
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(State(state): State<ApiState>, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let m = state.manager()?;
+    let req: NetworkCreate = decode_json(&body, "network create request")?;
+    if !valid_name(&req.name) {
+        return Err(ApiError::bad_request(format!(
+            "invalid network name {:?}: letters, digits, '-', '_' and '.', at most 63, starting and ending with a letter or digit",
+            req.name
+        )));
+    }
+    let driver = if req.driver.is_empty() {
+        "overlay"
+    } else {
+        req.driver.as_str()
+    };
+    if driver != "overlay" {
+        return Err(ApiError::bad_request(format!(
+            "network driver {driver:?} is not supported: a swarm-rs manager creates swarm-scoped overlay networks only"
+        )));
+    }
+    if !req.scope.is_empty() && req.scope != "swarm" {
+        return Err(ApiError::bad_request(format!(
+            "network scope {:?} is not supported: overlay networks are swarm-scoped",
+            req.scope
+        )));
+    }
+    if req.config_only || req.config_from.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::bad_request("config-only networks are not supported"));
+    }
+    let exists = m.store.view(|s| s.networks.by_name(&req.name).is_some());
+    if exists {
+        return Err(ApiError::conflict(format!(
+            "network with name {} already exists",
+            req.name
+        )));
+    }
+    let now = Timestamp::now();
+    let mut ipam = req.ipam.unwrap_or_default();
+    if ipam.driver.is_empty() {
+        ipam.driver = "default".to_string();
+    }
+    let net = Network {
+        name: req.name,
+        id: new_id(),
+        created_at: now,
+        scope: "swarm".to_string(),
+        driver: driver.to_string(),
+        enable_ipv6: req.enable_ipv6.unwrap_or(false),
+        ipam,
+        internal: req.internal,
+        attachable: req.attachable,
+        ingress: req.ingress,
+        config_only: false,
+        options: req.options.unwrap_or_default(),
+        labels: req.labels.unwrap_or_default(),
+        version: Version::default(),
+        updated_at: now,
+    };
+    let id = net.id.clone();
+    m.commit(vec![StoreAction::Create(net.into_object())]).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "Id": id, "Warning": "" }))))
+}
+
+pub async fn list(
+    State(state): State<ApiState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Vec<Network>>> {
+    let m = state.manager()?;
+    let filters = Filters::parse(q.get("filters"), FILTERS)?;
+    let out = m.store.view(|s| {
+        s.networks
+            .iter()
+            .filter(|n| {
+                filters.any("id", |v| n.id.starts_with(v))
+                    && filters.any("name", |v| n.name.contains(v))
+                    && filters.any("driver", |v| n.driver == v)
+                    && filters.any("scope", |v| v == "swarm")
+                    && filters.any("type", |v| v == "custom")
+                    && filters.labels_match("label", &n.labels)
+            })
+            .cloned()
+            .collect()
+    });
+    Ok(Json(out))
+}
+
+pub async fn inspect(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<Network>> {
+    let m = state.manager()?;
+    Ok(Json(m.store.view(|s| resolve_network(s, &id))?))
+}
+
+pub async fn remove(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let m = state.manager()?;
+    let (net, users) = m.store.view(|s| {
+        resolve_network(s, &id).map(|n| {
+            let users: Vec<String> = s
+                .services
+                .iter()
+                .filter(|svc| {
+                    svc.spec
+                        .task_template
+                        .networks
+                        .iter()
+                        .chain(svc.spec.networks.iter())
+                        .flatten()
+                        .any(|a| a.target == n.id)
+                })
+                .map(|svc| svc.spec.name.clone())
+                .collect();
+            (n, users)
+        })
+    })?;
+    if !users.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "network {} is in use by service {}",
+            net.name,
+            users.join(", ")
+        )));
+    }
+    m.commit(vec![StoreAction::Remove {
+        kind: Kind::Network,
+        id: net.id,
+        version: None,
+    }])
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

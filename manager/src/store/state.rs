@@ -1,0 +1,532 @@
+//! The in-memory tables and their secondary indexes.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+use serde::Serialize;
+use swarm_model::Cluster;
+use swarm_model::Config;
+use swarm_model::Kind;
+use swarm_model::Network;
+use swarm_model::Node;
+use swarm_model::Object;
+use swarm_model::Secret;
+use swarm_model::Service;
+use swarm_model::StoreObject;
+use swarm_model::Task;
+use swarm_model::TaskState;
+use swarm_model::Version;
+
+use super::action::StoreAction;
+use super::action::StoreError;
+use super::watch::Event;
+
+/// Objects of one kind by ID, with a name index for kinds whose names are unique.
+#[derive(Debug, Clone)]
+pub struct Table<T: StoreObject> {
+    items: BTreeMap<String, T>,
+    by_name: BTreeMap<String, String>,
+}
+
+impl<T: StoreObject> Default for Table<T> {
+    fn default() -> Self {
+        Self {
+            items: BTreeMap::new(),
+            by_name: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T: StoreObject> Table<T> {
+    pub fn get(&self, id: &str) -> Option<&T> {
+        self.items.get(id)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&T> {
+        self.by_name.get(name).and_then(|id| self.items.get(id))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.items.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Objects whose ID starts with `prefix`.
+    pub fn with_id_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a T> + 'a {
+        self.items
+            .range(prefix.to_string()..)
+            .take_while(move |(id, _)| id.starts_with(prefix))
+            .map(|(_, v)| v)
+    }
+
+    fn insert(&mut self, obj: T) -> Option<T> {
+        let old = self.items.remove(obj.id());
+        if let Some(old_name) = old.as_ref().and_then(|o| o.unique_name()) {
+            self.by_name.remove(old_name);
+        }
+        if let Some(name) = obj.unique_name() {
+            self.by_name.insert(name.to_string(), obj.id().to_string());
+        }
+        self.items.insert(obj.id().to_string(), obj);
+        old
+    }
+
+    fn remove(&mut self, id: &str) -> Option<T> {
+        let old = self.items.remove(id)?;
+        if let Some(name) = old.unique_name() {
+            self.by_name.remove(name);
+        }
+        Some(old)
+    }
+
+    fn rebuild(items: Vec<T>) -> Self {
+        let mut t = Self::default();
+        for item in items {
+            t.insert(item);
+        }
+        t
+    }
+}
+
+/// Task lookups by service, by node and by (service, slot).
+#[derive(Debug, Clone, Default)]
+pub struct TaskIndexes {
+    by_service: BTreeMap<String, BTreeSet<String>>,
+    by_node: BTreeMap<String, BTreeSet<String>>,
+    by_slot: BTreeMap<(String, u64), BTreeSet<String>>,
+}
+
+impl TaskIndexes {
+    fn add(&mut self, t: &Task) {
+        self.by_service
+            .entry(t.service_id.clone())
+            .or_default()
+            .insert(t.id.clone());
+        if !t.node_id.is_empty() {
+            self.by_node.entry(t.node_id.clone()).or_default().insert(t.id.clone());
+        }
+        if t.slot != 0 {
+            self.by_slot
+                .entry((t.service_id.clone(), t.slot))
+                .or_default()
+                .insert(t.id.clone());
+        }
+    }
+
+    fn remove(&mut self, t: &Task) {
+        fn drop_from<K: Ord + Clone>(map: &mut BTreeMap<K, BTreeSet<String>>, key: &K, id: &str) {
+            if let Some(set) = map.get_mut(key) {
+                set.remove(id);
+                if set.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
+        drop_from(&mut self.by_service, &t.service_id, &t.id);
+        drop_from(&mut self.by_node, &t.node_id, &t.id);
+        drop_from(&mut self.by_slot, &(t.service_id.clone(), t.slot), &t.id);
+    }
+}
+
+/// The whole replicated state.
+#[derive(Debug, Clone, Default)]
+pub struct StoreState {
+    pub clusters: Table<Cluster>,
+    pub nodes: Table<Node>,
+    pub services: Table<Service>,
+    pub tasks: Table<Task>,
+    pub networks: Table<Network>,
+    pub secrets: Table<Secret>,
+    pub configs: Table<Config>,
+    task_index: TaskIndexes,
+    /// The raft index of the last applied entry.
+    pub applied_index: u64,
+}
+
+/// The snapshot format: plain lists, indexes are rebuilt on restore.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SnapshotData {
+    pub format: u32,
+    pub applied_index: u64,
+    pub clusters: Vec<Cluster>,
+    pub nodes: Vec<Node>,
+    pub services: Vec<Service>,
+    pub tasks: Vec<Task>,
+    pub networks: Vec<Network>,
+    pub secrets: Vec<Secret>,
+    pub configs: Vec<Config>,
+}
+
+pub(crate) const SNAPSHOT_FORMAT: u32 = 1;
+
+/// An undo record: the previous value of one object (None = it did not exist).
+enum Undo {
+    Restore(Object),
+    Delete(Kind, String),
+}
+
+impl StoreState {
+    /// The cluster object, once `swarmd init` has created it.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.clusters.iter().next()
+    }
+
+    pub fn tasks_by_service<'a>(&'a self, service_id: &str) -> impl Iterator<Item = &'a Task> + 'a {
+        self.task_index
+            .by_service
+            .get(service_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
+    }
+
+    pub fn tasks_by_node<'a>(&'a self, node_id: &str) -> impl Iterator<Item = &'a Task> + 'a {
+        self.task_index
+            .by_node
+            .get(node_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
+    }
+
+    pub fn tasks_by_slot<'a>(&'a self, service_id: &str, slot: u64) -> impl Iterator<Item = &'a Task> + 'a {
+        self.task_index
+            .by_slot
+            .get(&(service_id.to_string(), slot))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
+    }
+
+    pub fn get(&self, kind: Kind, id: &str) -> Option<Object> {
+        match kind {
+            Kind::Cluster => self.clusters.get(id).cloned().map(StoreObject::into_object),
+            Kind::Node => self.nodes.get(id).cloned().map(StoreObject::into_object),
+            Kind::Service => self.services.get(id).cloned().map(StoreObject::into_object),
+            Kind::Task => self.tasks.get(id).cloned().map(StoreObject::into_object),
+            Kind::Network => self.networks.get(id).cloned().map(StoreObject::into_object),
+            Kind::Secret => self.secrets.get(id).cloned().map(StoreObject::into_object),
+            Kind::Config => self.configs.get(id).cloned().map(StoreObject::into_object),
+        }
+    }
+
+    /// Applies one transaction at raft index `index`: all actions or none.
+    pub(crate) fn apply_tx(
+        &mut self,
+        index: u64,
+        actions: Vec<StoreAction>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), StoreError> {
+        let mut undo = Vec::new();
+        let mut tx_events = Vec::new();
+        for action in actions {
+            if let Err(e) = self.apply_action(index, action, &mut undo, &mut tx_events) {
+                for u in undo.into_iter().rev() {
+                    match u {
+                        Undo::Restore(obj) => {
+                            self.put(obj);
+                        }
+                        Undo::Delete(kind, id) => {
+                            self.take(kind, &id);
+                        }
+                    }
+                }
+                return Err(e);
+            }
+        }
+        events.extend(tx_events);
+        Ok(())
+    }
+
+    fn apply_action(
+        &mut self,
+        index: u64,
+        action: StoreAction,
+        undo: &mut Vec<Undo>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), StoreError> {
+        match action {
+            StoreAction::Create(mut obj) => {
+                let kind = obj.kind();
+                let id = obj.id().to_string();
+                if id.is_empty() {
+                    return Err(StoreError::Invalid(format!("{kind} without an ID")));
+                }
+                if self.get(kind, &id).is_some() {
+                    return Err(StoreError::IdConflict { kind, id });
+                }
+                if let Some(name) = self.name_taken(&obj) {
+                    return Err(StoreError::NameConflict { kind, name });
+                }
+                set_version(&mut obj, Version::new(index));
+                if let Object::Service(s) = &mut obj {
+                    s.spec_version = Some(Version::new(index));
+                    super::ports::allocate(s, None, self.services.iter()).map_err(StoreError::Refused)?;
+                }
+                self.put(obj.clone());
+                undo.push(Undo::Delete(kind, id));
+                events.push(Event::Create(obj));
+            }
+            StoreAction::Update(mut obj) => {
+                let kind = obj.kind();
+                let id = obj.id().to_string();
+                let Some(old) = self.get(kind, &id) else {
+                    return Err(StoreError::NotFound { kind, id });
+                };
+                if old.version() != obj.version() {
+                    return Err(StoreError::OutOfSequence { kind, id });
+                }
+                if let Some(name) = self.name_taken(&obj) {
+                    return Err(StoreError::NameConflict { kind, name });
+                }
+                set_version(&mut obj, Version::new(index));
+                if let (Object::Service(old_s), Object::Service(new_s)) = (&old, &mut obj) {
+                    new_s.spec_version = if old_s.spec != new_s.spec {
+                        Some(Version::new(index))
+                    } else {
+                        old_s.spec_version
+                    };
+                    super::ports::allocate(new_s, Some(old_s), self.services.iter()).map_err(StoreError::Refused)?;
+                }
+                self.put(obj.clone());
+                undo.push(Undo::Restore(old.clone()));
+                events.push(Event::Update { old, new: obj });
+            }
+            StoreAction::Remove { kind, id, version } => {
+                let Some(old) = self.get(kind, &id) else {
+                    return Err(StoreError::NotFound { kind, id });
+                };
+                if let Some(v) = version
+                    && v != old.version()
+                {
+                    return Err(StoreError::OutOfSequence { kind, id });
+                }
+                self.take(kind, &id);
+                undo.push(Undo::Restore(old.clone()));
+                events.push(Event::Delete(old));
+            }
+            StoreAction::TaskStatus { id, status } => {
+                let old = self.task_or_err(&id)?;
+                if status.state < old.status.state || status == old.status {
+                    return Ok(());
+                }
+                let mut new = old.clone();
+                new.updated_at = status.timestamp;
+                if status.state >= TaskState::Running && old.status.state < TaskState::Running {
+                    new.running_since = (status.state == TaskState::Running).then_some(status.timestamp);
+                }
+                new.status = status;
+                self.replace_task(index, old, new, undo, events);
+            }
+            StoreAction::ServiceUpdateStatus {
+                id,
+                spec_version,
+                status,
+            } => {
+                let Some(old) = self.services.get(&id).cloned() else {
+                    return Err(StoreError::NotFound {
+                        kind: Kind::Service,
+                        id,
+                    });
+                };
+                if old.spec_version != spec_version || old.update_status == status {
+                    return Ok(());
+                }
+                let mut new = old.clone();
+                new.update_status = status;
+                new.version = Version::new(index);
+                let (old, new) = (old.into_object(), new.into_object());
+                self.put(new.clone());
+                undo.push(Undo::Restore(old.clone()));
+                events.push(Event::Update { old, new });
+            }
+            StoreAction::TaskDesired { id, desired } => {
+                let old = self.task_or_err(&id)?;
+                if desired <= old.desired_state {
+                    return Ok(());
+                }
+                let mut new = old.clone();
+                new.desired_state = desired;
+                self.replace_task(index, old, new, undo, events);
+            }
+            StoreAction::TaskAssign { id, node_id, status } => {
+                let old = self.task_or_err(&id)?;
+                let preset_elsewhere = !old.node_id.is_empty() && old.node_id != node_id;
+                if preset_elsewhere || old.status.state >= TaskState::Assigned {
+                    return Ok(());
+                }
+                let mut new = old.clone();
+                new.node_id = node_id;
+                new.updated_at = status.timestamp;
+                new.status = status;
+                self.replace_task(index, old, new, undo, events);
+            }
+            StoreAction::NodeStatus {
+                id,
+                status,
+                description,
+            } => {
+                let Some(old) = self.nodes.get(&id).cloned() else {
+                    return Err(StoreError::NotFound { kind: Kind::Node, id });
+                };
+                let mut new = old.clone();
+                new.status = status;
+                if let Some(d) = description {
+                    new.description = d;
+                }
+                if new == old {
+                    return Ok(());
+                }
+                new.version = Version::new(index);
+                let (old, new) = (old.into_object(), new.into_object());
+                self.put(new.clone());
+                undo.push(Undo::Restore(old.clone()));
+                events.push(Event::Update { old, new });
+            }
+        }
+        Ok(())
+    }
+
+    fn task_or_err(&self, id: &str) -> Result<Task, StoreError> {
+        self.tasks.get(id).cloned().ok_or_else(|| StoreError::NotFound {
+            kind: Kind::Task,
+            id: id.to_string(),
+        })
+    }
+
+    fn replace_task(&mut self, index: u64, old: Task, mut new: Task, undo: &mut Vec<Undo>, events: &mut Vec<Event>) {
+        new.version = Version::new(index);
+        let (old, new) = (old.into_object(), new.into_object());
+        self.put(new.clone());
+        undo.push(Undo::Restore(old.clone()));
+        events.push(Event::Update { old, new });
+    }
+
+    /// The name of `obj` if another object of its kind already uses it.
+    fn name_taken(&self, obj: &Object) -> Option<String> {
+        fn check<T: StoreObject>(table: &Table<T>, o: &T) -> Option<String> {
+            let name = o.unique_name()?;
+            match table.by_name(name) {
+                Some(other) if other.id() != o.id() => Some(name.to_string()),
+                _ => None,
+            }
+        }
+        match obj {
+            Object::Service(o) => check(&self.services, o),
+            Object::Network(o) => check(&self.networks, o),
+            Object::Secret(o) => check(&self.secrets, o),
+            Object::Config(o) => check(&self.configs, o),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, obj: Object) {
+        match obj {
+            Object::Cluster(o) => {
+                self.clusters.insert(*o);
+            }
+            Object::Node(o) => {
+                self.nodes.insert(*o);
+            }
+            Object::Service(o) => {
+                self.services.insert(*o);
+            }
+            Object::Task(o) => {
+                if let Some(old) = self.tasks.get(&o.id).cloned() {
+                    self.task_index.remove(&old);
+                }
+                self.task_index.add(&o);
+                self.tasks.insert(*o);
+            }
+            Object::Network(o) => {
+                self.networks.insert(*o);
+            }
+            Object::Secret(o) => {
+                self.secrets.insert(*o);
+            }
+            Object::Config(o) => {
+                self.configs.insert(*o);
+            }
+        }
+    }
+
+    fn take(&mut self, kind: Kind, id: &str) {
+        match kind {
+            Kind::Cluster => {
+                self.clusters.remove(id);
+            }
+            Kind::Node => {
+                self.nodes.remove(id);
+            }
+            Kind::Service => {
+                self.services.remove(id);
+            }
+            Kind::Task => {
+                if let Some(old) = self.tasks.remove(id) {
+                    self.task_index.remove(&old);
+                }
+            }
+            Kind::Network => {
+                self.networks.remove(id);
+            }
+            Kind::Secret => {
+                self.secrets.remove(id);
+            }
+            Kind::Config => {
+                self.configs.remove(id);
+            }
+        }
+    }
+
+    pub(crate) fn to_snapshot(&self) -> SnapshotData {
+        SnapshotData {
+            format: SNAPSHOT_FORMAT,
+            applied_index: self.applied_index,
+            clusters: self.clusters.iter().cloned().collect(),
+            nodes: self.nodes.iter().cloned().collect(),
+            services: self.services.iter().cloned().collect(),
+            tasks: self.tasks.iter().cloned().collect(),
+            networks: self.networks.iter().cloned().collect(),
+            secrets: self.secrets.iter().cloned().collect(),
+            configs: self.configs.iter().cloned().collect(),
+        }
+    }
+
+    pub(crate) fn from_snapshot(data: SnapshotData) -> Self {
+        let mut task_index = TaskIndexes::default();
+        for t in &data.tasks {
+            task_index.add(t);
+        }
+        Self {
+            clusters: Table::rebuild(data.clusters),
+            nodes: Table::rebuild(data.nodes),
+            services: Table::rebuild(data.services),
+            tasks: Table::rebuild(data.tasks),
+            networks: Table::rebuild(data.networks),
+            secrets: Table::rebuild(data.secrets),
+            configs: Table::rebuild(data.configs),
+            task_index,
+            applied_index: data.applied_index,
+        }
+    }
+}
+
+fn set_version(obj: &mut Object, v: Version) {
+    match obj {
+        Object::Cluster(o) => o.set_version(v),
+        Object::Node(o) => o.set_version(v),
+        Object::Service(o) => o.set_version(v),
+        Object::Task(o) => o.set_version(v),
+        Object::Network(o) => o.set_version(v),
+        Object::Secret(o) => o.set_version(v),
+        Object::Config(o) => o.set_version(v),
+    }
+}

@@ -1,0 +1,78 @@
+//! Carries raft traffic between managers over the mutual-TLS HTTP/2 peer client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::TryStreamExt;
+use http_body_util::BodyExt;
+use http_body_util::StreamBody;
+use hyper::body::Frame;
+use swarm_raft::BoxFuture;
+use swarm_raft::ManagerAddr;
+use swarm_raft::Rpc;
+use swarm_raft::Transport;
+use swarm_raft::TransportError;
+use tokio_util::io::ReaderStream;
+
+use crate::peer_client::PeerClient;
+use crate::peer_client::PeerError;
+use crate::peer_client::full;
+
+/// Carries raft RPCs to `POST /raft/{rpc}` and snapshots to `POST /raft/snapshot` of the
+/// target manager.
+pub struct RaftTransport {
+    pub peers: Arc<PeerClient>,
+}
+
+fn convert(e: PeerError) -> TransportError {
+    match e {
+        PeerError::Connect { addr, reason } => TransportError::Unreachable { addr, reason },
+        PeerError::Timeout { addr, timeout } => TransportError::Timeout { addr, timeout },
+        PeerError::Failed { addr, reason } => TransportError::Failed { addr, reason },
+        PeerError::Status { addr, status, message } => TransportError::Refused { addr, status, message },
+    }
+}
+
+impl Transport for RaftTransport {
+    fn call(
+        &self,
+        target: &ManagerAddr,
+        rpc: Rpc,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<Vec<u8>, TransportError>> {
+        let addr = target.addr.clone();
+        Box::pin(async move {
+            let path = format!("/raft/{}", rpc.name());
+            self.peers
+                .call(&addr, &path, Some(full(body)), timeout)
+                .await
+                .map(|b| b.to_vec())
+                .map_err(convert)
+        })
+    }
+
+    fn send_snapshot(
+        &self,
+        target: &ManagerAddr,
+        prefix: Vec<u8>,
+        snapshot: std::fs::File,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<Vec<u8>, TransportError>> {
+        let addr = target.addr.clone();
+        Box::pin(async move {
+            let file = ReaderStream::with_capacity(tokio::fs::File::from_std(snapshot), 256 << 10);
+            let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(prefix)) })
+                .chain(file)
+                .map_ok(Frame::data);
+            let body = BodyExt::boxed(StreamBody::new(stream));
+            self.peers
+                .call(&addr, "/raft/snapshot", Some(body), timeout)
+                .await
+                .map(|b| b.to_vec())
+                .map_err(convert)
+        })
+    }
+}

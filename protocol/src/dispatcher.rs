@@ -1,0 +1,185 @@
+//! What travels between a node's agent and the dispatcher on the leader, over mutual TLS:
+//!
+//! | call | body | answer |
+//! |---|---|---|
+//! | `POST /dispatcher/session` | [`SessionRequest`] | a stream of [`SessionMessage`] frames |
+//! | `POST /dispatcher/heartbeat` | [`HeartbeatRequest`] | [`HeartbeatResponse`] |
+//! | `POST /dispatcher/status` | [`StatusRequest`] | empty |
+//! | `POST /dispatcher/logs` | [`LogBatch`] | empty; 410 once nobody reads the subscription |
+//!
+//! Bodies are MessagePack; stream frames are a `u32` big-endian length then the message. A
+//! manager that is not the leader answers 503 with a JSON [`NotLeader`] naming the leader.
+
+use serde::Deserialize;
+use serde::Serialize;
+use swarm_model::NodeDescription;
+use swarm_model::NodeRole;
+use swarm_model::Task;
+use swarm_model::TaskStatus;
+use swarm_model::Timestamp;
+
+use crate::codec::frame_value;
+use crate::codec::unframe_values;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRequest {
+    /// What the node reports about itself: hostname, platform, resources, engine.
+    pub description: NodeDescription,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SessionMessage {
+    /// First message of a session.
+    Welcome {
+        session_id: String,
+        heartbeat_period_ms: u64,
+        /// `(node ID, address)` of every manager, to reconnect elsewhere if this one dies.
+        managers: Vec<(String, String)>,
+    },
+    /// The node's tasks: the full set first, then changes; with the data of the secrets and
+    /// configs these tasks use (only nodes running such tasks ever receive the data).
+    Assignments {
+        full: bool,
+        tasks: Vec<Task>,
+        removed: Vec<String>,
+        files: Vec<FileData>,
+    },
+    /// The manager list changed.
+    Managers { managers: Vec<(String, String)> },
+    /// The role the node should have, and for a manager its raft incarnation (sent at the start
+    /// of a session and when either changes): a node told something else than it runs gets a
+    /// certificate for it and restarts in it.
+    Role { role: NodeRole, raft_id: Option<u64> },
+    /// Send the output of these tasks' containers to `POST /dispatcher/logs`.
+    Logs(LogRequest),
+}
+
+/// Whether a [`FileData`] is a secret's or a config's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FileKind {
+    Secret,
+    Config,
+}
+
+/// The data of one secret or config, for the tasks that mount it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileData {
+    pub kind: FileKind,
+    pub id: String,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// A log subscription, as the leader hands it to a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRequest {
+    pub subscription: String,
+    pub tasks: Vec<String>,
+    pub options: LogOptions,
+}
+
+/// Which output `docker service logs` asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogOptions {
+    pub follow: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    /// Only lines from this Unix time on.
+    pub since_secs: Option<i64>,
+    /// Only the last N lines of each task.
+    pub tail: Option<u64>,
+}
+
+/// One line of a task's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub task_id: String,
+    pub stderr: bool,
+    pub timestamp: Timestamp,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// Lines a node sends for a subscription; `done` once it has sent all it will.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogBatch {
+    pub session_id: String,
+    pub subscription: String,
+    pub lines: Vec<LogLine>,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub session_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub period_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusRequest {
+    pub session_id: String,
+    /// `(task ID, status)`, oldest first.
+    pub updates: Vec<(String, TaskStatus)>,
+}
+
+/// The 503 answer of a manager that is not the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotLeader {
+    pub message: String,
+    /// The leader's address, if known.
+    pub leader: Option<String>,
+}
+
+/// Frames a message for a session stream.
+pub fn frame(msg: &SessionMessage) -> Result<Vec<u8>, std::io::Error> {
+    frame_value(msg)
+}
+
+/// Splits complete session messages off the front of `buf`.
+pub fn unframe(buf: &mut Vec<u8>) -> Result<Vec<SessionMessage>, std::io::Error> {
+    unframe_values(buf, "session message")
+}
+
+/// A manager asking the leader for task output on behalf of a client: the answer is a stream
+/// of framed [`LogLine`]s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogSubscribe {
+    /// Task IDs by node ID.
+    pub tasks: std::collections::HashMap<String, Vec<String>>,
+    pub options: LogOptions,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_split_and_join_across_reads() {
+        let a = frame(&SessionMessage::Managers {
+            managers: vec![("n".into(), "a:1".into())],
+        })
+        .unwrap();
+        let b = frame(&SessionMessage::Assignments {
+            full: true,
+            tasks: vec![],
+            removed: vec!["t".into()],
+            files: vec![FileData {
+                kind: FileKind::Secret,
+                id: "s".into(),
+                data: b"data".to_vec(),
+            }],
+        })
+        .unwrap();
+        let mut all = [a, b].concat();
+        let mut buf = all.drain(..5).collect::<Vec<_>>();
+        assert!(unframe(&mut buf).unwrap().is_empty(), "incomplete frame waits");
+        buf.extend(all);
+        let msgs = unframe(&mut buf).unwrap();
+        assert_eq!(msgs.len(), 2);
+        assert!(buf.is_empty());
+    }
+}

@@ -1,0 +1,334 @@
+//! The data directory of one node: identity, certificates, raft state and the control socket.
+//!
+//! ```text
+//! D/node.json           who this node is (written last during init/join)
+//! D/certs/ca.pem        the cluster's root CA
+//! D/certs/node.pem      this node's certificate
+//! D/certs/node.key      its private key (mode 0600)
+//! D/raft/log/           the raft log (managers)
+//! D/raft/snapshots/     raft snapshots (managers)
+//! D/swarmd.sock         the Engine API control socket (mode 0660)
+//! D/lock                held while swarmd runs
+//! ```
+
+use std::fs;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde::Serialize;
+use swarm_model::NodeRole;
+
+const CONFIG_FORMAT: u32 = 1;
+
+/// What a node needs to restart without any flag.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeConfig {
+    pub format: u32,
+    pub node_id: String,
+    pub cluster_id: String,
+    pub role: NodeRole,
+    /// The raft id of this manager incarnation.
+    pub raft_id: Option<u64>,
+    pub hostname: String,
+    pub listen_addr: String,
+    pub advertise_addr: String,
+    /// Optional plain-TCP Engine API address.
+    pub api_addr: Option<String>,
+    /// Managers this node knew of when it last saved its config, `(node ID, address)`.
+    pub managers: Vec<(String, String)>,
+    /// False until `swarmd init` has committed the cluster object.
+    pub initialised: bool,
+    /// How this node runs tasks: `docker` or `sim`.
+    #[serde(default = "default_executor")]
+    pub executor: String,
+}
+
+fn default_executor() -> String {
+    "docker".to_string()
+}
+
+impl NodeConfig {
+    pub fn new(node_id: String, cluster_id: String, role: NodeRole) -> Self {
+        Self {
+            format: CONFIG_FORMAT,
+            node_id,
+            cluster_id,
+            role,
+            raft_id: None,
+            hostname: String::new(),
+            listen_addr: String::new(),
+            advertise_addr: String::new(),
+            api_addr: None,
+            managers: Vec::new(),
+            initialised: false,
+            executor: default_executor(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    #[error("data dir {dir}: {source}")]
+    Io {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("data dir {0} is not initialised (no node.json); run `swarmd init` or `swarmd join` with --data-dir {0}")]
+    NotInitialised(String),
+    #[error(
+        "data dir {dir} already belongs to node {node_id} of cluster {cluster_id}; restart it with `swarmd run --data-dir {dir}`, or use an empty data dir"
+    )]
+    AlreadyInitialised {
+        dir: String,
+        node_id: String,
+        cluster_id: String,
+    },
+    #[error("data dir {dir} is not empty and holds no node.json (found {found}); use an empty or new directory")]
+    NotEmpty { dir: String, found: String },
+    #[error("data dir {dir} is damaged: {problem}")]
+    Damaged { dir: String, problem: String },
+    #[error("data dir {0} is in use by another swarmd process")]
+    Locked(String),
+}
+
+/// Paths inside a data dir.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn display(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("node.json")
+    }
+
+    pub fn certs(&self) -> PathBuf {
+        self.root.join("certs")
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.certs().join("ca.pem")
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.certs().join("node.pem")
+    }
+
+    pub fn key_path(&self) -> PathBuf {
+        self.certs().join("node.key")
+    }
+
+    pub fn raft(&self) -> PathBuf {
+        self.root.join("raft")
+    }
+
+    /// Secret and config files of this node's task containers, one dir per task.
+    pub fn task_files(&self) -> PathBuf {
+        self.root.join("task-files")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.root.join(swarm_protocol::engine::SOCKET_NAME)
+    }
+
+    fn io(&self, source: std::io::Error) -> DataDirError {
+        DataDirError::Io {
+            dir: self.display(),
+            source,
+        }
+    }
+
+    /// Takes the data dir's lock for the life of the returned file.
+    pub fn lock(&self) -> Result<File, DataDirError> {
+        fs::create_dir_all(&self.root).map_err(|e| self.io(e))?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("lock"))
+            .map_err(|e| self.io(e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(DataDirError::Locked(self.display())),
+            Err(std::fs::TryLockError::Error(e)) => Err(self.io(e)),
+        }
+    }
+
+    /// Checks that a new node may be created here: no node.json and nothing else of ours.
+    pub fn ensure_fresh(&self) -> Result<(), DataDirError> {
+        if let Ok(cfg) = self.load_config() {
+            return Err(DataDirError::AlreadyInitialised {
+                dir: self.display(),
+                node_id: cfg.node_id,
+                cluster_id: cfg.cluster_id,
+            });
+        }
+        if self.config_path().exists() {
+            // Present but unreadable: load_config's error says why.
+            self.load_config()?;
+        }
+        let leftovers: Vec<String> = match fs::read_dir(&self.root) {
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n != "lock")
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(self.io(e)),
+        };
+        if !leftovers.is_empty() {
+            return Err(DataDirError::NotEmpty {
+                dir: self.display(),
+                found: leftovers.join(", "),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn load_config(&self) -> Result<NodeConfig, DataDirError> {
+        let path = self.config_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(DataDirError::NotInitialised(self.display()));
+            }
+            Err(e) => return Err(self.io(e)),
+        };
+        let cfg: NodeConfig = serde_json::from_str(&text).map_err(|e| DataDirError::Damaged {
+            dir: self.display(),
+            problem: format!("node.json is not valid: {e}"),
+        })?;
+        if cfg.format != CONFIG_FORMAT {
+            return Err(DataDirError::Damaged {
+                dir: self.display(),
+                problem: format!(
+                    "node.json has format {}, this swarmd reads format {CONFIG_FORMAT}",
+                    cfg.format
+                ),
+            });
+        }
+        Ok(cfg)
+    }
+
+    pub fn save_config(&self, cfg: &NodeConfig) -> Result<(), DataDirError> {
+        let text = serde_json::to_string_pretty(cfg).map_err(|e| self.io(std::io::Error::other(e)))?;
+        fs::create_dir_all(&self.root).map_err(|e| self.io(e))?;
+        write_durably(&self.config_path(), text.as_bytes(), 0o644).map_err(|e| self.io(e))
+    }
+
+    /// Restricts a new data dir: others may only traverse the root (to reach the control socket);
+    /// certificates and raft state (which holds the CA key) are private to the owner.
+    pub fn restrict(&self) -> Result<(), DataDirError> {
+        fs::create_dir_all(&self.root).map_err(|e| self.io(e))?;
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o711)).map_err(|e| self.io(e))?;
+        for private in [self.certs(), self.raft()] {
+            fs::create_dir_all(&private).map_err(|e| self.io(e))?;
+            fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).map_err(|e| self.io(e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the CA, the node certificate and its key.
+    pub fn save_certs(&self, ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<(), DataDirError> {
+        fs::create_dir_all(self.certs()).map_err(|e| self.io(e))?;
+        write_durably(&self.ca_path(), ca_pem.as_bytes(), 0o644).map_err(|e| self.io(e))?;
+        write_durably(&self.cert_path(), cert_pem.as_bytes(), 0o644).map_err(|e| self.io(e))?;
+        write_durably(&self.key_path(), key_pem.as_bytes(), 0o600).map_err(|e| self.io(e))
+    }
+
+    /// Reads (CA, certificate, key), naming any missing file.
+    pub fn load_certs(&self) -> Result<(String, String, String), DataDirError> {
+        let read = |p: PathBuf| {
+            fs::read_to_string(&p).map_err(|e| DataDirError::Damaged {
+                dir: self.display(),
+                problem: format!("cannot read {}: {e}", p.display()),
+            })
+        };
+        Ok((read(self.ca_path())?, read(self.cert_path())?, read(self.key_path())?))
+    }
+
+    /// Makes the control socket group-accessible only.
+    pub fn secure_socket(&self) -> Result<(), DataDirError> {
+        fs::set_permissions(self.socket(), fs::Permissions::from_mode(0o660)).map_err(|e| self.io(e))
+    }
+}
+
+/// Writes `data` to a temp file, fsyncs it, renames it over `path` and fsyncs the directory.
+pub fn write_durably(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_round_trips_and_a_second_init_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path().join("d"));
+        dir.ensure_fresh().unwrap();
+        dir.restrict().unwrap();
+        let mode = |p: PathBuf| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir.certs()), 0o700);
+        assert_eq!(mode(dir.raft()), 0o700);
+        let cfg = NodeConfig::new("n1".into(), "c1".into(), NodeRole::Manager);
+        dir.save_config(&cfg).unwrap();
+        assert_eq!(dir.load_config().unwrap().node_id, "n1");
+        let err = dir.ensure_fresh().unwrap_err();
+        assert!(
+            err.to_string().contains("already belongs to node n1 of cluster c1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_and_damaged_files_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        assert!(matches!(dir.load_config(), Err(DataDirError::NotInitialised(_))));
+        fs::write(dir.config_path(), "{not json").unwrap();
+        let err = dir.load_config().unwrap_err();
+        assert!(err.to_string().contains("node.json is not valid"), "{err}");
+        let err = dir.load_certs().unwrap_err();
+        assert!(err.to_string().contains("ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn the_lock_is_exclusive() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let _held = dir.lock().unwrap();
+        assert!(matches!(dir.lock(), Err(DataDirError::Locked(_))));
+    }
+}

@@ -1,0 +1,240 @@
+//! Running a node until it is stopped, and switching it between worker and manager when the
+//! managers promote or demote it.
+//!
+//! The agent hears the wanted role from the dispatcher. The node then asks the leader for a
+//! certificate for the role the cluster gives it (signed in with its current one; a demoted
+//! manager gets it only once it is out of raft), stops what it runs (task containers keep
+//! running), and starts again in the new role: a new manager joins raft with the raft id the
+//! promotion gave it (retrying until it is in, also after a restart), a former manager drops
+//! its raft state. The worker part adopts the running containers as after a restart.
+
+use std::time::Duration;
+
+use swarm_ca as ca;
+use swarm_model::NodeRole;
+use swarm_net::peer_client::full;
+use swarm_protocol::peer::RenewRequest;
+use swarm_protocol::peer::RenewResponse;
+
+use super::DaemonError;
+use super::NodeConfig;
+use super::Running;
+use super::become_raft_member;
+use super::err;
+use super::serve_api;
+use super::shutdown_signal;
+use super::start_manager;
+use super::start_worker;
+use super::stop;
+
+/// How long to wait between rounds of asking the managers.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// Runs the node until SIGTERM or SIGINT, changing its role whenever the managers ask. A wish
+/// is kept until it is carried out or overtaken by a newer one, however long that takes.
+pub(super) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Result<(), DaemonError> {
+    // Resolves to true when asked to leave the swarm, false on a signal.
+    let leave = running.leave.clone();
+    let stop_asked = async move {
+        tokio::select! {
+            _ = shutdown_signal() => false,
+            _ = leave.notified() => true,
+        }
+    };
+    tokio::pin!(stop_asked);
+    let leaving: bool;
+    let mut wanted: Option<(NodeRole, Option<u64>)> = None;
+    let mut agent_gone = false;
+    loop {
+        let current = (cfg.role, cfg.raft_id);
+        let pending = wanted.filter(|w| *w != current);
+        let joining = cfg.role == NodeRole::Manager && !cfg.initialised;
+        if pending.is_none() && !joining {
+            if agent_gone {
+                // The agent is gone (it could not reach an engine, say): only a signal ends this.
+                leaving = (&mut stop_asked).await;
+                break;
+            }
+            tokio::select! {
+                l = &mut stop_asked => {
+                    leaving = l;
+                    break;
+                }
+                r = running.roles.recv() => match r {
+                    Some(w) => wanted = Some(w),
+                    None => agent_gone = true,
+                },
+            }
+            continue;
+        }
+        let progressed = if pending.is_some() {
+            let answer = tokio::select! {
+                l = &mut stop_asked => {
+                    leaving = l;
+                    break;
+                }
+                r = ask_for_certificate(&running, &cfg) => r,
+            };
+            match answer {
+                // The leader sees this node as it runs: the change was undone meanwhile.
+                Some((_, resp, _)) if (resp.role, resp.raft_id) == current => {
+                    wanted = None;
+                    true
+                }
+                Some((key_pem, resp, _)) => {
+                    tracing::info!(
+                        from = cfg.role.name(),
+                        to = resp.role.name(),
+                        "the managers changed this node's role; switching"
+                    );
+                    running = switch(running, &mut cfg, key_pem, resp).await?;
+                    wanted = None;
+                    true
+                }
+                None => false,
+            }
+        } else {
+            let joined = tokio::select! {
+                l = &mut stop_asked => {
+                    leaving = l;
+                    break;
+                }
+                r = join_raft(&running, &cfg) => r,
+            };
+            if joined {
+                cfg.initialised = true;
+                running.dir.save_config(&cfg)?;
+                tracing::info!("this manager is a raft member now");
+            }
+            joined
+        };
+        if !progressed {
+            tokio::select! {
+                l = &mut stop_asked => {
+                    leaving = l;
+                    break;
+                }
+                r = running.roles.recv(), if !agent_gone => match r {
+                    Some(w) => wanted = Some(w),
+                    None => agent_gone = true,
+                },
+                _ = tokio::time::sleep(RETRY) => {}
+            }
+        }
+    }
+    let dir = running.dir.clone();
+    let lock = stop(running).await;
+    if leaving {
+        super::leave_swarm(&dir, &cfg, lock).await?;
+        println!("Node left the swarm.");
+    }
+    Ok(())
+}
+
+/// One round of asking the managers (only the leader answers) for a certificate for the role
+/// the cluster now gives this node. `None` if nobody issued one this round.
+async fn ask_for_certificate(running: &Running, cfg: &NodeConfig) -> Option<(String, RenewResponse, String)> {
+    let (key_pem, csr_pem) = match ca::new_key_and_csr() {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot make a key for the new role");
+            return None;
+        }
+    };
+    let body = serde_json::to_vec(&RenewRequest {
+        csr_pem,
+        advertise_addr: cfg.advertise_addr.clone(),
+    })
+    .ok()?;
+    for addr in managers_to_ask(running, cfg) {
+        match running
+            .peers
+            .call(&addr, "/ca/renew", Some(full(body.clone())), Duration::from_secs(10))
+            .await
+        {
+            Ok(bytes) => match serde_json::from_slice::<RenewResponse>(&bytes) {
+                Ok(resp) => return Some((key_pem, resp, addr)),
+                Err(e) => tracing::warn!(manager = %addr, error = %e, "unexpected certificate answer"),
+            },
+            Err(e) => tracing::debug!(manager = %addr, error = %e, "no certificate for the new role yet"),
+        }
+    }
+    None
+}
+
+/// One round of asking the managers to add this manager to raft. True once it is a member.
+async fn join_raft(running: &Running, cfg: &NodeConfig) -> bool {
+    let Some(raft_id) = cfg.raft_id else {
+        return false;
+    };
+    for addr in managers_to_ask(running, cfg) {
+        match become_raft_member(running, &addr, raft_id, &cfg.advertise_addr).await {
+            Ok(()) => return true,
+            Err(why) => tracing::warn!(manager = %addr, error = %why, "cannot join raft yet; retrying"),
+        }
+    }
+    false
+}
+
+/// The other managers this node knows of: the raft voters for a manager, the saved list for a
+/// worker (kept up to date by its agent).
+fn managers_to_ask(running: &Running, cfg: &NodeConfig) -> Vec<String> {
+    let mut out: Vec<String> = match &running.manager {
+        Some(m) => m
+            .raft
+            .status()
+            .voters
+            .values()
+            .filter(|a| a.node_id != cfg.node_id)
+            .map(|a| a.addr.clone())
+            .collect(),
+        None => Vec::new(),
+    };
+    let saved = running.dir.load_config().map(|c| c.managers).unwrap_or_default();
+    for (id, addr) in saved.into_iter().chain(cfg.managers.iter().cloned()) {
+        if id != cfg.node_id && !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    out
+}
+
+/// Stops the node and starts it again in the role of its new certificate. A new manager starts
+/// outside raft; [`supervise`] then has it join.
+async fn switch(
+    running: Running,
+    cfg: &mut NodeConfig,
+    key_pem: String,
+    resp: RenewResponse,
+) -> Result<Running, DaemonError> {
+    let dir = running.dir.clone();
+    let (ca_pem, _, _) = dir.load_certs()?;
+    let leave = running.leave.clone();
+    let lock = stop(running).await;
+    // Raft state belongs to one manager incarnation; a new role starts without it.
+    let raft_dir = dir.raft();
+    if raft_dir.exists() {
+        std::fs::remove_dir_all(&raft_dir)
+            .map_err(|e| err(format!("cannot remove the old raft state {}: {e}", raft_dir.display())))?;
+    }
+    dir.save_certs(&ca_pem, &resp.cert_pem, &key_pem)?;
+    cfg.role = resp.role;
+    cfg.raft_id = resp.raft_id;
+    if !resp.managers.is_empty() {
+        cfg.managers = resp.managers.clone();
+    }
+    cfg.initialised = resp.role == NodeRole::Worker;
+    dir.save_config(cfg)?;
+    let mut running = match resp.role {
+        NodeRole::Manager => {
+            if resp.raft_id.is_none() {
+                return Err(err("the manager certificate came without a raft id"));
+            }
+            start_manager(dir.clone(), cfg, lock).await?
+        }
+        NodeRole::Worker => start_worker(dir.clone(), cfg, lock)?,
+    };
+    running.leave = leave;
+    serve_api(&mut running, cfg).await?;
+    Ok(running)
+}
