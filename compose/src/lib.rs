@@ -5,7 +5,6 @@
 //! `${VAR}` interpolation and type casts → schema validation with normalisation → merge of
 //! several files → conversion to [`swarm_model::ServiceSpec`]s. The only I/O is reading the
 //! `env_file`s a file names; everything else is handed in through [`Details`].
-#![forbid(unsafe_code)]
 
 mod convert;
 mod error;

@@ -20,10 +20,12 @@ pub fn base36(bytes: &[u8], width: usize) -> String {
 }
 
 /// Fills `buf` from the operating system's secure random source.
+#[allow(
+    clippy::expect_used,
+    reason = "the system RNG only fails if the OS cannot provide randomness; then no ID, key or token can be made safely"
+)]
 pub fn random_bytes(buf: &mut [u8]) {
     use ring::rand::SecureRandom;
-    // The system RNG only fails if the OS cannot provide randomness, in which case nothing
-    // secure can be done at all.
     ring::rand::SystemRandom::new()
         .fill(buf)
         .expect("operating system random source failed");

@@ -4,7 +4,6 @@
 //! are files written atomically. Everything is hidden behind [`RaftNode`]: the rest of swarm-rs
 //! proposes opaque commands, implements [`App`] to apply them, and implements [`Transport`] to
 //! carry raft messages between managers.
-#![forbid(unsafe_code)]
 
 mod codec;
 mod log_store;

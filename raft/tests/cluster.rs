@@ -1,6 +1,10 @@
 //! Three raft nodes in one process over an in-memory transport: elections, forwarding,
 //! restart from disk, snapshots with log purging, and catching up a new node by snapshot.
 
+// All of this crate is test code, its in-memory app and transport included: a panic is how a
+// test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::PathBuf;

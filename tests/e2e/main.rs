@@ -1,6 +1,10 @@
 //! End-to-end tests: real `swarmd` processes on 127.0.0.1 talking mutual TLS, driven through
 //! `swarmctl` and the Engine API.
 
+// All of this crate is test code, its helpers and the support module included: a panic is how a
+// test fails. clippy.toml allows unwrap and expect only inside #[test] functions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod api_errors;
 mod authorization;
 mod bench;
