@@ -16,23 +16,23 @@ use swarm_net::peer_client::full;
 use swarm_protocol::peer::RenewRequest;
 use swarm_protocol::peer::RenewResponse;
 
-use super::DaemonError;
-use super::NodeConfig;
-use super::Running;
-use super::become_raft_member;
-use super::err;
-use super::serve_api;
-use super::shutdown_signal;
-use super::start_manager;
-use super::start_worker;
-use super::stop;
+use crate::assembly::Running;
+use crate::assembly::leave_swarm;
+use crate::assembly::serve_api;
+use crate::assembly::shutdown_signal;
+use crate::assembly::start_manager;
+use crate::assembly::start_worker;
+use crate::assembly::stop;
+use crate::datadir::NodeConfig;
+use crate::error::DaemonError;
+use crate::identity::become_raft_member;
 
 /// How long to wait between rounds of asking the managers.
 const RETRY: Duration = Duration::from_secs(2);
 
 /// Runs the node until SIGTERM or SIGINT, changing its role whenever the managers ask. A wish
 /// is kept until it is carried out or overtaken by a newer one, however long that takes.
-pub(super) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Result<(), DaemonError> {
+pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Result<(), DaemonError> {
     // Resolves to true when asked to leave the swarm, false on a signal.
     let leave = running.leave.clone();
     let stop_asked = async move {
@@ -125,7 +125,7 @@ pub(super) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
     let dir = running.dir.clone();
     let lock = stop(running).await;
     if leaving {
-        super::leave_swarm(&dir, &cfg, lock).await?;
+        leave_swarm(&dir, &cfg, lock).await?;
         println!("Node left the swarm.");
     }
     Ok(())
@@ -168,7 +168,7 @@ async fn join_raft(running: &Running, cfg: &NodeConfig) -> bool {
         return false;
     };
     for addr in managers_to_ask(running, cfg) {
-        match become_raft_member(running, &addr, raft_id, &cfg.advertise_addr).await {
+        match become_raft_member(&running.peers, &addr, raft_id, &cfg.advertise_addr).await {
             Ok(()) => return true,
             Err(why) => tracing::warn!(manager = %addr, error = %why, "cannot join raft yet; retrying"),
         }
@@ -214,8 +214,11 @@ async fn switch(
     // Raft state belongs to one manager incarnation; a new role starts without it.
     let raft_dir = dir.raft();
     if raft_dir.exists() {
-        std::fs::remove_dir_all(&raft_dir)
-            .map_err(|e| err(format!("cannot remove the old raft state {}: {e}", raft_dir.display())))?;
+        std::fs::remove_dir_all(&raft_dir).map_err(|source| DaemonError::Io {
+            action: "remove the old raft state",
+            path: raft_dir.clone(),
+            source,
+        })?;
     }
     dir.save_certs(&ca_pem, &resp.cert_pem, &key_pem)?;
     cfg.role = resp.role;
@@ -228,9 +231,9 @@ async fn switch(
     let mut running = match resp.role {
         NodeRole::Manager => {
             if resp.raft_id.is_none() {
-                return Err(err("the manager certificate came without a raft id"));
+                return Err(DaemonError::NoRaftId);
             }
-            start_manager(dir.clone(), cfg, lock).await?
+            start_manager(dir.clone(), cfg, lock).await?.0
         }
         NodeRole::Worker => start_worker(dir.clone(), cfg, lock)?,
     };

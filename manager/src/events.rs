@@ -3,6 +3,7 @@
 //! the recent ones (for `--since`) and streams new ones to subscribers.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -11,8 +12,10 @@ use swarm_model::Object;
 use swarm_model::Timestamp;
 use swarm_sync::lock;
 use tokio::sync::broadcast;
+use tokio::sync::watch;
 
-use super::store::Event;
+use crate::store::Event;
+use crate::store::Store;
 
 /// How many past events a manager keeps.
 const HISTORY: usize = 2000;
@@ -193,6 +196,24 @@ impl EventLog {
             None => Vec::new(),
         };
         (past, self.live.subscribe())
+    }
+}
+
+/// Turns every change `store` applies into a cluster event in `log`, until `shutdown`.
+pub async fn record_store_changes(store: Arc<Store>, log: Arc<EventLog>, mut shutdown: watch::Receiver<bool>) {
+    let mut watcher = store.watch();
+    loop {
+        let batch = tokio::select! {
+            b = watcher.next() => b,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let Some(batch) = batch else { return };
+        let now = Timestamp::now();
+        for e in batch.iter() {
+            if let Some(msg) = from_store(e, now) {
+                log.record(msg);
+            }
+        }
     }
 }
 

@@ -13,8 +13,10 @@ use swarm_raft::RaftId;
 use swarm_raft::RaftStatus;
 use tokio::sync::watch;
 
-use super::runtime::Manager;
-use super::store::StoreState;
+use swarm_raft::RaftNode;
+
+use crate::store::Store;
+use crate::store::StoreState;
 
 /// Raft members that should not be members: their node is gone, not a manager any more, or
 /// holds another raft id now.
@@ -31,13 +33,13 @@ pub fn stale_members(s: &StoreState, raft: &RaftStatus) -> Vec<RaftId> {
         .collect()
 }
 
-pub async fn run(m: Arc<Manager>, mut stop: watch::Receiver<bool>) {
-    let mut watcher = m.store.watch();
+pub async fn run(store: Arc<Store>, raft: Arc<RaftNode<Store>>, mut stop: watch::Receiver<bool>) {
+    let mut watcher = store.watch();
     loop {
-        let stale = m.store.view(|s| stale_members(s, &m.raft.status()));
+        let stale = store.view(|s| stale_members(s, &raft.status()));
         for id in stale {
             let change = MembershipChange::RemoveManager { id };
-            match m.raft.change_membership(change).await {
+            match raft.change_membership(change).await {
                 Ok(()) => tracing::info!(raft_id = %format!("{id:x}"), "took a demoted manager out of raft"),
                 Err(e) => {
                     tracing::warn!(raft_id = %format!("{id:x}"), error = %e, "cannot take a demoted manager out of raft yet")

@@ -1,10 +1,8 @@
-//! [`Manager`]: what a manager node runs, shared by the Engine API and the peer endpoints.
+//! [`Manager`]: the handles of a running manager, shared by the Engine API and the peer
+//! endpoints; [`LocalNode`]: who this node is.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use swarm_model::Cluster;
 use swarm_model::ManagerStatus;
@@ -14,17 +12,12 @@ use swarm_model::Reachability;
 use swarm_net::peer_client::PeerClient;
 use swarm_raft::RaftNode;
 use swarm_raft::RaftStatus;
-use swarm_sync::lock;
-use tokio::sync::watch;
-use tokio::time::Instant;
 
-use super::api::error::ApiError;
-use super::store::Event;
-use super::store::Proposal;
-use super::store::Store;
-use super::store::StoreAction;
-use super::store::Transaction;
-use super::store::TxResults;
+use crate::commit::Committer;
+use crate::dispatcher::Dispatcher;
+use crate::events::EventLog;
+use crate::health::PeerHealth;
+use crate::store::Store;
 
 /// Who this node is.
 #[derive(Debug, Clone)]
@@ -38,72 +31,36 @@ pub struct LocalNode {
     pub data_dir: PathBuf,
 }
 
-/// A running manager.
+/// The handles of a running manager, as the Engine API and the peer endpoints use them.
+/// [`crate::start`] assembles it; nothing below the APIs takes it whole.
 pub struct Manager {
     pub local: LocalNode,
-    pub dispatcher: Arc<super::dispatcher::Dispatcher>,
     pub store: Arc<Store>,
     pub raft: Arc<RaftNode<Store>>,
+    /// How every write reaches the store.
+    pub committer: Arc<Committer>,
+    pub dispatcher: Arc<Dispatcher>,
     pub peers: Arc<PeerClient>,
     pub health: Arc<PeerHealth>,
     /// Recent and live cluster events, for `GET /events`.
-    pub events: Arc<super::events::EventLog>,
+    pub events: Arc<EventLog>,
 }
 
+/// The cluster object does not exist yet: `swarmd init` has not committed it.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the swarm is not initialised yet")]
+pub struct NotInitialised;
+
 impl Manager {
-    /// Commits one transaction through raft and returns the raft index it was applied at.
-    pub async fn commit(&self, actions: Vec<StoreAction>) -> Result<u64, ApiError> {
-        let (index, mut results) = self.commit_txs(vec![Transaction { actions }]).await?;
-        match results.pop() {
-            Some(Ok(())) => Ok(index),
-            Some(Err(e)) => Err(e.into()),
-            None => Err(ApiError::internal(
-                "the state machine returned no result for the transaction",
-            )),
-        }
-    }
-
-    /// Commits independent transactions in one raft entry.
-    pub async fn commit_txs(&self, txs: Vec<Transaction>) -> Result<(u64, TxResults), ApiError> {
-        self.commit_inner(txs, false).await
-    }
-
-    /// Like [`Manager::commit_txs`], but only while this manager is the leader (never forwarded).
-    pub async fn commit_txs_as_leader(&self, txs: Vec<Transaction>) -> Result<(u64, TxResults), ApiError> {
-        self.commit_inner(txs, true).await
-    }
-
-    async fn commit_inner(&self, txs: Vec<Transaction>, leader_only: bool) -> Result<(u64, TxResults), ApiError> {
-        let n = txs.len();
-        let bytes = Store::encode_proposal(&Proposal { txs })
-            .map_err(|e| ApiError::internal(format!("cannot encode proposal: {e}")))?;
-        let proposed = if leader_only {
-            self.raft.propose_as_leader(bytes).await?
-        } else {
-            self.raft.propose(bytes).await?
-        };
-        let results = Store::decode_results(&proposed.result)
-            .map_err(|e| ApiError::internal(format!("cannot decode transaction results: {e}")))?;
-        if results.len() != n {
-            return Err(ApiError::internal(format!(
-                "the state machine returned {} results for {n} transactions",
-                results.len()
-            )));
-        }
-        Ok((proposed.index, results))
-    }
-
     /// Whether the manager `node_id` answers: this manager always does; others by their last
     /// ping. Quorum checks (demotion, leaving) count managers with this.
     pub fn is_reachable(&self, node_id: &str) -> bool {
         node_id == self.local.node_id || self.health.reachability(node_id) == Reachability::Reachable
     }
 
-    /// The cluster object.
-    pub fn cluster(&self) -> Result<Cluster, ApiError> {
-        self.store
-            .view(|s| s.cluster().cloned())
-            .ok_or_else(|| ApiError::unavailable("the swarm is not initialised yet"))
+    /// The cluster object, once `swarmd init` has created it.
+    pub fn cluster(&self) -> Result<Cluster, NotInitialised> {
+        self.store.view(|s| s.cluster().cloned()).ok_or(NotInitialised)
     }
 
     /// Fills in what is not stored for a node: its manager status (leader, reachability) from
@@ -134,124 +91,5 @@ impl Manager {
             reachability,
             addr,
         });
-    }
-
-    /// Turns every change this manager's store applies into a cluster event.
-    pub async fn run_event_log(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut watcher = self.store.watch();
-        loop {
-            let batch = tokio::select! {
-                b = watcher.next() => b,
-                _ = shutdown.wait_for(|s| *s) => return,
-            };
-            let Some(batch) = batch else { return };
-            let now = swarm_model::Timestamp::now();
-            for e in batch.iter() {
-                if let Some(msg) = super::events::from_store(e, now) {
-                    self.events.record(msg);
-                }
-            }
-        }
-    }
-
-    /// Applies cluster settings that are local to each manager (snapshot policy) whenever the
-    /// cluster object changes.
-    pub async fn run_settings_controller(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let apply = |c: Option<Cluster>| {
-            if let Some(c) = c {
-                let interval = c.spec.raft.snapshot_interval;
-                let keep = c.spec.raft.log_entries_for_slow_followers;
-                self.raft.set_log_policy(interval, keep);
-            }
-        };
-        let (cluster, mut watcher) = self.store.view_and_watch(|s| s.cluster().cloned());
-        apply(cluster);
-        loop {
-            let batch = tokio::select! {
-                b = watcher.next() => b,
-                _ = shutdown.wait_for(|s| *s) => return,
-            };
-            let Some(batch) = batch else { return };
-            let touched = batch.iter().any(|e| match e {
-                Event::Create(o) | Event::Update { new: o, .. } => o.kind() == swarm_model::Kind::Cluster,
-                Event::Restored { .. } => true,
-                _ => false,
-            });
-            if touched {
-                apply(self.store.view(|s| s.cluster().cloned()));
-            }
-        }
-    }
-}
-
-/// Which managers answered a ping recently. Kept in memory only: liveness is not replicated.
-pub struct PeerHealth {
-    last_ok: Mutex<HashMap<String, Instant>>,
-    started: Instant,
-    /// How long after the last answer a manager still counts as reachable.
-    pub grace: Duration,
-}
-
-impl Default for PeerHealth {
-    fn default() -> Self {
-        Self {
-            last_ok: Mutex::new(HashMap::new()),
-            started: Instant::now(),
-            grace: Duration::from_secs(3),
-        }
-    }
-}
-
-impl PeerHealth {
-    pub fn reachability(&self, node_id: &str) -> Reachability {
-        let last = lock(&self.last_ok).get(node_id).copied();
-        match last {
-            Some(t) if t.elapsed() <= self.grace => Reachability::Reachable,
-            Some(_) => Reachability::Unreachable,
-            None if self.started.elapsed() <= self.grace => Reachability::Unknown,
-            None => Reachability::Unreachable,
-        }
-    }
-
-    fn mark(&self, node_id: &str) {
-        lock(&self.last_ok).insert(node_id.to_string(), Instant::now());
-    }
-
-    /// Pings every other manager once a second.
-    pub async fn run(
-        self: Arc<Self>,
-        raft: Arc<RaftNode<Store>>,
-        peers: Arc<PeerClient>,
-        me: String,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = shutdown.wait_for(|s| *s) => return,
-            }
-            let status = raft.status();
-            let targets: Vec<_> = status
-                .voters
-                .values()
-                .chain(status.learners.values())
-                .filter(|m| m.node_id != me)
-                .cloned()
-                .collect();
-            for target in targets {
-                let health = self.clone();
-                let peers = peers.clone();
-                tokio::spawn(async move {
-                    if peers
-                        .call(&target.addr, "/raft/ping", None, Duration::from_secs(1))
-                        .await
-                        .is_ok()
-                    {
-                        health.mark(&target.node_id);
-                    }
-                });
-            }
-        }
     }
 }

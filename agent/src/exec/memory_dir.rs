@@ -73,10 +73,22 @@ fn unescape_octal(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn current_filesystem(dir: &Path) -> Result<(PathBuf, String), String> {
-    let info =
-        std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("reading /proc/self/mountinfo: {e}"))?;
-    filesystem_of(&info, dir).ok_or_else(|| format!("no mount in /proc/self/mountinfo holds {}", dir.display()))
+/// Why the mounts of a task files dir could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryDirError {
+    #[error("reading /proc/self/mountinfo: {0}")]
+    MountInfo(std::io::Error),
+    #[error("no mount in /proc/self/mountinfo holds {}", .0.display())]
+    NoMount(PathBuf),
+    #[error("cannot run umount: {0}")]
+    Umount(std::io::Error),
+    #[error("unmounting {} failed: {stderr}", dir.display())]
+    UmountFailed { dir: PathBuf, stderr: String },
+}
+
+fn current_filesystem(dir: &Path) -> Result<(PathBuf, String), MemoryDirError> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(MemoryDirError::MountInfo)?;
+    filesystem_of(&info, dir).ok_or_else(|| MemoryDirError::NoMount(dir.to_path_buf()))
 }
 
 /// Creates `dir` (mode 0700) and makes sure its files live in memory, mounting a tmpfs over it
@@ -102,7 +114,7 @@ pub fn keep_in_memory(dir: &Path) -> Backing {
             return Backing::Memory { fs, mounted_now: false };
         }
         Ok(_) => {}
-        Err(why) => return Backing::Disk { why },
+        Err(e) => return Backing::Disk { why: e.to_string() },
     }
     let mounted = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "mode=0700,nosuid,nodev", "tmpfs"])
@@ -136,13 +148,13 @@ pub fn keep_in_memory(dir: &Path) -> Backing {
                 mount.display()
             ),
         },
-        Err(why) => Backing::Disk { why },
+        Err(e) => Backing::Disk { why: e.to_string() },
     }
 }
 
 /// Unmounts the tmpfs [`keep_in_memory`] put on `dir`, if there is one, so the dir can be
 /// removed. Lazy: containers still holding files keep them until they go.
-pub fn release(dir: &Path) -> Result<(), String> {
+pub fn release(dir: &Path) -> Result<(), MemoryDirError> {
     let Ok(dir) = std::fs::canonicalize(dir) else {
         return Ok(()); // no dir, no mount
     };
@@ -154,13 +166,12 @@ pub fn release(dir: &Path) -> Result<(), String> {
         .arg("-l")
         .arg(&dir)
         .output()
-        .map_err(|e| format!("cannot run umount: {e}"))?;
+        .map_err(MemoryDirError::Umount)?;
     if !out.status.success() {
-        return Err(format!(
-            "unmounting {} failed: {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(MemoryDirError::UmountFailed {
+            dir,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(())
 }

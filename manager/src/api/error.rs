@@ -5,8 +5,12 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::response::Response;
+use swarm_protocol::dispatcher::NotLeader;
 use swarm_raft::ProposeError;
 
+use crate::commit::CommitError;
+use crate::dispatcher::DispatchError;
+use crate::runtime::NotInitialised;
 use crate::store::StoreError;
 
 /// An error for an API client. The message names the thing and the problem.
@@ -74,6 +78,44 @@ impl From<StoreError> for ApiError {
 impl From<ProposeError> for ApiError {
     fn from(e: ProposeError) -> Self {
         Self::unavailable(e.to_string())
+    }
+}
+
+impl From<CommitError> for ApiError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Propose(e) => e.into(),
+            CommitError::Refused(e) => e.into(),
+            e @ (CommitError::Encode(_) | CommitError::Decode(_) | CommitError::ResultCount { .. }) => {
+                Self::internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<NotInitialised> for ApiError {
+    fn from(e: NotInitialised) -> Self {
+        Self::unavailable(e.to_string())
+    }
+}
+
+/// What nodes read from a dispatcher's refusal: a 503 whose message is a JSON [`NotLeader`]
+/// naming the leader, so an agent can go there; 403, 404 and 410 for the node's own mistakes.
+impl From<DispatchError> for ApiError {
+    fn from(e: DispatchError) -> Self {
+        match e {
+            DispatchError::NotLeader { ref leader } => {
+                let body = NotLeader {
+                    message: e.to_string(),
+                    leader: leader.clone(),
+                };
+                Self::unavailable(serde_json::to_string(&body).unwrap_or_default())
+            }
+            DispatchError::UnknownNode(_) => Self::new(StatusCode::FORBIDDEN, e.to_string()),
+            DispatchError::NoSession { .. } => Self::not_found(e.to_string()),
+            DispatchError::SubscriptionEnded => Self::new(StatusCode::GONE, e.to_string()),
+            DispatchError::Commit(e) => e.into(),
+        }
     }
 }
 

@@ -78,7 +78,7 @@ async fn lines(m: &Manager, tasks: &[Task], opts: LogOptions) -> Result<LineStre
         by_node.entry(t.node_id.clone()).or_default().push(t.id.clone());
     }
     if m.raft.leads_with_quorum() {
-        let rx = m.dispatcher.subscribe_logs(m, by_node, opts).await?;
+        let rx = m.dispatcher.subscribe_logs(by_node, opts).await?;
         return Ok(Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|l| (l, rx))
         })));
@@ -89,7 +89,7 @@ async fn lines(m: &Manager, tasks: &[Task], opts: LogOptions) -> Result<LineStre
         .leader_addr()
         .map(|a| a.addr.clone())
         .ok_or_else(|| ApiError::unavailable("no leader to gather task output from; try again shortly"))?;
-    let body = swarm_raft::encode(&LogSubscribe {
+    let body = swarm_protocol::codec::encode(&LogSubscribe {
         tasks: by_node,
         options: opts,
     })

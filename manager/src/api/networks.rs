@@ -151,7 +151,7 @@ pub async fn create(State(state): State<ApiState>, body: Bytes) -> ApiResult<(St
         updated_at: now,
     };
     let id = net.id.clone();
-    m.commit(vec![StoreAction::Create(net.into_object())]).await?;
+    m.committer.commit(vec![StoreAction::Create(net.into_object())]).await?;
     Ok((StatusCode::CREATED, Json(json!({ "Id": id, "Warning": "" }))))
 }
 
@@ -211,11 +211,12 @@ pub async fn remove(State(state): State<ApiState>, Path(id): Path<String>) -> Ap
             users.join(", ")
         )));
     }
-    m.commit(vec![StoreAction::Remove {
-        kind: Kind::Network,
-        id: net.id,
-        version: None,
-    }])
-    .await?;
+    m.committer
+        .commit(vec![StoreAction::Remove {
+            kind: Kind::Network,
+            id: net.id,
+            version: None,
+        }])
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

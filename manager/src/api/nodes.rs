@@ -135,7 +135,9 @@ pub async fn update(
     next.spec = spec;
     next.manager_status = None;
     next.updated_at = Timestamp::now();
-    m.commit(vec![StoreAction::Update(next.into_object())]).await?;
+    m.committer
+        .commit(vec![StoreAction::Update(next.into_object())])
+        .await?;
     Ok(StatusCode::OK)
 }
 
@@ -223,14 +225,15 @@ pub async fn remove(
     let now = Timestamp::now();
     root.removed_nodes.insert(node.id.clone(), now);
     cluster.updated_at = now;
-    m.commit(vec![
-        StoreAction::Remove {
-            kind: Kind::Node,
-            id: node.id,
-            version: Some(node.version),
-        },
-        StoreAction::Update(cluster.into_object()),
-    ])
-    .await?;
+    m.committer
+        .commit(vec![
+            StoreAction::Remove {
+                kind: Kind::Node,
+                id: node.id,
+                version: Some(node.version),
+            },
+            StoreAction::Update(cluster.into_object()),
+        ])
+        .await?;
     Ok(StatusCode::OK)
 }

@@ -160,7 +160,7 @@ pub async fn create<T: Blob>(State(state): State<ApiState>, body: Bytes) -> ApiR
     check_spec::<T>(&spec)?;
     let id = new_id();
     let obj = T::new(id.clone(), spec, Timestamp::now());
-    m.commit(vec![StoreAction::Create(obj.into_object())]).await?;
+    m.committer.commit(vec![StoreAction::Create(obj.into_object())]).await?;
     Ok((StatusCode::CREATED, Json(json!({ "ID": id }))))
 }
 
@@ -218,7 +218,9 @@ pub async fn update<T: Blob>(
     current.spec_mut().labels = spec.labels;
     current.set_version(Version::new(version));
     current.set_updated_at(Timestamp::now());
-    m.commit(vec![StoreAction::Update(current.into_object())]).await?;
+    m.committer
+        .commit(vec![StoreAction::Update(current.into_object())])
+        .await?;
     Ok(StatusCode::OK)
 }
 
@@ -239,11 +241,12 @@ pub async fn remove<T: Blob>(State(state): State<ApiState>, Path(id): Path<Strin
             users.join(", ")
         )));
     }
-    m.commit(vec![StoreAction::Remove {
-        kind: T::KIND,
-        id: obj.id().to_string(),
-        version: None,
-    }])
-    .await?;
+    m.committer
+        .commit(vec![StoreAction::Remove {
+            kind: T::KIND,
+            id: obj.id().to_string(),
+            version: None,
+        }])
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

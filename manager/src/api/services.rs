@@ -224,7 +224,7 @@ pub async fn create(State(state): State<ApiState>, body: Bytes) -> ApiResult<(St
         ..Default::default()
     };
     let id = svc.id.clone();
-    m.commit(vec![StoreAction::Create(svc.into_object())]).await?;
+    m.committer.commit(vec![StoreAction::Create(svc.into_object())]).await?;
     Ok((StatusCode::CREATED, Json(json!({ "ID": id }))))
 }
 
@@ -305,18 +305,21 @@ pub async fn update(
         j.last_execution = Some(now);
     }
     next.set_updated_at(now);
-    m.commit(vec![StoreAction::Update(next.into_object())]).await?;
+    m.committer
+        .commit(vec![StoreAction::Update(next.into_object())])
+        .await?;
     Ok(Json(json!({ "Warnings": null })))
 }
 
 pub async fn remove(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let m = state.manager()?;
     let svc = m.store.view(|s| resolve_service(s, &id))?;
-    m.commit(vec![StoreAction::Remove {
-        kind: Kind::Service,
-        id: svc.id,
-        version: None,
-    }])
-    .await?;
+    m.committer
+        .commit(vec![StoreAction::Remove {
+            kind: Kind::Service,
+            id: svc.id,
+            version: None,
+        }])
+        .await?;
     Ok(StatusCode::OK)
 }

@@ -87,7 +87,9 @@ pub async fn update(
         root.rotated_tokens.drain(..excess);
     }
     cluster.set_updated_at(Timestamp::now());
-    m.commit(vec![StoreAction::Update(cluster.into_object())]).await?;
+    m.committer
+        .commit(vec![StoreAction::Update(cluster.into_object())])
+        .await?;
     Ok(StatusCode::OK)
 }
 

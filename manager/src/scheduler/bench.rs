@@ -20,7 +20,7 @@ use swarm_model::Version;
 use swarm_raft::App;
 
 use super::decide;
-use crate::controller::MAX_TXS_PER_PROPOSAL;
+use crate::commit::MAX_TXS_PER_PROPOSAL;
 use crate::store::Proposal;
 use crate::store::Store;
 use crate::store::StoreAction;

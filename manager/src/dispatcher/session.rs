@@ -1,0 +1,292 @@
+//! A node's session with the leader's dispatcher: the node is marked Ready, then hears its
+//! assignments (the full set, then changes), with the data of the secrets and configs those
+//! tasks use, its role, the manager list, and log requests, until the session ends.
+
+use std::collections::HashMap;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use swarm_model::NodeState;
+use swarm_model::NodeStatus;
+use swarm_model::Object;
+use swarm_model::Task;
+use swarm_model::TaskState;
+use swarm_model::new_id;
+use swarm_protocol::dispatcher::FileData;
+use swarm_protocol::dispatcher::FileKind;
+use swarm_protocol::dispatcher::SessionMessage;
+use swarm_protocol::dispatcher::SessionRequest;
+use swarm_protocol::dispatcher::frame;
+use tokio::sync::mpsc;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::DispatchError;
+use super::Dispatcher;
+use super::MISSED_HEARTBEATS;
+use super::heartbeat_period;
+use crate::store::Event;
+use crate::store::StoreAction;
+use crate::store::StoreState;
+use crate::store::Transaction;
+
+/// The frames of a session, as the node reads them.
+pub type SessionStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// A live session, as the dispatcher keeps it.
+pub(super) struct SessionEntry {
+    pub(super) id: String,
+    pub(super) deadline: Instant,
+    pub(super) cancel: watch::Sender<bool>,
+    /// Messages for the node that do not come from the store (log requests).
+    pub(super) extra: mpsc::Sender<SessionMessage>,
+}
+
+/// The data of the secrets and configs `tasks` mount that this session has not `sent` yet, so a
+/// node gets exactly what its tasks use, once per session (status updates resend no data).
+fn files_of(s: &StoreState, tasks: &[Task], sent: &mut HashSet<(FileKind, String)>) -> Vec<FileData> {
+    let mut out = Vec::new();
+    // Only tasks that may still start need data: ended or stopping ones never read it.
+    let may_start = |t: &&Task| !t.status.state.is_terminal() && !t.desired_state.wants_stop();
+    for cs in tasks
+        .iter()
+        .filter(may_start)
+        .filter_map(|t| t.spec.container_spec.as_ref())
+    {
+        let secrets = cs.secrets.iter().flatten().map(|r| (FileKind::Secret, &r.secret_id));
+        let configs = cs.configs.iter().flatten().map(|r| (FileKind::Config, &r.config_id));
+        for (kind, id) in secrets.chain(configs) {
+            if !sent.insert((kind, id.clone())) {
+                continue;
+            }
+            let spec = match kind {
+                FileKind::Secret => s.secrets.get(id).map(|o| &o.spec),
+                FileKind::Config => s.configs.get(id).map(|o| &o.spec),
+            };
+            if let Some(spec) = spec {
+                out.push(FileData {
+                    kind,
+                    id: id.clone(),
+                    data: spec.data.clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The tasks a node is told about: those assigned to it.
+fn assigned_to(t: &Task, node_id: &str) -> bool {
+    t.node_id == node_id && t.status.state >= TaskState::Assigned
+}
+
+impl Dispatcher {
+    /// Opens a session for `node_id`: marks the node Ready with its description, then streams
+    /// its assignments (the full set, then changes) until the session ends.
+    pub async fn open_session(
+        self: &Arc<Self>,
+        node_id: &str,
+        remote_ip: String,
+        req: SessionRequest,
+    ) -> Result<SessionStream, DispatchError> {
+        self.check_leading()?;
+        let (node, period) = self
+            .store
+            .view(|s| (s.nodes.get(node_id).cloned(), heartbeat_period(s)));
+        let node = node.ok_or_else(|| DispatchError::UnknownNode(node_id.to_string()))?;
+        let mut description = req.description;
+        description.tls_info = node.description.tls_info.clone();
+        let status = NodeStatus {
+            state: NodeState::Ready,
+            message: String::new(),
+            addr: remote_ip,
+        };
+        self.committer
+            .propose_as_leader(vec![Transaction::one(StoreAction::NodeStatus {
+                id: node_id.to_string(),
+                status,
+                description: Some(description),
+            })])
+            .await?;
+
+        let session_id = new_id();
+        let (cancel_tx, mut cancel) = watch::channel(false);
+        let (extra_tx, mut extra_rx) = mpsc::channel::<SessionMessage>(16);
+        let replaced = self.lock_sessions().insert(
+            node_id.to_string(),
+            SessionEntry {
+                id: session_id.clone(),
+                deadline: Instant::now() + period * MISSED_HEARTBEATS,
+                cancel: cancel_tx,
+                extra: extra_tx,
+            },
+        );
+        if let Some(old) = replaced {
+            let _ = old.cancel.send(true);
+        }
+        tracing::info!(%node_id, %session_id, "node session opened");
+
+        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+        let me = self.clone();
+        let node_id = node_id.to_string();
+        tokio::spawn(async move {
+            // A node that stops reading must not hold this task: a send also ends on cancel.
+            let cancel_send = cancel.clone();
+            let send = |msg: SessionMessage| {
+                let tx = tx.clone();
+                let mut cancelled = cancel_send.clone();
+                async move {
+                    match frame(&msg) {
+                        Ok(bytes) => tokio::select! {
+                            r = tx.send(Ok(Bytes::from(bytes))) => r.is_ok(),
+                            _ = cancelled.wait_for(|c| *c) => false,
+                        },
+                        Err(_) => false,
+                    }
+                }
+            };
+            let mut managers = me.managers();
+            let welcome = SessionMessage::Welcome {
+                session_id: session_id.clone(),
+                heartbeat_period_ms: period.as_millis() as u64,
+                managers: managers.clone(),
+            };
+            // Secret and config data already sent in this session; a full set starts over.
+            let mut sent: HashSet<(FileKind, String)> = HashSet::new();
+            let full_set = |s: &StoreState, sent: &mut HashSet<(FileKind, String)>| {
+                sent.clear();
+                let tasks: Vec<Task> = s
+                    .tasks_by_node(&node_id)
+                    .filter(|t| assigned_to(t, &node_id))
+                    .cloned()
+                    .collect();
+                let files = files_of(s, &tasks, sent);
+                (tasks, files)
+            };
+            let ((tasks, files), mut watcher) = me.store.view_and_watch(|s| full_set(s, &mut sent));
+            let role_of = |s: &StoreState| s.nodes.get(&node_id).map(|n| (n.spec.role, n.raft_id));
+            let mut role = me.store.view(role_of);
+            let mut alive = send(welcome).await
+                && send(SessionMessage::Assignments {
+                    full: true,
+                    tasks,
+                    removed: Vec::new(),
+                    files,
+                })
+                .await;
+            if let Some((r, raft_id)) = role {
+                alive = alive && send(SessionMessage::Role { role: r, raft_id }).await;
+            }
+            // Raft membership changes are not store events: look at the managers on every
+            // wake-up and at least every 5 s, so a node learns of new managers before it needs
+            // them (a demoted leader's agent must find the next leader).
+            let mut managers_tick = tokio::time::interval(Duration::from_secs(5));
+            managers_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while alive {
+                let now = me.managers();
+                if now != managers && !now.is_empty() {
+                    managers = now;
+                    alive = send(SessionMessage::Managers {
+                        managers: managers.clone(),
+                    })
+                    .await;
+                    if !alive {
+                        break;
+                    }
+                }
+                let mut updated: HashMap<String, Task> = HashMap::new();
+                let mut removed: HashSet<String> = HashSet::new();
+                let mut full_again = false;
+                let mut role_changed = false;
+                tokio::select! {
+                    batch = watcher.next() => {
+                        let Some(first) = batch else { break };
+                        // Gather a burst of changes into one message.
+                        let mut batches = vec![first];
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        while let Some(b) = watcher.try_next() {
+                            batches.push(b);
+                        }
+                        for b in batches {
+                            for e in b.iter() {
+                                match e {
+                                    Event::Create(Object::Task(t)) | Event::Update { new: Object::Task(t), .. }
+                                        if assigned_to(t, &node_id) =>
+                                    {
+                                        removed.remove(&t.id);
+                                        updated.insert(t.id.clone(), (**t).clone());
+                                    }
+                                    Event::Delete(Object::Task(t)) if t.node_id == node_id => {
+                                        updated.remove(&t.id);
+                                        removed.insert(t.id.clone());
+                                    }
+                                    Event::Update { new: Object::Node(n), .. }
+                                        if n.id == node_id && role != Some((n.spec.role, n.raft_id)) =>
+                                    {
+                                        role = Some((n.spec.role, n.raft_id));
+                                        role_changed = true;
+                                    }
+                                    Event::Restored { .. } => full_again = true,
+                                    _ => {}
+                                }
+                            }
+                        }
+                    }
+                    _ = cancel.changed() => break,
+                    msg = extra_rx.recv() => {
+                        match msg {
+                            Some(msg) => alive = send(msg).await,
+                            None => break,
+                        }
+                        continue;
+                    }
+                    _ = managers_tick.tick() => continue,
+                }
+                if full_again {
+                    let now = me.store.view(role_of);
+                    role_changed |= now != role;
+                    role = now;
+                }
+                if role_changed && let Some((r, raft_id)) = role {
+                    alive = send(SessionMessage::Role { role: r, raft_id }).await;
+                    if !alive {
+                        break;
+                    }
+                }
+                if full_again {
+                    let (tasks, files) = me.store.view(|s| full_set(s, &mut sent));
+                    alive = send(SessionMessage::Assignments {
+                        full: true,
+                        tasks,
+                        removed: Vec::new(),
+                        files,
+                    })
+                    .await;
+                } else if !updated.is_empty() || !removed.is_empty() {
+                    let tasks: Vec<Task> = updated.into_values().collect();
+                    let files = me.store.view(|s| files_of(s, &tasks, &mut sent));
+                    alive = send(SessionMessage::Assignments {
+                        full: false,
+                        tasks,
+                        removed: removed.into_iter().collect(),
+                        files,
+                    })
+                    .await;
+                }
+            }
+            let mut sessions = me.lock_sessions();
+            if sessions.get(&node_id).is_some_and(|s| s.id == session_id) {
+                sessions.remove(&node_id);
+                drop(sessions);
+                me.logs.node_gone(&node_id);
+            }
+            tracing::info!(%node_id, %session_id, "node session closed");
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        Ok(stream.boxed())
+    }
+}

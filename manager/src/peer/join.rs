@@ -1,0 +1,220 @@
+//! Joining the cluster: the root CA for anyone, a node certificate for a join token, and a
+//! certificate for a new role after a promotion or demotion.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use swarm_ca::CertIdentity;
+use swarm_ca::TokenError;
+use swarm_ca::check_join_token;
+use swarm_ca::issue_node_cert;
+use swarm_ca::root_digest;
+use swarm_ca::tls_info;
+use swarm_model::Availability;
+use swarm_model::Cluster;
+use swarm_model::Node;
+use swarm_model::NodeDescription;
+use swarm_model::NodeRole;
+use swarm_model::NodeSpec;
+use swarm_model::NodeState;
+use swarm_model::NodeStatus;
+use swarm_model::StoreObject;
+use swarm_model::Timestamp;
+use swarm_model::new_id;
+use swarm_model::new_raft_id;
+use swarm_net::server::Peer;
+use swarm_net::server::PeerAddr;
+use swarm_protocol::peer::JoinRequest;
+use swarm_protocol::peer::JoinResponse;
+use swarm_protocol::peer::RenewRequest;
+use swarm_protocol::peer::RenewResponse;
+
+use super::require_node;
+use crate::api::body::decode_json;
+use crate::api::error::ApiError;
+use crate::api::error::ApiResult;
+use crate::runtime::Manager;
+use crate::store::StoreAction;
+
+pub(super) async fn ca(State(m): State<Arc<Manager>>) -> ApiResult<String> {
+    let cluster = m.cluster()?;
+    cluster
+        .root_ca
+        .map(|r| r.ca_cert_pem)
+        .ok_or_else(|| ApiError::unavailable("the cluster has no root CA yet"))
+}
+
+/// How long node certificates live: the cluster setting, or Swarm's 90 days.
+fn node_cert_expiry(cluster: &Cluster) -> Duration {
+    cluster
+        .spec
+        .ca_config
+        .node_cert_expiry
+        .filter(|e| *e > 0)
+        .map(|ns| Duration::from_nanos(ns as u64))
+        .unwrap_or(swarm_ca::NODE_CERT_EXPIRY)
+}
+
+pub(super) async fn join(
+    State(m): State<Arc<Manager>>,
+    Extension(addr): Extension<PeerAddr>,
+    body: Bytes,
+) -> ApiResult<Json<JoinResponse>> {
+    let req: JoinRequest = decode_json(&body, "join request")?;
+    let cluster = m.cluster()?;
+    let root = cluster
+        .root_ca
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("the cluster has no root CA yet"))?;
+    let digest = root_digest(&root.ca_cert_pem);
+    let role = check_join_token(&req.token, &cluster, &digest).map_err(|e| match e {
+        TokenError::NoCluster => ApiError::unavailable(e.to_string()),
+        _ => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
+    })?;
+    if role == NodeRole::Manager && req.advertise_addr.parse::<std::net::SocketAddr>().is_err() {
+        return Err(ApiError::bad_request(format!(
+            "advertise address {:?} is not a valid IP:port; a manager needs one that other managers can dial",
+            req.advertise_addr
+        )));
+    }
+    let hostname = req.hostname.trim().to_string();
+    if hostname.is_empty() {
+        return Err(ApiError::bad_request("hostname must not be empty"));
+    }
+    let node_id = new_id();
+    let raft_id = (role == NodeRole::Manager).then(new_raft_id);
+    let expiry = node_cert_expiry(&cluster);
+    let who = CertIdentity {
+        node_id: node_id.clone(),
+        role,
+        cluster_id: cluster.id.clone(),
+    };
+    let cert_pem = issue_node_cert(&root.ca_cert_pem, &root.ca_key_pem, &req.csr_pem, &who, expiry)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let now = Timestamp::now();
+    let node = Node {
+        id: node_id.clone(),
+        created_at: now,
+        updated_at: now,
+        spec: NodeSpec {
+            labels: req.labels,
+            role,
+            availability: req.availability.unwrap_or(Availability::Active),
+            ..Default::default()
+        },
+        description: NodeDescription {
+            hostname,
+            platform: req.platform,
+            resources: req.resources,
+            engine: req.engine,
+            tls_info: tls_info(&root.ca_cert_pem),
+        },
+        status: NodeStatus {
+            state: NodeState::Unknown,
+            message: "registered; waiting for its first heartbeat".to_string(),
+            addr: addr.0.ip().to_string(),
+        },
+        raft_id,
+        ..Default::default()
+    };
+    m.committer
+        .commit(vec![StoreAction::Create(node.into_object())])
+        .await?;
+    tracing::info!(%node_id, role = role.name(), remote = %addr.0, "node joined");
+    let managers = m
+        .raft
+        .status()
+        .voters
+        .values()
+        .map(|a| (a.node_id.clone(), a.addr.clone()))
+        .collect();
+    Ok(Json(JoinResponse {
+        node_id,
+        cluster_id: cluster.id,
+        role,
+        cert_pem,
+        ca_pem: root.ca_cert_pem,
+        raft_id,
+        managers,
+    }))
+}
+
+/// Issues a node a certificate for the role the store gives it, on the leader only. A manager
+/// being demoted gets its worker certificate only once it has left raft (409 until then, so it
+/// retries).
+pub(super) async fn renew(
+    State(m): State<Arc<Manager>>,
+    Extension(peer): Extension<Peer>,
+    body: Bytes,
+) -> ApiResult<Json<RenewResponse>> {
+    let who = require_node(&peer, &m)?.clone();
+    // Only the leader decides: a lagging manager could issue a role the cluster has moved on
+    // from.
+    if !m.raft.leads_with_quorum() {
+        return Err(m.dispatcher.not_leader().into());
+    }
+    let req: RenewRequest = decode_json(&body, "certificate renewal request")?;
+    let (node, cluster) = m
+        .store
+        .view(|s| (s.nodes.get(&who.node_id).cloned(), s.cluster().cloned()));
+    let node = node.ok_or_else(|| ApiError::not_found(format!("node {} not found", who.node_id)))?;
+    let cluster = cluster.ok_or_else(|| ApiError::unavailable("the swarm is not initialised yet"))?;
+    let root = cluster
+        .root_ca
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("the cluster has no root CA yet"))?;
+    let role = node.spec.role;
+    let raft = m.raft.status();
+    let still_member = raft
+        .voters
+        .values()
+        .chain(raft.learners.values())
+        .any(|a| a.node_id == who.node_id);
+    match role {
+        NodeRole::Manager => {
+            if node.raft_id.is_none() {
+                return Err(ApiError::conflict(format!(
+                    "node {} is to become a manager but has no raft id yet; retry",
+                    who.node_id
+                )));
+            }
+            if req.advertise_addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ApiError::bad_request(format!(
+                    "advertise address {:?} is not a valid IP:port; a manager needs one that other managers can dial",
+                    req.advertise_addr
+                )));
+            }
+        }
+        NodeRole::Worker if still_member => {
+            return Err(ApiError::conflict(format!(
+                "node {} is still a raft member; retry once it has been removed",
+                who.node_id
+            )));
+        }
+        NodeRole::Worker => {}
+    }
+    let expiry = node_cert_expiry(&cluster);
+    let identity = CertIdentity {
+        node_id: who.node_id.clone(),
+        role,
+        cluster_id: cluster.id.clone(),
+    };
+    let cert_pem = issue_node_cert(&root.ca_cert_pem, &root.ca_key_pem, &req.csr_pem, &identity, expiry)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    tracing::info!(node_id = %who.node_id, role = role.name(), "issued a certificate for a new role");
+    Ok(Json(RenewResponse {
+        role,
+        cert_pem,
+        raft_id: (role == NodeRole::Manager).then_some(node.raft_id).flatten(),
+        managers: raft
+            .voters
+            .values()
+            .map(|a| (a.node_id.clone(), a.addr.clone()))
+            .collect(),
+    }))
+}

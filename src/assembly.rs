@@ -1,0 +1,375 @@
+//! Assembling a node from its data dir: a manager (through [`swarm_manager::start`]) or a
+//! worker, the agent that runs its tasks, the Engine API on the control socket, and taking it
+//! all down again, to stop, to switch roles or to leave the swarm.
+
+use std::fs::File;
+use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use swarm_agent::Agent;
+use swarm_agent::ManagersChanged;
+use swarm_agent::RoleWanted;
+use swarm_agent::exec::Executor;
+use swarm_agent::exec::docker::DockerExecutor;
+use swarm_agent::exec::memory_dir;
+use swarm_agent::exec::memory_dir::Backing;
+use swarm_agent::exec::sim::SimExecutor;
+use swarm_manager::ManagerConfig;
+use swarm_manager::api;
+use swarm_manager::api::ApiState;
+use swarm_manager::runtime::LocalNode;
+use swarm_manager::runtime::Manager;
+use swarm_model::NodeRole;
+use swarm_net::peer_client::PeerClient;
+use swarm_net::tls;
+use tokio::net::TcpListener;
+use tokio::net::UnixListener;
+use tokio::sync::mpsc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::Layer;
+
+use crate::datadir::DataDir;
+use crate::datadir::DataDirError;
+use crate::datadir::NodeConfig;
+use crate::error::DaemonError;
+use crate::identity::check_certs;
+
+/// A started node: its background tasks and what shutting it down needs.
+pub(crate) struct Running {
+    pub(crate) manager: Option<Arc<Manager>>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) tasks: Vec<JoinHandle<()>>,
+    pub(crate) dir: DataDir,
+    pub(crate) lock: File,
+    /// This node's client identity towards the managers.
+    pub(crate) peers: Arc<PeerClient>,
+    /// Roles (and a manager's raft id) the managers want for this node, as its agent hears them.
+    pub(crate) roles: mpsc::UnboundedReceiver<(NodeRole, Option<u64>)>,
+    /// Notified by `POST /swarm/leave`; kept across role switches.
+    pub(crate) leave: Arc<tokio::sync::Notify>,
+}
+
+/// Starts a manager from its data dir (its agent too) and returns it with its handles.
+pub(crate) async fn start_manager(
+    dir: DataDir,
+    cfg: &NodeConfig,
+    lock: File,
+) -> Result<(Running, Arc<Manager>), DaemonError> {
+    let (ca_pem, cert_pem, key_pem) = dir.load_certs()?;
+    check_certs(cfg, &cert_pem, &dir)?;
+    let damaged = |problem: String| DataDirError::Damaged {
+        dir: dir.root().display().to_string(),
+        problem,
+    };
+    let raft_id = cfg
+        .raft_id
+        .ok_or_else(|| damaged("a manager without a raft id".to_string()))?;
+    if cfg.initialised {
+        let log_dir = dir.raft().join("log");
+        let has_log = std::fs::read_dir(&log_dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if !has_log {
+            return Err(damaged(format!(
+                "the raft log {} is missing, so this manager's state and votes are lost. \
+                 Remove the data dir and join the cluster again as a new manager",
+                log_dir.display()
+            ))
+            .into());
+        }
+    }
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let started = swarm_manager::start(
+        ManagerConfig {
+            local: local_node(cfg, &dir),
+            listen_addr: cfg.listen_addr.clone(),
+            raft_id,
+            raft_dir: dir.raft(),
+            ca_pem,
+            cert_pem,
+            key_pem,
+        },
+        shutdown_rx,
+    )
+    .await?;
+    let manager = started.manager;
+    let (role_tx, roles) = mpsc::unbounded_channel();
+    let mut running = Running {
+        manager: Some(manager.clone()),
+        shutdown,
+        tasks: started.tasks,
+        dir,
+        lock,
+        peers: manager.peers.clone(),
+        roles,
+        leave: Arc::default(),
+    };
+    start_agent(&mut running, cfg, role_tx);
+    Ok((running, manager))
+}
+
+/// Who this node is, as the Engine API and the manager see it.
+fn local_node(cfg: &NodeConfig, dir: &DataDir) -> LocalNode {
+    LocalNode {
+        node_id: cfg.node_id.clone(),
+        cluster_id: cfg.cluster_id.clone(),
+        hostname: cfg.hostname.clone(),
+        advertise_addr: cfg.advertise_addr.clone(),
+        role: cfg.role,
+        data_dir: dir.root().to_path_buf(),
+    }
+}
+
+pub(crate) fn start_worker(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Running, DaemonError> {
+    let (ca_pem, cert_pem, key_pem) = dir.load_certs()?;
+    check_certs(cfg, &cert_pem, &dir)?;
+    let client_tls = tls::client_config(&ca_pem, &cert_pem, &key_pem)?;
+    let (shutdown, _) = watch::channel(false);
+    tracing::info!(node_id = %cfg.node_id, "worker started");
+    let (role_tx, roles) = mpsc::unbounded_channel();
+    let mut running = Running {
+        manager: None,
+        shutdown,
+        tasks: Vec::new(),
+        dir,
+        lock,
+        peers: Arc::new(PeerClient::new(client_tls)),
+        roles,
+        leave: Arc::default(),
+    };
+    start_agent(&mut running, cfg, role_tx);
+    Ok(running)
+}
+
+/// Connects the executor a node was set up with; the Docker engine is retried until reachable.
+pub(crate) async fn connect_executor(
+    kind: &str,
+    files_root: &Path,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Arc<dyn Executor>> {
+    if kind == "sim" {
+        return Some(Arc::new(SimExecutor {
+            start_delay: Duration::from_millis(100),
+            failure_rate: 0.0,
+        }));
+    }
+    loop {
+        match DockerExecutor::connect(files_root.to_path_buf()).await {
+            Ok(d) => return Some(Arc::new(d)),
+            Err(e) => {
+                tracing::error!(error = %e, "this node runs no tasks until the Docker engine answers; retrying in 5 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = shutdown.wait_for(|s| *s) => return None,
+                }
+            }
+        }
+    }
+}
+
+/// Puts the task files dir on a tmpfs so secrets stay off the disk; says where they are kept.
+async fn keep_task_files_in_memory(dir: PathBuf) {
+    let root = dir.clone();
+    match tokio::task::spawn_blocking(move || memory_dir::keep_in_memory(&root)).await {
+        Ok(Backing::Memory { fs, mounted_now }) => tracing::info!(
+            dir = %dir.display(),
+            fs,
+            mounted_now,
+            "task secret and config files are kept in memory"
+        ),
+        Ok(Backing::Disk { why }) => tracing::warn!(
+            dir = %dir.display(),
+            why,
+            "task secret and config files are kept on disk, not in memory"
+        ),
+        Err(e) => tracing::warn!(error = %e, "checking where task files are kept failed"),
+    }
+}
+
+/// Starts the node's agent, which runs the tasks the managers assign to this node and passes
+/// on the role they want for it.
+fn start_agent(running: &mut Running, cfg: &NodeConfig, roles: mpsc::UnboundedSender<(NodeRole, Option<u64>)>) {
+    let peers = running.peers.clone();
+    let managers = if cfg.role == NodeRole::Manager {
+        vec![(cfg.node_id.clone(), cfg.advertise_addr.clone())]
+    } else {
+        cfg.managers.clone()
+    };
+    let on_managers: Option<ManagersChanged> = (cfg.role == NodeRole::Worker).then(|| {
+        let dir = running.dir.clone();
+        let cb: ManagersChanged = Arc::new(move |managers: &[(String, String)]| {
+            // Remember the managers for the next start, in case the ones from the join are gone.
+            match dir.load_config() {
+                Ok(mut c) => {
+                    c.managers = managers.to_vec();
+                    if let Err(e) = dir.save_config(&c) {
+                        tracing::warn!(error = %e, "cannot save the manager list");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot save the manager list"),
+            }
+        });
+        cb
+    });
+    let (node_id, hostname, kind, runs_as) = (
+        cfg.node_id.clone(),
+        cfg.hostname.clone(),
+        cfg.executor.clone(),
+        (cfg.role, cfg.raft_id),
+    );
+    let mut shutdown = running.shutdown.subscribe();
+    let files_root = running.dir.task_files();
+    running.tasks.push(tokio::spawn(async move {
+        if kind != "sim" {
+            keep_task_files_in_memory(files_root.clone()).await;
+        }
+        let Some(executor) = connect_executor(&kind, &files_root, &mut shutdown).await else {
+            return;
+        };
+        let on_role: RoleWanted = Arc::new(move |role, raft_id| {
+            if (role, raft_id) != runs_as {
+                let _ = roles.send((role, raft_id));
+            }
+        });
+        let agent = Arc::new(Agent::new(node_id, hostname, peers, managers, executor, on_managers).on_role(on_role));
+        agent.run(shutdown).await;
+    }));
+}
+
+/// Serves the Engine API on the control socket (and on TCP if configured).
+pub(crate) async fn serve_api(running: &mut Running, cfg: &NodeConfig) -> Result<(), DaemonError> {
+    let state = ApiState {
+        local: local_node(cfg, &running.dir),
+        manager: running.manager.clone(),
+        remote_managers: cfg.managers.clone(),
+        leave: running.leave.clone(),
+    };
+    let app = tower::util::MapRequestLayer::new(api::strip_version).layer(api::router(state));
+    let socket = running.dir.socket();
+    if socket.exists() {
+        if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            return Err(DaemonError::SocketInUse(socket));
+        }
+        let _ = std::fs::remove_file(&socket);
+    }
+    let listener = UnixListener::bind(&socket).map_err(|source| DaemonError::Socket {
+        path: socket.clone(),
+        source,
+    })?;
+    running.dir.secure_socket()?;
+    let mut rx = running.shutdown.subscribe();
+    let unix_app = app.clone();
+    running.tasks.push(tokio::spawn(async move {
+        let serve =
+            axum::serve(listener, axum::ServiceExt::into_make_service(unix_app)).with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "control socket server failed");
+        }
+    }));
+    if let Some(addr) = &cfg.api_addr {
+        let listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::ApiListen {
+            addr: addr.clone(),
+            source,
+        })?;
+        let mut rx = running.shutdown.subscribe();
+        running.tasks.push(tokio::spawn(async move {
+            let serve =
+                axum::serve(listener, axum::ServiceExt::into_make_service(app)).with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "TCP API server failed");
+            }
+        }));
+    }
+    tracing::info!(socket = %socket.display(), tcp = ?cfg.api_addr, "Engine API listening");
+    Ok(())
+}
+
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::SignalKind;
+    use tokio::signal::unix::signal;
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
+
+/// Stops everything the node runs and hands back its data dir lock.
+pub(crate) async fn stop(running: Running) -> File {
+    let _ = running.shutdown.send(true);
+    for t in running.tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    if let Some(m) = &running.manager {
+        m.raft.shutdown().await;
+    }
+    let _ = std::fs::remove_file(running.dir.socket());
+    tracing::info!("stopped");
+    running.lock
+}
+
+/// What leaving the swarm leaves behind: nothing. The node's task containers are removed and
+/// its data dir emptied (certificates, raft state, node.json), so the dir can join again.
+pub(crate) async fn leave_swarm(dir: &DataDir, cfg: &NodeConfig, lock: File) -> Result<(), DaemonError> {
+    let mut never = watch::channel(false).1;
+    let executor = tokio::time::timeout(
+        Duration::from_secs(15),
+        connect_executor(&cfg.executor, &dir.task_files(), &mut never),
+    )
+    .await
+    .ok()
+    .flatten();
+    match executor {
+        Some(executor) => match executor.task_ids(&cfg.node_id).await {
+            Ok(ids) => {
+                for id in ids {
+                    if let Err(e) = executor.remove_task(&cfg.node_id, &id).await {
+                        tracing::warn!(task_id = %id, error = %e, "cannot remove the task's container");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list this node's containers to remove them"),
+        },
+        None => tracing::warn!("the engine did not answer; this node's containers are left as they are"),
+    }
+    memory_dir::release(&dir.task_files()).map_err(DaemonError::TaskFiles)?;
+    let entries = std::fs::read_dir(dir.root()).map_err(|source| DaemonError::Io {
+        action: "read",
+        path: dir.root().to_path_buf(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_name() == "lock" {
+            continue;
+        }
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|source| DaemonError::Io {
+            action: "remove",
+            path: path.clone(),
+            source,
+        })?;
+    }
+    drop(lock);
+    let _ = std::fs::remove_file(dir.root().join("lock"));
+    tracing::info!(node_id = %cfg.node_id, "left the swarm");
+    Ok(())
+}

@@ -1,0 +1,375 @@
+//! `swarmd`'s commands: create a cluster (`init`), join one (`join`), restart from a data dir
+//! (`run`), and join many simulated workers from one process (`simulate`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use swarm_agent::Agent;
+use swarm_agent::exec::Executor;
+use swarm_agent::exec::sim::SimExecutor;
+use swarm_ca as ca;
+use swarm_ca::CertIdentity;
+use swarm_ca::JoinToken;
+use swarm_manager::store::StoreAction;
+use swarm_model::Availability;
+use swarm_model::Cluster;
+use swarm_model::ClusterSpec;
+use swarm_model::JoinTokens;
+use swarm_model::Labels;
+use swarm_model::Node;
+use swarm_model::NodeRole;
+use swarm_model::NodeSpec;
+use swarm_model::NodeState;
+use swarm_model::NodeStatus;
+use swarm_model::RootCaState;
+use swarm_model::StoreObject;
+use swarm_model::Timestamp;
+use swarm_model::new_id;
+use swarm_model::new_raft_id;
+use swarm_net::peer_client::PeerClient;
+use swarm_net::tls;
+use swarm_protocol::host;
+use swarm_protocol::peer::JoinRequest;
+use swarm_raft::ManagerAddr;
+use tokio::sync::watch;
+
+use crate::assembly::serve_api;
+use crate::assembly::shutdown_signal;
+use crate::assembly::start_manager;
+use crate::assembly::start_worker;
+use crate::assembly::stop;
+use crate::datadir::DataDir;
+use crate::datadir::NodeConfig;
+use crate::error::DaemonError;
+use crate::identity::become_raft_member;
+use crate::identity::check_listen;
+use crate::identity::ip_of;
+use crate::identity::local_description;
+use crate::identity::obtain_identity;
+use crate::identity::resolve_advertise;
+use crate::role_change;
+
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub data_dir: PathBuf,
+    pub listen_addr: String,
+    pub advertise_addr: Option<String>,
+    pub hostname: Option<String>,
+    pub api_addr: Option<String>,
+    pub snapshot_interval: Option<u64>,
+    pub log_entries_for_slow_followers: Option<u64>,
+    pub availability: Option<Availability>,
+    /// `docker` (default) or `sim`.
+    pub executor: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    pub data_dir: PathBuf,
+    pub token: String,
+    pub remote_addr: String,
+    pub listen_addr: String,
+    pub advertise_addr: Option<String>,
+    pub hostname: Option<String>,
+    pub api_addr: Option<String>,
+    pub labels: Labels,
+    pub availability: Option<Availability>,
+    /// `docker` (default) or `sim`.
+    pub executor: String,
+}
+
+/// Creates a new cluster with this node as its only manager, then runs until stopped.
+pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
+    let dir = DataDir::new(&opts.data_dir);
+    let lock = dir.lock()?;
+    dir.ensure_fresh()?;
+    let advertise = resolve_advertise(&opts.listen_addr, opts.advertise_addr.as_deref())?;
+    check_listen(&opts.listen_addr)?;
+    dir.restrict()?;
+    let hostname = opts.hostname.clone().unwrap_or_else(host::hostname);
+    let cluster_id = new_id();
+    let node_id = new_id();
+    let raft_id = new_raft_id();
+
+    let (ca_pem, ca_key_pem) = ca::generate_root()?;
+    let (key_pem, csr) = ca::new_key_and_csr()?;
+    let who = CertIdentity {
+        node_id: node_id.clone(),
+        role: NodeRole::Manager,
+        cluster_id: cluster_id.clone(),
+    };
+    let cert_pem = ca::issue_node_cert(&ca_pem, &ca_key_pem, &csr, &who, ca::NODE_CERT_EXPIRY)?;
+    dir.save_certs(&ca_pem, &cert_pem, &key_pem)?;
+    let mut cfg = NodeConfig::new(node_id.clone(), cluster_id.clone(), NodeRole::Manager);
+    cfg.raft_id = Some(raft_id);
+    cfg.hostname = hostname.clone();
+    cfg.listen_addr = opts.listen_addr.clone();
+    cfg.advertise_addr = advertise.clone();
+    cfg.api_addr = opts.api_addr.clone();
+    cfg.executor = opts.executor.clone();
+    dir.save_config(&cfg)?;
+
+    let (mut running, manager) = start_manager(dir.clone(), &cfg, lock).await?;
+    manager
+        .raft
+        .bootstrap(ManagerAddr {
+            node_id: node_id.clone(),
+            addr: advertise.clone(),
+        })
+        .await
+        .map_err(DaemonError::Bootstrap)?;
+
+    let digest = ca::root_digest(&ca_pem);
+    let mut spec = ClusterSpec::defaults();
+    if let Some(n) = opts.snapshot_interval {
+        if n == 0 {
+            return Err(DaemonError::SnapshotInterval);
+        }
+        spec.raft.snapshot_interval = n;
+    }
+    if let Some(n) = opts.log_entries_for_slow_followers {
+        spec.raft.log_entries_for_slow_followers = n;
+    }
+    let now = Timestamp::now();
+    let cluster = Cluster {
+        id: cluster_id.clone(),
+        created_at: now,
+        updated_at: now,
+        spec,
+        tls_info: ca::tls_info(&ca_pem),
+        default_addr_pool: None,
+        subnet_size: 24,
+        data_path_port: 4789,
+        join_tokens: Some(JoinTokens {
+            worker: JoinToken::generate(&digest),
+            manager: JoinToken::generate(&digest),
+        }),
+        root_ca: Some(RootCaState {
+            ca_cert_pem: ca_pem.clone(),
+            ca_key_pem,
+            rotated_tokens: Vec::new(),
+            removed_nodes: Default::default(),
+        }),
+        ..Default::default()
+    };
+    let node = Node {
+        id: node_id.clone(),
+        created_at: now,
+        updated_at: now,
+        spec: NodeSpec {
+            role: NodeRole::Manager,
+            availability: opts.availability.unwrap_or_default(),
+            ..Default::default()
+        },
+        description: local_description(&hostname, &ca_pem),
+        status: NodeStatus {
+            state: NodeState::Ready,
+            message: String::new(),
+            addr: ip_of(&advertise),
+        },
+        raft_id: Some(raft_id),
+        ..Default::default()
+    };
+    let tokens = cluster.join_tokens.clone().unwrap_or_default();
+    manager
+        .committer
+        .commit(vec![
+            StoreAction::Create(cluster.into_object()),
+            StoreAction::Create(node.into_object()),
+        ])
+        .await
+        .map_err(DaemonError::CreateCluster)?;
+    cfg.initialised = true;
+    dir.save_config(&cfg)?;
+    serve_api(&mut running, &cfg).await?;
+
+    println!("Swarm initialized: current node ({node_id}) is now a manager.\n");
+    println!("To add a worker to this swarm, run the following command:\n");
+    println!("    swarmd join --token {} {advertise}\n", tokens.worker);
+    println!("To add a manager to this swarm, run the following command:\n");
+    println!("    swarmd join --token {} {advertise}\n", tokens.manager);
+    println!("Control socket: {}", dir.socket().display());
+    role_change::supervise(running, cfg).await
+}
+
+/// Joins an existing cluster as a worker or a manager (the token decides), then runs.
+pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
+    let dir = DataDir::new(&opts.data_dir);
+    let lock = dir.lock()?;
+    dir.ensure_fresh()?;
+    let token = JoinToken::parse(&opts.token)?;
+    let advertise = resolve_advertise(&opts.listen_addr, opts.advertise_addr.as_deref())?;
+    check_listen(&opts.listen_addr)?;
+    dir.restrict()?;
+    let hostname = opts.hostname.clone().unwrap_or_else(host::hostname);
+    let remote = &opts.remote_addr;
+
+    let (ca_pem, key_pem, resp) = obtain_identity(
+        remote,
+        &opts.token,
+        &token,
+        JoinRequest {
+            token: opts.token.trim().to_string(),
+            csr_pem: String::new(),
+            hostname: hostname.clone(),
+            advertise_addr: advertise.clone(),
+            platform: Default::default(),
+            resources: Default::default(),
+            engine: Default::default(),
+            labels: opts.labels.clone(),
+            availability: opts.availability,
+        },
+    )
+    .await?;
+
+    // 3. Keep the identity, then start.
+    dir.save_certs(&ca_pem, &resp.cert_pem, &key_pem)?;
+    let mut cfg = NodeConfig::new(resp.node_id.clone(), resp.cluster_id.clone(), resp.role);
+    cfg.raft_id = resp.raft_id;
+    cfg.hostname = hostname;
+    cfg.listen_addr = opts.listen_addr.clone();
+    cfg.advertise_addr = advertise.clone();
+    cfg.api_addr = opts.api_addr.clone();
+    cfg.managers = resp.managers.clone();
+    cfg.executor = opts.executor.clone();
+    dir.save_config(&cfg)?;
+
+    let mut running = match resp.role {
+        NodeRole::Manager => {
+            let (running, _) = start_manager(dir.clone(), &cfg, lock).await?;
+            let raft_id = resp.raft_id.ok_or(DaemonError::NoRaftId)?;
+            if let Err(source) = become_raft_member(&running.peers, remote, raft_id, &advertise).await {
+                stop(running).await;
+                return Err(DaemonError::NotRaftMember {
+                    node_id: resp.node_id,
+                    dir: dir.root().to_path_buf(),
+                    source,
+                });
+            }
+            running
+        }
+        NodeRole::Worker => start_worker(dir.clone(), &cfg, lock)?,
+    };
+    cfg.initialised = true;
+    dir.save_config(&cfg)?;
+    serve_api(&mut running, &cfg).await?;
+    println!(
+        "This node joined a swarm as a {}. Node ID: {}",
+        resp.role.name(),
+        resp.node_id
+    );
+    println!("Control socket: {}", dir.socket().display());
+    role_change::supervise(running, cfg).await
+}
+
+/// Restarts a node from its data dir, with the settings it was created with.
+pub async fn run(data_dir: PathBuf) -> Result<(), DaemonError> {
+    let dir = DataDir::new(&data_dir);
+    let lock = dir.lock()?;
+    let cfg = dir.load_config()?;
+    // Data dirs from older versions may be more open than today's.
+    dir.restrict()?;
+    // A manager that is not yet in raft (a promotion or a join that was interrupted) joins
+    // once it runs; anything else half set up cannot continue.
+    let joining_manager = cfg.role == NodeRole::Manager && cfg.raft_id.is_some();
+    if !cfg.initialised && !joining_manager {
+        return Err(DaemonError::Unfinished(dir.root().to_path_buf()));
+    }
+    let mut running = match cfg.role {
+        NodeRole::Manager => {
+            let (running, _) = start_manager(dir.clone(), &cfg, lock).await?;
+            if cfg.initialised
+                && let Some(m) = &running.manager
+                && !m.raft.wait_for_local_recovery(Duration::from_secs(60)).await
+            {
+                tracing::warn!("state is still being re-applied from the log; serving reads anyway");
+            }
+            running
+        }
+        NodeRole::Worker => start_worker(dir.clone(), &cfg, lock)?,
+    };
+    serve_api(&mut running, &cfg).await?;
+    role_change::supervise(running, cfg).await
+}
+
+#[derive(Debug, Clone)]
+pub struct SimulateOptions {
+    pub nodes: usize,
+    pub token: String,
+    pub remote_addr: String,
+    pub start_delay: Duration,
+    pub failure_rate: f64,
+    pub hostname_prefix: String,
+}
+
+/// Joins `nodes` simulated workers from this one process, each with its own identity and its
+/// own dispatcher session, running tasks with the simulated executor. For scale tests.
+pub async fn simulate(opts: SimulateOptions) -> Result<(), DaemonError> {
+    let token = JoinToken::parse(&opts.token)?;
+    if !(0.0..=1.0).contains(&opts.failure_rate) {
+        return Err(DaemonError::FailureRate);
+    }
+    let executor: Arc<dyn Executor> = Arc::new(SimExecutor {
+        start_delay: opts.start_delay,
+        failure_rate: opts.failure_rate,
+    });
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let started = std::time::Instant::now();
+    let mut joined = 0usize;
+    let mut handles = Vec::new();
+    let limit = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut joins = tokio::task::JoinSet::new();
+    for i in 0..opts.nodes {
+        let (limit, remote, raw, token) = (
+            limit.clone(),
+            opts.remote_addr.clone(),
+            opts.token.clone(),
+            token.clone(),
+        );
+        let hostname = format!("{}-{i}", opts.hostname_prefix);
+        joins.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let req = JoinRequest {
+                token: String::new(),
+                csr_pem: String::new(),
+                hostname: hostname.clone(),
+                advertise_addr: String::new(),
+                platform: Default::default(),
+                resources: Default::default(),
+                engine: Default::default(),
+                labels: Labels::new(),
+                availability: None,
+            };
+            let (ca, key, resp) = obtain_identity(&remote, &raw, &token, req).await?;
+            if resp.role != NodeRole::Worker {
+                return Err(DaemonError::SimulateNeedsWorkerToken);
+            }
+            let tls = tls::client_config(&ca, &resp.cert_pem, &key)?;
+            Ok((hostname, resp, Arc::new(PeerClient::new(tls))))
+        });
+    }
+    while let Some(res) = joins.join_next().await {
+        let (hostname, resp, peers) = res??;
+        let agent = Arc::new(Agent::new(
+            resp.node_id,
+            hostname,
+            peers,
+            resp.managers,
+            executor.clone(),
+            None,
+        ));
+        handles.push(tokio::spawn(agent.run(shutdown.clone())));
+        joined += 1;
+    }
+    println!(
+        "simulating {joined} worker nodes (joined in {:.1} s); stop with SIGTERM or Ctrl-C",
+        started.elapsed().as_secs_f64()
+    );
+    shutdown_signal().await;
+    let _ = shutdown_tx.send(true);
+    for h in handles {
+        let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
+    }
+    Ok(())
+}

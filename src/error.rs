@@ -1,0 +1,88 @@
+//! Why `swarmd` could not start or keep running. Each message says what to do.
+
+use std::path::PathBuf;
+
+use swarm_agent::exec::memory_dir::MemoryDirError;
+use swarm_ca::CaError;
+use swarm_ca::TokenError;
+use swarm_manager::StartError;
+use swarm_manager::commit::CommitError;
+use swarm_net::tls::TlsError;
+use swarm_raft::ProposeError;
+
+use crate::datadir::DataDirError;
+use crate::identity::JoinError;
+use crate::identity::RaftJoinError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error(transparent)]
+    Manager(#[from] StartError),
+    #[error(transparent)]
+    Join(#[from] JoinError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot make keys and certificates: {0}")]
+    Ca(#[from] CaError),
+    #[error("--listen-addr {0:?} is not a valid IP:PORT")]
+    ListenAddr(String),
+    #[error("--advertise-addr {0:?} is not a valid IP or IP:PORT")]
+    AdvertiseAddr(String),
+    #[error("cannot determine an address to advertise to other nodes; pass --advertise-addr IP[:PORT]")]
+    NoAdvertiseAddr,
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("{}: {source}", path.display())]
+    Certificate { path: PathBuf, source: CaError },
+    #[error(
+        "the node certificate {} expired at {expired}; this node must rejoin the cluster with a fresh data dir",
+        path.display()
+    )]
+    CertificateExpired { path: PathBuf, expired: String },
+    #[error("--snapshot-interval must be at least 1")]
+    SnapshotInterval,
+    #[error("--failure-rate must be between 0 and 1")]
+    FailureRate,
+    #[error("simulate needs a worker token: simulated nodes cannot be managers")]
+    SimulateNeedsWorkerToken,
+    #[error("cannot bootstrap raft: {0}")]
+    Bootstrap(ProposeError),
+    #[error("cannot create the cluster: {0}")]
+    CreateCluster(CommitError),
+    #[error("the manager did not assign a raft id to this manager")]
+    NoRaftId,
+    #[error(
+        "registered as node {node_id} but could not become a raft member: {source}. Remove {} and join again",
+        dir.display()
+    )]
+    NotRaftMember {
+        node_id: String,
+        dir: PathBuf,
+        source: RaftJoinError,
+    },
+    #[error(
+        "data dir {} was not fully set up (swarmd init or join was interrupted); remove it and run init or join again",
+        .0.display()
+    )]
+    Unfinished(PathBuf),
+    #[error("{} is served by another process", .0.display())]
+    SocketInUse(PathBuf),
+    #[error("cannot create control socket {}: {source}", path.display())]
+    Socket { path: PathBuf, source: std::io::Error },
+    #[error("cannot listen for the Engine API on {addr}: {source}")]
+    ApiListen { addr: String, source: std::io::Error },
+    #[error("cannot remove the task files' tmpfs: {0}")]
+    TaskFiles(MemoryDirError),
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("a simulated node could not join: {0}")]
+    SimulatedJoin(#[from] tokio::task::JoinError),
+}

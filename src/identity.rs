@@ -1,0 +1,237 @@
+//! Who this node is and how it becomes someone: the addresses it listens on and advertises,
+//! what it says about itself, the checks on its certificate, and the join handshakes (a node
+//! certificate from a manager, then, for a manager, a place in raft).
+
+use std::net::IpAddr;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use swarm_ca as ca;
+use swarm_ca::JoinToken;
+use swarm_model::NodeDescription;
+use swarm_model::Platform;
+use swarm_model::Resources;
+use swarm_net::peer_client::PeerClient;
+use swarm_net::peer_client::PeerError;
+use swarm_net::peer_client::full;
+use swarm_net::tls;
+use swarm_protocol::host;
+use swarm_protocol::peer::JoinRaftRequest;
+use swarm_protocol::peer::JoinRequest;
+use swarm_protocol::peer::JoinResponse;
+
+use crate::datadir::DataDir;
+use crate::datadir::DataDirError;
+use crate::datadir::NodeConfig;
+use crate::error::DaemonError;
+
+/// Why the join handshake with a manager failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("cannot fetch the root CA from the manager at {remote}: {source}")]
+    FetchCa { remote: String, source: PeerError },
+    #[error("the root CA from the manager is not text")]
+    CaNotText,
+    #[error(
+        "the manager at {remote} presented a root CA whose digest does not match the join token: the token is \
+         for another cluster, or the connection is being intercepted. Refusing to join"
+    )]
+    CaMismatch { remote: String },
+    #[error("cannot encode the join request: {0}")]
+    Encode(serde_json::Error),
+    #[error("the manager at {remote} refused the join: {message}")]
+    Refused { remote: String, message: String },
+    #[error("cannot join through the manager at {remote}: {source}")]
+    Unreachable { remote: String, source: PeerError },
+    #[error("the manager's join answer is not understood: {0}")]
+    Answer(serde_json::Error),
+    #[error("the manager answered with a different root CA than the one pinned; refusing to join")]
+    CaChanged,
+}
+
+/// Why a manager could not (yet) add this manager to raft.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftJoinError {
+    #[error("cannot encode the raft join request: {0}")]
+    Encode(serde_json::Error),
+    /// The manager answered, and said no: its message.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Peer(PeerError),
+}
+
+/// Fails early, before anything is written, if the listen address cannot be bound.
+pub(crate) fn check_listen(listen: &str) -> Result<(), DaemonError> {
+    std::net::TcpListener::bind(listen)
+        .map(drop)
+        .map_err(|source| DaemonError::Listen {
+            addr: listen.to_string(),
+            source,
+        })
+}
+
+/// Picks the address other nodes dial. An explicit `--advertise-addr` wins (its port defaults to
+/// the listen port); otherwise the listen IP, or the address of the default route's interface.
+pub fn resolve_advertise(listen: &str, advertise: Option<&str>) -> Result<String, DaemonError> {
+    let listen: SocketAddr = listen
+        .parse()
+        .map_err(|_| DaemonError::ListenAddr(listen.to_string()))?;
+    if let Some(a) = advertise {
+        if let Ok(sa) = a.parse::<SocketAddr>() {
+            return Ok(sa.to_string());
+        }
+        if let Ok(ip) = a.parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, listen.port()).to_string());
+        }
+        return Err(DaemonError::AdvertiseAddr(a.to_string()));
+    }
+    if !listen.ip().is_unspecified() {
+        return Ok(listen.to_string());
+    }
+    // Connecting a UDP socket sends nothing; it only asks the kernel which source address the
+    // default route would use.
+    let detected = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified());
+    match detected {
+        Some(ip) => Ok(SocketAddr::new(ip, listen.port()).to_string()),
+        None => Err(DaemonError::NoAdvertiseAddr),
+    }
+}
+
+pub(crate) fn local_description(hostname: &str, ca_pem: &str) -> NodeDescription {
+    NodeDescription {
+        hostname: hostname.to_string(),
+        platform: Platform {
+            architecture: host::architecture().to_string(),
+            os: host::os().to_string(),
+        },
+        resources: Resources {
+            nano_cpus: host::cpus() * 1_000_000_000,
+            memory_bytes: host::memory_bytes(),
+            generic_resources: None,
+        },
+        engine: Default::default(),
+        tls_info: ca::tls_info(ca_pem),
+    }
+}
+
+pub(crate) fn ip_of(addr: &str) -> String {
+    addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default()
+}
+
+/// Checks the certificate on disk against node.json before trusting either.
+pub(crate) fn check_certs(cfg: &NodeConfig, cert_pem: &str, dir: &DataDir) -> Result<(), DaemonError> {
+    let certificate = |source| DaemonError::Certificate {
+        path: dir.cert_path(),
+        source,
+    };
+    let der = ca::first_cert_der(cert_pem).map_err(certificate)?;
+    let who = ca::cert_identity(&der).map_err(certificate)?;
+    if who.node_id != cfg.node_id || who.cluster_id != cfg.cluster_id || who.role != cfg.role {
+        return Err(DataDirError::Damaged {
+            dir: dir.root().display().to_string(),
+            problem: format!(
+                "{} is for {} {} of cluster {}, but node.json describes {} {} of cluster {}",
+                dir.cert_path().display(),
+                who.role.name(),
+                who.node_id,
+                who.cluster_id,
+                cfg.role.name(),
+                cfg.node_id,
+                cfg.cluster_id
+            ),
+        }
+        .into());
+    }
+    let not_after = ca::cert_not_after(&der).map_err(certificate)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if not_after < now {
+        return Err(DaemonError::CertificateExpired {
+            path: dir.cert_path(),
+            expired: time::OffsetDateTime::from_unix_timestamp(not_after)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        });
+    }
+    Ok(())
+}
+
+/// The join handshake: downloads the root CA without trusting anyone, pins it through the
+/// token's digest, then sends a CSR with the token over TLS verified against that CA. Returns
+/// (CA PEM, private key PEM, the manager's answer).
+pub(crate) async fn obtain_identity(
+    remote: &str,
+    raw_token: &str,
+    token: &JoinToken,
+    mut req: JoinRequest,
+) -> Result<(String, String, JoinResponse), DaemonError> {
+    let unverified = PeerClient::new(tls::unverified_client_config());
+    let ca_pem = unverified
+        .call(remote, "/ca", None, Duration::from_secs(10))
+        .await
+        .map_err(|source| JoinError::FetchCa {
+            remote: remote.to_string(),
+            source,
+        })?;
+    let ca_pem = String::from_utf8(ca_pem.to_vec()).map_err(|_| JoinError::CaNotText)?;
+    if ca::root_digest(&ca_pem) != token.ca_digest {
+        return Err(JoinError::CaMismatch {
+            remote: remote.to_string(),
+        }
+        .into());
+    }
+    let (key_pem, csr_pem) = ca::new_key_and_csr()?;
+    let pinned = PeerClient::new(tls::pinned_client_config(&ca_pem)?);
+    let desc = local_description(&req.hostname, &ca_pem);
+    req.token = raw_token.trim().to_string();
+    req.csr_pem = csr_pem;
+    req.platform = desc.platform;
+    req.resources = desc.resources;
+    let body = serde_json::to_vec(&req).map_err(JoinError::Encode)?;
+    let resp = pinned
+        .call(remote, "/join", Some(full(body)), Duration::from_secs(30))
+        .await
+        .map_err(|e| match e {
+            PeerError::Status { message, .. } => JoinError::Refused {
+                remote: remote.to_string(),
+                message,
+            },
+            source => JoinError::Unreachable {
+                remote: remote.to_string(),
+                source,
+            },
+        })?;
+    let resp: JoinResponse = serde_json::from_slice(&resp).map_err(JoinError::Answer)?;
+    if resp.ca_pem != ca_pem {
+        return Err(JoinError::CaChanged.into());
+    }
+    Ok((ca_pem, key_pem, resp))
+}
+
+/// Asks the manager at `remote` to add this (started) manager to raft: as a learner until it
+/// has caught up, then as a voter.
+pub(crate) async fn become_raft_member(
+    peers: &PeerClient,
+    remote: &str,
+    raft_id: u64,
+    advertise: &str,
+) -> Result<(), RaftJoinError> {
+    let body = serde_json::to_vec(&JoinRaftRequest {
+        raft_id,
+        addr: advertise.to_string(),
+    })
+    .map_err(RaftJoinError::Encode)?;
+    peers
+        .call(remote, "/join/raft", Some(full(body)), Duration::from_secs(300))
+        .await
+        .map(drop)
+        .map_err(|e| match e {
+            PeerError::Status { message, .. } => RaftJoinError::Refused(message),
+            other => RaftJoinError::Peer(other),
+        })
+}
