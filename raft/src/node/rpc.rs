@@ -1,0 +1,120 @@
+//! Raft traffic that arrives from other managers: replication, votes, leadership transfer,
+//! forwarded writes and membership changes, and streamed snapshots.
+
+use std::io;
+
+use openraft::alias::SnapshotOf;
+use openraft::errors::RaftError;
+use tokio::io::AsyncRead;
+use tokio::io::AsyncReadExt;
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+use super::RaftNode;
+use super::membership::MembershipChange;
+use super::propose::ForwardError;
+use crate::codec;
+use crate::network::Rpc;
+use crate::snapshot_store::SnapshotFile;
+use crate::state_machine::App;
+use crate::types::Command;
+use crate::types::TypeConfig;
+use crate::types::Vote;
+
+impl<A: App> RaftNode<A> {
+    /// Handles a raft RPC that arrived from another manager and returns the encoded response.
+    /// The caller must already have checked that the peer is a manager of this cluster.
+    pub async fn handle_rpc(&self, rpc: Rpc, body: &[u8]) -> Result<Vec<u8>, io::Error> {
+        match rpc {
+            Rpc::Append => {
+                let req = codec::decode(body, "append-entries request")?;
+                codec::encode(&self.raft.append_entries(req).await)
+            }
+            Rpc::Vote => {
+                let req = codec::decode(body, "vote request")?;
+                codec::encode(&self.raft.vote(req).await)
+            }
+            Rpc::PreVote => {
+                let req = codec::decode(body, "pre-vote request")?;
+                codec::encode(&self.raft.pre_vote(req).await)
+            }
+            Rpc::Transfer => {
+                let req = codec::decode(body, "transfer-leader request")?;
+                let res: Result<_, RaftError<TypeConfig>> =
+                    self.raft.handle_transfer_leader(req).await.map_err(RaftError::Fatal);
+                codec::encode(&res)
+            }
+            Rpc::Forward => {
+                let Command(command) = codec::decode(body, "forwarded write")?;
+                let start = Instant::now();
+                let res = if self.status().is_leader() {
+                    self.propose_local(command, start + self.config.propose_timeout, start)
+                        .await
+                } else {
+                    Err(ForwardError::NotLeader)
+                };
+                codec::encode(&res)
+            }
+            Rpc::Membership => {
+                let change: MembershipChange = codec::decode(body, "membership change")?;
+                let res = if self.status().is_leader() {
+                    self.change_membership_local(change)
+                        .await
+                        .map_err(ForwardError::Membership)
+                } else {
+                    Err(ForwardError::NotLeader)
+                };
+                codec::encode(&res)
+            }
+        }
+    }
+
+    /// Receives a snapshot stream sent by [`Transport::send_snapshot`]: writes it to a temp file,
+    /// verifies it, installs it, and returns the encoded response for the leader.
+    pub async fn receive_snapshot<R>(&self, mut reader: R) -> Result<Vec<u8>, io::Error>
+    where
+        R: AsyncRead + Unpin + Send,
+    {
+        let mut len = [0u8; 4];
+        reader.read_exact(&mut len).await?;
+        let len = u32::from_be_bytes(len);
+        if len > 1 << 20 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "snapshot stream header is implausibly long",
+            ));
+        }
+        let mut vote = vec![0u8; len as usize];
+        reader.read_exact(&mut vote).await?;
+        let vote: Vote = codec::decode(&vote, "snapshot vote")?;
+
+        let path = self.snapshots.incoming_path();
+        let received = async {
+            let mut file = tokio::fs::File::create(&path).await?;
+            let bytes = tokio::io::copy(&mut reader, &mut file).await?;
+            file.flush().await?;
+            file.sync_all().await?;
+            let check = path.clone();
+            let snapshot = tokio::task::spawn_blocking(move || SnapshotFile::open(&check))
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))??;
+            tracing::info!(bytes, last_log_id = ?snapshot.meta.last_log_id, "received snapshot");
+            Ok::<_, io::Error>(snapshot)
+        }
+        .await;
+        let snapshot = match received {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                return Err(e);
+            }
+        };
+        let snapshot = SnapshotOf::<TypeConfig, SnapshotFile> {
+            meta: snapshot.meta.clone(),
+            snapshot,
+        };
+        let res = self.raft.install_full_snapshot(vote, snapshot).await;
+        let _ = tokio::fs::remove_file(&path).await;
+        codec::encode(&res)
+    }
+}
