@@ -1,0 +1,336 @@
+//! The Docker controller of one task: pull, create, start, health-gated readiness, wait, stop
+//! and remove its container, and the task's secret and config files beside it.
+
+use std::path::Path;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::ContainerStateStatusEnum;
+use bollard::models::HealthStatusEnum;
+use bollard::models::Mount;
+use bollard::models::MountType;
+use bollard::query_parameters::CreateContainerOptionsBuilder;
+use bollard::query_parameters::CreateImageOptionsBuilder;
+use bollard::query_parameters::StopContainerOptionsBuilder;
+use bollard::query_parameters::WaitContainerOptionsBuilder;
+use futures_util::StreamExt;
+use swarm_model::Task;
+use swarm_model::defaults::DEFAULT_STOP_GRACE_PERIOD;
+
+use super::ENGINE_TIMEOUT;
+use super::PULL_TIMEOUT;
+use super::container::create_body;
+use super::container::grace_secs;
+use super::container::with_default_tag;
+use super::engine_message;
+use super::is_not_found;
+use super::remove;
+use super::remove_files;
+use crate::exec::BoxFuture;
+use crate::exec::Controller;
+use crate::exec::ExecError;
+use crate::exec::Existing;
+use crate::exec::Exit;
+use crate::exec::TaskFile;
+
+/// Writes a task's secret and config files (each with its owner and mode) into `dir`, and
+/// returns the read-only bind mounts that put them at their targets.
+fn write_files(dir: &Path, files: &[TaskFile]) -> Result<Vec<Mount>, ExecError> {
+    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::PermissionsExt;
+    let failed = |what: &str, e: std::io::Error| ExecError::Failed(format!("{what} in {}: {e}", dir.display()));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| failed("creating the task's file dir", e))?;
+    let mut mounts = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let Some(data) = &f.data else {
+            return Err(ExecError::Rejected(format!(
+                "{} {} was not sent to this node",
+                f.kind, f.name
+            )));
+        };
+        let path = dir.join(format!("{i}-{}", f.kind));
+        let (uid, gid) = f
+            .owner
+            .clone()
+            .map_err(|why| ExecError::Rejected(format!("{} {}: {why}", f.kind, f.name)))?;
+        std::fs::write(&path, data).map_err(|e| failed("writing a file", e))?;
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|e| {
+            ExecError::Failed(format!(
+                "{} {}: cannot give its file to uid {uid}, gid {gid} (changing file owners needs swarmd to run as root): {e}",
+                f.kind, f.name
+            ))
+        })?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode & 0o7777))
+            .map_err(|e| failed("setting a file's mode", e))?;
+        mounts.push(Mount {
+            target: Some(f.target.clone()),
+            source: Some(path.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    Ok(mounts)
+}
+
+pub(super) struct DockerController {
+    pub(super) files_dir: PathBuf,
+    pub(super) files: Vec<TaskFile>,
+    pub(super) docker: Docker,
+    pub(super) task: Task,
+    pub(super) node_id: String,
+    pub(super) name: String,
+    pub(super) container_id: String,
+    pub(super) pid: i64,
+    pub(super) has_health: bool,
+}
+
+impl DockerController {
+    async fn inspect(&mut self) -> Result<Option<bollard::models::ContainerInspectResponse>, ExecError> {
+        match tokio::time::timeout(ENGINE_TIMEOUT, self.docker.inspect_container(&self.name, None)).await {
+            Ok(Ok(c)) => {
+                if let Some(id) = &c.id {
+                    self.container_id = id.clone();
+                }
+                if let Some(state) = &c.state {
+                    self.pid = state.pid.unwrap_or(0);
+                    self.has_health = state.health.is_some();
+                }
+                Ok(Some(c))
+            }
+            Ok(Err(e)) if is_not_found(&e) => Ok(None),
+            Ok(Err(e)) => Err(ExecError::Engine(format!(
+                "inspecting container: {}",
+                engine_message(&e)
+            ))),
+            Err(_) => Err(ExecError::Engine(
+                "inspecting container: the engine did not answer".to_string(),
+            )),
+        }
+    }
+
+    async fn pull_if_missing(&self, image: &str) -> Result<(), ExecError> {
+        match tokio::time::timeout(ENGINE_TIMEOUT, self.docker.inspect_image(image)).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) if is_not_found(&e) => {}
+            Ok(Err(e)) => return Err(ExecError::Engine(format!("inspecting image: {}", engine_message(&e)))),
+            Err(_) => {
+                return Err(ExecError::Engine(
+                    "inspecting image: the engine did not answer".to_string(),
+                ));
+            }
+        }
+        tracing::info!(%image, "pulling image");
+        // Without a tag the engine would pull every tag of the repository.
+        let reference = with_default_tag(image);
+        let opts = CreateImageOptionsBuilder::new().from_image(&reference).build();
+        let pull = async {
+            let mut stream = self.docker.create_image(Some(opts), None, None);
+            while let Some(item) = stream.next().await {
+                if let Err(e) = item {
+                    return Err(ExecError::Rejected(engine_message(&e)));
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(PULL_TIMEOUT, pull)
+            .await
+            .map_err(|_| ExecError::Rejected(format!("pulling {image} did not finish within {PULL_TIMEOUT:?}")))?
+    }
+
+    /// The container's health, if it has a healthcheck.
+    async fn health(&mut self) -> Result<Option<HealthStatusEnum>, ExecError> {
+        let c = self.inspect().await?;
+        Ok(c.and_then(|c| c.state).and_then(|s| {
+            if !s.running.unwrap_or(false) {
+                return None;
+            }
+            s.health.and_then(|h| h.status)
+        }))
+    }
+}
+
+impl Controller for DockerController {
+    fn existing(&mut self) -> BoxFuture<'_, Result<Option<Existing>, ExecError>> {
+        Box::pin(async move {
+            let Some(c) = self.inspect().await? else {
+                return Ok(None);
+            };
+            let id = self.container_id.clone();
+            let state = c.state.unwrap_or_default();
+            Ok(Some(match state.status {
+                Some(ContainerStateStatusEnum::RUNNING) | Some(ContainerStateStatusEnum::RESTARTING) => {
+                    Existing::Running {
+                        container_id: id,
+                        pid: state.pid.unwrap_or(0),
+                    }
+                }
+                Some(ContainerStateStatusEnum::CREATED) => Existing::Created { container_id: id },
+                _ => Existing::Exited {
+                    container_id: id,
+                    code: state.exit_code.unwrap_or(0),
+                },
+            }))
+        })
+    }
+
+    fn prepare(&mut self) -> BoxFuture<'_, Result<(), ExecError>> {
+        Box::pin(async move {
+            let image = self
+                .task
+                .spec
+                .container_spec
+                .as_ref()
+                .map(|c| c.image.clone())
+                .unwrap_or_default();
+            self.pull_if_missing(&image).await?;
+            let opts = CreateContainerOptionsBuilder::new().name(&self.name).build();
+            let file_mounts = match self.files.is_empty() {
+                true => Vec::new(),
+                false => write_files(&self.files_dir, &self.files)?,
+            };
+            let body = create_body(&self.task, &self.node_id, &self.name, file_mounts);
+            let created = tokio::time::timeout(
+                ENGINE_TIMEOUT,
+                self.docker.create_container(Some(opts.clone()), body.clone()),
+            )
+            .await;
+            let created = match created {
+                Ok(Err(DockerError::DockerResponseServerError { status_code: 409, .. })) => {
+                    // A container of this task was left half-created; start over.
+                    remove(&self.docker, &self.name).await?;
+                    tokio::time::timeout(ENGINE_TIMEOUT, self.docker.create_container(Some(opts), body)).await
+                }
+                other => other,
+            };
+            match created {
+                Ok(Ok(resp)) => {
+                    self.container_id = resp.id;
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(ExecError::Rejected(engine_message(&e))),
+                Err(_) => Err(ExecError::Engine(
+                    "creating container: the engine did not answer".to_string(),
+                )),
+            }
+        })
+    }
+
+    fn start(&mut self) -> BoxFuture<'_, Result<(), ExecError>> {
+        Box::pin(async move {
+            match tokio::time::timeout(ENGINE_TIMEOUT, self.docker.start_container(&self.name, None)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(ExecError::Failed(engine_message(&e))),
+                Err(_) => {
+                    return Err(ExecError::Failed(
+                        "starting container: the engine did not answer".to_string(),
+                    ));
+                }
+            }
+            self.inspect().await?;
+            Ok(())
+        })
+    }
+
+    fn wait_ready(&mut self) -> BoxFuture<'_, Result<(), ExecError>> {
+        Box::pin(async move {
+            if !self.has_health {
+                return Ok(());
+            }
+            loop {
+                match self.health().await? {
+                    Some(HealthStatusEnum::HEALTHY) => return Ok(()),
+                    Some(HealthStatusEnum::UNHEALTHY) => return Err(ExecError::Unhealthy),
+                    Some(HealthStatusEnum::NONE) | Some(HealthStatusEnum::EMPTY) => return Ok(()),
+                    // Not running any more: the exit is reported by wait().
+                    None => return Ok(()),
+                    Some(HealthStatusEnum::STARTING) => {}
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    }
+
+    fn wait(&mut self) -> BoxFuture<'_, Result<Exit, ExecError>> {
+        Box::pin(async move {
+            let docker = self.docker.clone();
+            let name = self.name.clone();
+            let exited = async move {
+                let opts = WaitContainerOptionsBuilder::new().condition("not-running").build();
+                let mut stream = docker.wait_container(&name, Some(opts));
+                match stream.next().await {
+                    Some(Ok(r)) => Ok(Exit { code: r.status_code }),
+                    // bollard reports a non-zero exit as an error carrying the code.
+                    Some(Err(DockerError::DockerContainerWaitError { code, .. })) => Ok(Exit { code }),
+                    Some(Err(e)) if is_not_found(&e) => {
+                        Err(ExecError::Failed("task: container was removed".to_string()))
+                    }
+                    Some(Err(e)) => Err(ExecError::Failed(format!(
+                        "waiting for container: {}",
+                        engine_message(&e)
+                    ))),
+                    None => Err(ExecError::Failed(
+                        "waiting for container: the engine closed the stream".to_string(),
+                    )),
+                }
+            };
+            let has_health = self.has_health;
+            let unhealthy = async {
+                if !has_health {
+                    return std::future::pending().await;
+                }
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Ok(Some(HealthStatusEnum::UNHEALTHY)) = self.health().await {
+                        return ExecError::Unhealthy;
+                    }
+                }
+            };
+            tokio::select! {
+                r = exited => r,
+                e = unhealthy => Err(e),
+            }
+        })
+    }
+
+    fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExecError>> {
+        Box::pin(async move {
+            let grace_ns = self
+                .task
+                .spec
+                .container_spec
+                .as_ref()
+                .and_then(|c| c.stop_grace_period)
+                .unwrap_or(DEFAULT_STOP_GRACE_PERIOD);
+            let secs = grace_secs(grace_ns) as i32;
+            let opts = StopContainerOptionsBuilder::new().t(secs).build();
+            let deadline = Duration::from_secs(secs as u64) + ENGINE_TIMEOUT;
+            match tokio::time::timeout(deadline, self.docker.stop_container(&self.name, Some(opts))).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) if is_not_found(&e) => Ok(()),
+                Ok(Err(DockerError::DockerResponseServerError { status_code: 304, .. })) => Ok(()),
+                Ok(Err(e)) => Err(ExecError::Engine(format!("stopping container: {}", engine_message(&e)))),
+                Err(_) => Err(ExecError::Engine(
+                    "stopping container: the engine did not answer".to_string(),
+                )),
+            }
+        })
+    }
+
+    fn remove(&mut self) -> BoxFuture<'_, Result<(), ExecError>> {
+        Box::pin(async move {
+            remove(&self.docker, &self.name).await?;
+            remove_files(&self.files_dir)
+        })
+    }
+
+    fn container(&self) -> (String, i64) {
+        (self.container_id.clone(), self.pid)
+    }
+}
