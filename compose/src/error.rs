@@ -20,16 +20,21 @@ pub enum ComposeError {
     #[error("invalid interpolation format for {path}: \"{detail}\"; you may need to escape any $ with another $")]
     Interpolation { path: String, detail: String },
     #[error("error while interpolating {path}: failed to cast to expected type: {reason}")]
-    Cast { path: String, reason: String },
+    Cast {
+        path: String,
+        reason: crate::interpolate::CastError,
+    },
     /// A schema violation: `services.web.deploy Additional property replica is not allowed`.
     #[error("{path} {problem}")]
     Schema { path: String, problem: String },
     /// A value that has the right type but cannot be used (a bad size, a bad port spec).
     #[error("{0}")]
     Invalid(String),
+    #[error("invalid image reference for service {service}: {problem}")]
+    ImageReference { service: String, problem: ImageRefError },
     /// A problem converting one service: `service web: undefined network "x"`.
     #[error("service {service}: {problem}")]
-    Service { service: String, problem: String },
+    Service { service: String, problem: ServiceProblem },
     /// A file the compose file points at (env_file) could not be read.
     #[error("{path}: {problem}")]
     File { path: String, problem: String },
@@ -46,5 +51,60 @@ impl ComposeError {
             path,
             problem: problem.into(),
         }
+    }
+}
+
+/// Why an image reference is not one docker would parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageRefError {
+    #[error("no image specified")]
+    Missing,
+    #[error("invalid reference format")]
+    Format,
+    /// `shown` is the repository as docker names it (`library/` added to bare names).
+    #[error("invalid reference format: repository name ({shown}) must be lowercase")]
+    Uppercase { shown: String },
+}
+
+/// Why one service cannot become a service spec, in docker's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceProblem {
+    /// A secret, config, network or volume the service uses but the file does not declare.
+    #[error("undefined {kind} {name:?}")]
+    Undefined { kind: &'static str, name: String },
+    #[error("duplicate {kind} target for {name} not allowed")]
+    DuplicateTarget { kind: &'static str, name: String },
+    /// More than one of a credential spec's config, file and registry (quoted, in order).
+    #[error("invalid credential spec: cannot specify both {}", join_both(.0))]
+    CredentialSpec(Vec<&'static str>),
+    #[error("replicas can only be used with replicated or replicated-job mode")]
+    ReplicasWithoutReplicatedMode,
+    #[error("unknown mode: {0}")]
+    UnknownMode(String),
+    #[error("invalid restart policy: maximum retry count must be an integer: {0}")]
+    RestartCount(String),
+    #[error(
+        "invalid restart policy: unknown policy '{0}' (must be one of 'no', 'always', 'on-failure', or 'unless-stopped')"
+    )]
+    RestartPolicy(String),
+    #[error("test and disable can't be set at the same time")]
+    HealthcheckTestAndDisable,
+    /// Options of one mount type given to a mount of another.
+    #[error("{options} options are incompatible with type {kind}")]
+    MountOptions { options: &'static str, kind: &'static str },
+    #[error("invalid tmpfs source, source must be empty")]
+    TmpfsSource,
+    #[error("volume type must be volume, bind, tmpfs, npipe, or cluster")]
+    MountType,
+    #[error(transparent)]
+    Unit(#[from] crate::units::UnitError),
+}
+
+/// docker's list: `"A" and "B"`, or `"A", "B", and "C"`.
+fn join_both(set: &[&str]) -> String {
+    match set {
+        [a, b] => format!("{a} and {b}"),
+        [rest @ .., last] => format!("{}, and {last}", rest.join(", ")),
+        [] => String::new(),
     }
 }

@@ -162,20 +162,31 @@ fn cast_for(path: &[String]) -> Option<Cast> {
     })
 }
 
-fn cast(text: &str, cast: Cast) -> Result<Value, String> {
+/// Why an interpolated value does not have the type its key needs, as Go's strconv says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CastError {
+    #[error("strconv.Atoi: parsing {0:?}: invalid syntax")]
+    Int(String),
+    #[error("strconv.ParseFloat: parsing {0:?}: invalid syntax")]
+    Float(String),
+    #[error("invalid boolean: {0}")]
+    Bool(String),
+}
+
+fn cast(text: &str, cast: Cast) -> Result<Value, CastError> {
     match cast {
         Cast::Int => text
             .parse::<i64>()
             .map(Value::Int)
-            .map_err(|_| format!("strconv.Atoi: parsing {text:?}: invalid syntax")),
+            .map_err(|_| CastError::Int(text.to_string())),
         Cast::Float => text
             .parse::<f64>()
             .map(Value::Float)
-            .map_err(|_| format!("strconv.ParseFloat: parsing {text:?}: invalid syntax")),
+            .map_err(|_| CastError::Float(text.to_string())),
         Cast::Bool => match text.to_ascii_lowercase().as_str() {
             "y" | "yes" | "true" | "on" => Ok(Value::Bool(true)),
             "n" | "no" | "false" | "off" => Ok(Value::Bool(false)),
-            _ => Err(format!("invalid boolean: {text}")),
+            _ => Err(CastError::Bool(text.to_string())),
         },
     }
 }

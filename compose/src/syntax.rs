@@ -7,8 +7,33 @@ use std::path::Path;
 use crate::value::Map;
 use crate::value::Value;
 
+/// Why a short syntax (shell words, a port, a volume) was refused, in docker's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyntaxError {
+    #[error("EOF found when expecting closing quote")]
+    UnclosedQuote,
+    #[error("EOF found after escape character")]
+    TrailingEscape,
+    #[error("invalid protocol {0}")]
+    Protocol(String),
+    #[error("invalid port {0:?}")]
+    Port(String),
+    #[error("invalid range {0}")]
+    Range(String),
+    #[error("invalid ranges in {0}")]
+    Ranges(String),
+    #[error("invalid IP address {ip:?} in {spec}")]
+    Ip { ip: String, spec: String },
+    #[error("invalid empty volume spec")]
+    EmptyVolume,
+    #[error("invalid spec: {0}: empty section between colons")]
+    EmptySection(String),
+    #[error("invalid spec: {0}: too many colons")]
+    TooManyColons(String),
+}
+
 /// Docker's shlex split for `command`/`entrypoint` strings.
-pub fn shell_split(text: &str) -> Result<Vec<String>, String> {
+pub fn shell_split(text: &str) -> Result<Vec<String>, SyntaxError> {
     let mut words = Vec::new();
     let mut current = String::new();
     let mut in_word = false;
@@ -21,7 +46,7 @@ pub fn shell_split(text: &str) -> Result<Vec<String>, String> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(ch) => current.push(ch),
-                        None => return Err("EOF found when expecting closing quote".to_string()),
+                        None => return Err(SyntaxError::UnclosedQuote),
                     }
                 }
             }
@@ -37,10 +62,10 @@ pub fn shell_split(text: &str) -> Result<Vec<String>, String> {
                                 current.push('\\');
                                 current.push(ch);
                             }
-                            None => return Err("EOF found when expecting closing quote".to_string()),
+                            None => return Err(SyntaxError::UnclosedQuote),
                         },
                         Some(ch) => current.push(ch),
-                        None => return Err("EOF found when expecting closing quote".to_string()),
+                        None => return Err(SyntaxError::UnclosedQuote),
                     }
                 }
             }
@@ -50,7 +75,7 @@ pub fn shell_split(text: &str) -> Result<Vec<String>, String> {
                     in_word = true;
                     current.push(ch);
                 }
-                None => return Err("EOF found after escape character".to_string()),
+                None => return Err(SyntaxError::TrailingEscape),
             },
             c if c.is_whitespace() => {
                 if in_word {
@@ -132,18 +157,18 @@ pub struct ShortPort {
     pub protocol: String,
 }
 
-pub(crate) fn port_range(text: &str) -> Result<(u32, u32), String> {
+pub(crate) fn port_range(text: &str) -> Result<(u32, u32), SyntaxError> {
     let parse = |s: &str| {
         s.parse::<u32>()
             .ok()
             .filter(|p| *p <= 65535)
-            .ok_or_else(|| format!("invalid port {s:?}"))
+            .ok_or_else(|| SyntaxError::Port(s.to_string()))
     };
     match text.split_once('-') {
         Some((a, b)) => {
             let (a, b) = (parse(a)?, parse(b)?);
             if b < a {
-                Err(format!("invalid range {text}"))
+                Err(SyntaxError::Range(text.to_string()))
             } else {
                 Ok((a, b))
             }
@@ -153,13 +178,13 @@ pub(crate) fn port_range(text: &str) -> Result<(u32, u32), String> {
 }
 
 /// Docker's `nat.ParsePortSpecs` for one entry: `[ip:][published[-end]:]target[-end][/proto]`.
-pub fn parse_port_spec(spec: &str) -> Result<Vec<ShortPort>, String> {
+pub fn parse_port_spec(spec: &str) -> Result<Vec<ShortPort>, SyntaxError> {
     let (rest, protocol) = match spec.rsplit_once('/') {
         Some((r, p)) => (r, p.to_ascii_lowercase()),
         None => (spec, "tcp".to_string()),
     };
     if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(format!("invalid protocol {protocol}"));
+        return Err(SyntaxError::Protocol(protocol));
     }
     let (ip, published, target) = match rest.rsplit_once(':') {
         None => (None, None, rest),
@@ -183,13 +208,16 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<ShortPort>, String> {
     if let Some((p0, p1)) = published
         && p1 - p0 != t1 - t0
     {
-        return Err(format!("invalid ranges in {spec}"));
+        return Err(SyntaxError::Ranges(spec.to_string()));
     }
     let host_ip = ip.filter(|i| !i.is_empty()).map(str::to_string);
     if let Some(ip) = &host_ip
         && ip.parse::<std::net::IpAddr>().is_err()
     {
-        return Err(format!("invalid IP address {ip:?} in {spec}"));
+        return Err(SyntaxError::Ip {
+            ip: ip.clone(),
+            spec: spec.to_string(),
+        });
     }
     Ok((t0..=t1)
         .enumerate()
@@ -203,20 +231,20 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<ShortPort>, String> {
 }
 
 /// The short volume syntax `src:dst[:opts]`, `dst`, or a Windows path.
-pub(crate) fn parse_volume_spec(spec: &str) -> Result<Map, String> {
+pub(crate) fn parse_volume_spec(spec: &str) -> Result<Map, SyntaxError> {
     if spec.is_empty() {
-        return Err("invalid empty volume spec".to_string());
+        return Err(SyntaxError::EmptyVolume);
     }
     let parts = split_volume_spec(spec);
     if parts.iter().any(String::is_empty) {
-        return Err(format!("invalid spec: {spec}: empty section between colons"));
+        return Err(SyntaxError::EmptySection(spec.to_string()));
     }
     let mut m = Map::new();
     let (source, target, options) = match parts.as_slice() {
         [target] => (None, target.clone(), None),
         [source, target] => (Some(source.clone()), target.clone(), None),
         [source, target, options] => (Some(source.clone()), target.clone(), Some(options.clone())),
-        _ => return Err(format!("invalid spec: {spec}: too many colons")),
+        _ => return Err(SyntaxError::TooManyColons(spec.to_string())),
     };
     let kind = match &source {
         None => "volume",

@@ -1,9 +1,47 @@
 //! Go-style durations, docker byte sizes and CPU counts, as compose files spell them.
 
+/// Why a duration, byte size or CPU count was refused; worded as docker words it where docker
+/// has words for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    #[error("invalid duration {text:?}: {problem} (e.g. 10s, 1m30s, 500ms)")]
+    Duration { text: String, problem: DurationProblem },
+    #[error("invalid size: '{0}'")]
+    SizeNumber(String),
+    #[error("invalid suffix: '{0}'")]
+    SizeSuffix(String),
+    #[error("failed to parse {0} as a rational number")]
+    NotRational(String),
+    #[error("value is too precise")]
+    TooPrecise,
+    #[error("{0} is too large")]
+    TooLarge(String),
+}
+
+/// What is wrong with a duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationProblem {
+    #[error("empty")]
+    Empty,
+    #[error("missing unit")]
+    MissingUnit,
+    #[error("expected a number")]
+    ExpectedNumber,
+    #[error("bad number")]
+    BadNumber,
+    #[error("unknown unit {0:?}")]
+    UnknownUnit(String),
+    #[error("too long")]
+    TooLong,
+}
+
 /// Parses a Go `time.ParseDuration` string into nanoseconds (`1m30s`, `500ms`, `1.5h`, `-2s`);
 /// the error says what is wrong with it.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let bad = |why: &str| format!("invalid duration {text:?}: {why} (e.g. 10s, 1m30s, 500ms)");
+pub fn parse_duration(text: &str) -> Result<i64, UnitError> {
+    let bad = |problem: DurationProblem| UnitError::Duration {
+        text: text.to_string(),
+        problem,
+    };
     let (negative, mut rest) = match text.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
@@ -12,18 +50,18 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
         return Ok(0);
     }
     if rest.is_empty() {
-        return Err(bad("empty"));
+        return Err(bad(DurationProblem::Empty));
     }
     let mut total: f64 = 0.0;
     while !rest.is_empty() {
         let number_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| bad("missing unit"))?;
+            .ok_or_else(|| bad(DurationProblem::MissingUnit))?;
         let number = &rest[..number_len];
         if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-            return Err(bad("expected a number"));
+            return Err(bad(DurationProblem::ExpectedNumber));
         }
-        let value: f64 = number.parse().map_err(|_| bad("bad number"))?;
+        let value: f64 = number.parse().map_err(|_| bad(DurationProblem::BadNumber))?;
         rest = &rest[number_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -35,13 +73,13 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            other => return Err(bad(&format!("unknown unit {other:?}"))),
+            other => return Err(bad(DurationProblem::UnknownUnit(other.to_string()))),
         };
         rest = &rest[unit_len..];
         total += value * scale;
     }
     if total > i64::MAX as f64 {
-        return Err(bad("too long"));
+        return Err(bad(DurationProblem::TooLong));
     }
     let nanos = total.round() as i64;
     Ok(if negative { -nanos } else { nanos })
@@ -91,12 +129,12 @@ fn fraction(n: u64, div: u64) -> String {
 
 /// Parses a byte size as docker's `RAMInBytes` does: binary multipliers, case-insensitive,
 /// optional `b`/`ib`, fractions allowed, one space before the unit (`50M`, `1.5g`, `512 mb`).
-pub fn parse_ram_bytes(text: &str) -> Result<i64, String> {
+pub fn parse_ram_bytes(text: &str) -> Result<i64, UnitError> {
     let t = text.trim();
     let number_len = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (number, suffix) = t.split_at(number_len);
     let suffix = suffix.strip_prefix(' ').unwrap_or(suffix);
-    let value: f64 = number.parse().map_err(|_| format!("invalid size: '{text}'"))?;
+    let value: f64 = number.parse().map_err(|_| UnitError::SizeNumber(text.to_string()))?;
     let multiplier: f64 = match suffix.to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kb" | "kib" => 1024.0,
@@ -104,26 +142,26 @@ pub fn parse_ram_bytes(text: &str) -> Result<i64, String> {
         "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
         "t" | "tb" | "tib" => 1024f64.powi(4),
         "p" | "pb" | "pib" => 1024f64.powi(5),
-        _ => return Err(format!("invalid suffix: '{}'", suffix.to_ascii_lowercase())),
+        _ => return Err(UnitError::SizeSuffix(suffix.to_ascii_lowercase())),
     };
     Ok((value * multiplier) as i64)
 }
 
 /// Parses a CPU count (`"0.5"`) into nano-CPUs, refusing more than nine decimals.
-pub fn parse_nano_cpus(text: &str) -> Result<i64, String> {
+pub fn parse_nano_cpus(text: &str) -> Result<i64, UnitError> {
     let t = text.trim();
     let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
     let digits_ok = |s: &str| s.chars().all(|c| c.is_ascii_digit());
     if (whole.is_empty() && frac.is_empty()) || !digits_ok(whole) || !digits_ok(frac) {
-        return Err(format!("failed to parse {t} as a rational number"));
+        return Err(UnitError::NotRational(t.to_string()));
     }
     if frac.trim_end_matches('0').len() > 9 {
-        return Err("value is too precise".to_string());
+        return Err(UnitError::TooPrecise);
     }
     let whole: i64 = if whole.is_empty() {
         0
     } else {
-        whole.parse().map_err(|_| format!("{t} is too large"))?
+        whole.parse().map_err(|_| UnitError::TooLarge(t.to_string()))?
     };
     let frac = frac.trim_end_matches('0');
     let frac_nanos: i64 = if frac.is_empty() {
@@ -134,7 +172,7 @@ pub fn parse_nano_cpus(text: &str) -> Result<i64, String> {
     whole
         .checked_mul(1_000_000_000)
         .and_then(|w| w.checked_add(frac_nanos))
-        .ok_or_else(|| format!("{t} is too large"))
+        .ok_or_else(|| UnitError::TooLarge(t.to_string()))
 }
 
 #[cfg(test)]
@@ -147,9 +185,14 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(500_000_000));
         assert_eq!(parse_duration("1.5h"), Ok(5_400_000_000_000));
         assert_eq!(parse_duration("0"), Ok(0));
-        assert!(parse_duration("10").unwrap_err().contains("missing unit"));
-        assert!(parse_duration("10 seconds").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("1d").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("10").unwrap_err().to_string().contains("missing unit"));
+        assert!(
+            parse_duration("10 seconds")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit")
+        );
+        assert!(parse_duration("1d").unwrap_err().to_string().contains("unknown unit"));
         assert!(parse_duration("").is_err());
         assert_eq!(format_duration(60_000_000_000), "1m0s");
         assert_eq!(format_duration(120_000_000_000), "2m0s");
@@ -168,8 +211,11 @@ mod tests {
         assert_eq!(parse_ram_bytes("20mb"), Ok(20_971_520));
         assert_eq!(parse_ram_bytes("1024"), Ok(1024));
         assert_eq!(parse_ram_bytes("512 m"), Ok(536_870_912), "docker allows one space");
-        assert_eq!(parse_ram_bytes("512  m"), Err("invalid suffix: ' m'".to_string()));
-        assert_eq!(parse_ram_bytes("5q"), Err("invalid suffix: 'q'".to_string()));
+        assert_eq!(
+            parse_ram_bytes("512  m").map_err(|e| e.to_string()),
+            Err("invalid suffix: ' m'".to_string())
+        );
+        assert_eq!(parse_ram_bytes("5q"), Err(UnitError::SizeSuffix("q".to_string())));
     }
 
     #[test]
@@ -177,7 +223,7 @@ mod tests {
         assert_eq!(parse_nano_cpus("0.5"), Ok(500_000_000));
         assert_eq!(parse_nano_cpus("2"), Ok(2_000_000_000));
         assert_eq!(parse_nano_cpus("0.001"), Ok(1_000_000));
-        assert_eq!(parse_nano_cpus("0.0000000001"), Err("value is too precise".to_string()));
+        assert_eq!(parse_nano_cpus("0.0000000001"), Err(UnitError::TooPrecise));
         assert!(parse_nano_cpus("lots").is_err());
     }
 

@@ -101,20 +101,22 @@ pub fn format_float(f: f64) -> String {
     }
 }
 
+/// Why a text is not a YAML document docker would read: the parser's own words, without its
+/// advice about parser options (a compose file cannot set them).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.to_string().replace(", set DuplicateKeyPolicy in Options if acceptable", ""))]
+pub struct YamlError(serde_saphyr::Error);
+
 /// Parses one YAML document the way docker's yaml.v3 reads compose files: YAML 1.2 booleans,
 /// legacy `0755` octal, merge keys, duplicate keys refused.
-pub fn parse_yaml(text: &str) -> Result<Value, String> {
+pub fn parse_yaml(text: &str) -> Result<Value, YamlError> {
     let options = serde_saphyr::options! {
         legacy_octal_numbers: true,
         strict_booleans: true,
         non_finite_float_policy: serde_saphyr::options::NonFiniteFloatPolicy::AsString,
         with_snippet: false,
     };
-    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
-        // The parser's advice is about its own options, which a compose file cannot set.
-        e.to_string()
-            .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
-    })
+    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(YamlError)
 }
 
 /// A mapping key: docker accepts only string keys.
@@ -285,10 +287,16 @@ mod tests {
 
     #[test]
     fn duplicate_and_non_string_keys_are_refused() {
-        assert!(parse_yaml("a: 1\na: 2\n").unwrap_err().contains("duplicate"));
+        assert!(
+            parse_yaml("a: 1\na: 2\n")
+                .unwrap_err()
+                .to_string()
+                .contains("duplicate")
+        );
         assert!(
             parse_yaml("services:\n  123: a\n")
                 .unwrap_err()
+                .to_string()
                 .contains(NON_STRING_KEY)
         );
     }

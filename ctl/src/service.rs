@@ -184,8 +184,8 @@ pub async fn run(client: &ApiClient, cmd: ServiceCmd) -> Result<(), CtlError> {
     }
 }
 
-fn usage(e: String) -> CtlError {
-    CtlError::Usage(e)
+fn usage(e: impl ToString) -> CtlError {
+    CtlError::Usage(e.to_string())
 }
 
 fn mode_of(args: &CreateArgs) -> Result<ServiceMode, CtlError> {

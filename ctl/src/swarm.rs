@@ -54,7 +54,7 @@ pub async fn run(client: &ApiClient, cmd: SwarmCmd) -> Result<(), CtlError> {
                 swarm.spec.orchestration.task_history_retention_limit = Some(limit);
             }
             if let Some(period) = dispatcher_heartbeat {
-                let ns = parse_duration(&period).map_err(CtlError::Usage)?;
+                let ns = parse_duration(&period).map_err(|e| CtlError::Usage(e.to_string()))?;
                 swarm.spec.dispatcher.heartbeat_period = Some(ns);
             }
             let path = format!("/swarm/update?version={}", swarm.version.index);

@@ -2,22 +2,39 @@
 //! and CPU counts (`0.5`). One implementation, the compose crate's, serves flags and compose
 //! files alike; this module words the errors for flags.
 
+use swarm_compose::UnitError;
+
+/// A flag value that is not a duration, size or CPU count, with what would be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagValueError {
+    #[error(transparent)]
+    Duration(UnitError),
+    #[error("invalid size {text:?}: {source}; expected a number with an optional unit b, k, m, g, t (e.g. 512m)")]
+    Size { text: String, source: UnitError },
+    #[error("invalid CPU count {text:?}: {source} (expected a number such as 0.5 or 2)")]
+    Cpus { text: String, source: UnitError },
+}
+
 /// A Go-style duration (`300ms`, `1.5h`, `1m30s`, or a plain `0`) in nanoseconds.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
-    swarm_compose::parse_duration(text.trim())
+pub fn parse_duration(text: &str) -> Result<i64, FlagValueError> {
+    swarm_compose::parse_duration(text.trim()).map_err(FlagValueError::Duration)
 }
 
 /// A byte size with an optional binary unit (`512m`, `1GiB`, `100MB`, `4096`).
-pub fn parse_bytes(text: &str) -> Result<i64, String> {
-    let unit_hint = "expected a number with an optional unit b, k, m, g, t (e.g. 512m)";
+pub fn parse_bytes(text: &str) -> Result<i64, FlagValueError> {
     // The parser takes digits and dots only, so a size is never negative.
-    swarm_compose::parse_ram_bytes(text).map_err(|e| format!("invalid size {text:?}: {e}; {unit_hint}"))
+    swarm_compose::parse_ram_bytes(text).map_err(|source| FlagValueError::Size {
+        text: text.to_string(),
+        source,
+    })
 }
 
 /// A CPU count (`0.5`, `2`) in nano-CPUs.
-pub fn parse_cpus(text: &str) -> Result<i64, String> {
-    swarm_compose::parse_nano_cpus(text)
-        .map_err(|e| format!("invalid CPU count {text:?}: {e} (expected a number such as 0.5 or 2)"))
+pub fn parse_cpus(text: &str) -> Result<i64, FlagValueError> {
+    swarm_compose::parse_nano_cpus(text).map_err(|source| FlagValueError::Cpus {
+        text: text.to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -31,8 +48,8 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(500_000_000));
         assert_eq!(parse_duration("1.5h"), Ok(5_400_000_000_000));
         assert_eq!(parse_duration("0"), Ok(0));
-        assert!(parse_duration("10").unwrap_err().contains("missing unit"));
-        assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("10").unwrap_err().to_string().contains("missing unit"));
+        assert!(parse_duration("5d").unwrap_err().to_string().contains("unknown unit"));
         assert!(parse_duration("").is_err());
     }
 

@@ -154,8 +154,8 @@ pub struct UpdateArgs {
     pub service: String,
 }
 
-fn usage(e: String) -> CtlError {
-    CtlError::Usage(e)
+fn usage(e: impl ToString) -> CtlError {
+    CtlError::Usage(e.to_string())
 }
 
 /// Splits `text` into words as docker's shlex does (the compose crate's splitter, shared with

@@ -1,25 +1,17 @@
-//! From file texts to one normalised compose tree: docker's `loader.Load` order of checks
-//! (version, forbidden keys, interpolation, schema, normalisation), then the multi-file merge.
-//!
-//! The normalised tree is what `stack config` prints and what conversion reads: short syntax
-//! expanded (ports, volumes, secrets), lists-or-maps made maps, durations and sizes in docker's
-//! canonical spelling, bind paths absolute, environment resolved.
+//! A service's keys, normalised: build, environment, healthcheck, logging, ulimits, networks,
+//! ports, volumes, secrets and configs, extra hosts.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::path::PathBuf;
 
 use crate::error::ComposeError;
-use crate::interpolate::interpolate_file;
-use crate::merge::merge_files;
 use crate::schema::Obj;
-use crate::schema::SchemaVersion;
 use crate::schema::check_unique;
 use crate::schema::join;
 use crate::schema::labels_value;
 use crate::schema::list_or_dict;
 use crate::schema::must_be;
-use crate::schema::object_list;
 use crate::schema::string_list;
 use crate::schema::string_or_list;
 use crate::schema::strings_value;
@@ -30,240 +22,14 @@ use crate::syntax::parse_env_file;
 use crate::syntax::parse_port_spec;
 use crate::syntax::parse_volume_spec;
 use crate::syntax::shell_split;
-use crate::units::parse_ram_bytes;
 use crate::value::Map;
-use crate::value::NON_STRING_KEY;
 use crate::value::Value;
-use crate::value::parse_yaml;
 
-/// Everything a load needs, handed in by the caller: the crate reads nothing else.
-#[derive(Debug, Clone, Default)]
-pub struct Details {
-    /// Directory relative paths resolve against: the directory of the first file.
-    pub working_dir: PathBuf,
-    /// `(name, text)` of each `-c` file, in order.
-    pub files: Vec<(String, String)>,
-    /// The process environment; the only source of `${VAR}` values (docker ignores `.env`).
-    pub env: BTreeMap<String, String>,
-}
-
-/// A loaded stack file: the merged tree plus what docker would warn about.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Loaded {
-    pub config: Map,
-    pub warnings: Vec<String>,
-}
-
-/// Keys docker refuses, with its words (`types/types.go`).
-pub const FORBIDDEN: &[(&str, &str)] = &[
-    ("extends", "Support for `extends` is not implemented yet."),
-    (
-        "volume_driver",
-        "Instead of setting the volume driver on the service, define a volume using the top-level `volumes` option and specify the driver there.",
-    ),
-    (
-        "volumes_from",
-        "To share a volume between services, define it using the top-level `volumes` option and reference it from each service that shares it using the service-level `volumes` option.",
-    ),
-    ("cpu_quota", "Set resource limits using deploy.resources"),
-    ("cpu_shares", "Set resource limits using deploy.resources"),
-    ("cpuset", "Set resource limits using deploy.resources"),
-    ("mem_limit", "Set resource limits using deploy.resources"),
-    ("memswap_limit", "Set resource limits using deploy.resources"),
-];
-
-/// Service keys stack deploy accepts but ignores, with a warning.
-pub const UNSUPPORTED: &[&str] = &[
-    "build",
-    "cgroupns_mode",
-    "cgroup_parent",
-    "devices",
-    "domainname",
-    "external_links",
-    "ipc",
-    "links",
-    "mac_address",
-    "network_mode",
-    "pid",
-    "privileged",
-    "restart",
-    "security_opt",
-    "shm_size",
-    "userns_mode",
-];
-
-/// Deprecated service keys, ignored with docker's explanation.
-pub const DEPRECATED: &[(&str, &str)] = &[
-    ("container_name", "Setting the container name is not supported."),
-    (
-        "expose",
-        "Exposing ports is unnecessary - services on the same network can access each other's containers on any port.",
-    ),
-];
-
-/// Loads, validates, normalises and merges the files.
-pub fn load(details: &Details) -> Result<Loaded, ComposeError> {
-    if details.files.is_empty() {
-        return Err(ComposeError::Invalid("no compose file given".to_string()));
-    }
-    let mut parsed = Vec::new();
-    for (name, text) in &details.files {
-        parsed.push((name.clone(), parse_file(name, text)?));
-    }
-    let first_version = version_text(&parsed[0].1)?;
-    for (_, file) in &parsed[1..] {
-        let v = version_text(file)?;
-        if v != first_version {
-            return Err(ComposeError::VersionMismatch(
-                first_version.unwrap_or_default(),
-                v.unwrap_or_default(),
-            ));
-        }
-    }
-    for (_, file) in &parsed {
-        check_forbidden(file)?;
-    }
-    let version = schema_version(first_version.as_deref())?;
-    let mut ctx = Context {
-        version,
-        details,
-        warnings: Vec::new(),
-        env_files: BTreeMap::new(),
-    };
-    let mut normalised = Vec::new();
-    for (_, file) in &parsed {
-        let interpolated = interpolate_file(file, &details.env)?;
-        normalised.push(ctx.top_level(&interpolated)?);
-    }
-    let mut config = merge_files(normalised);
-    config
-        .entry("services".to_string())
-        .or_insert_with(|| Value::Map(Map::new()));
-    config.insert("version".to_string(), Value::String(format!("3.{}", version.0)));
-    Ok(Loaded {
-        config,
-        warnings: ctx.warnings,
-    })
-}
-
-fn parse_file(name: &str, text: &str) -> Result<Map, ComposeError> {
-    match parse_yaml(text) {
-        Ok(Value::Map(m)) => Ok(m),
-        Ok(_) => Err(ComposeError::TopLevelNotMapping),
-        Err(message) if message.contains(NON_STRING_KEY) => Err(ComposeError::Yaml {
-            file: name.to_string(),
-            message: format!("mapping keys must be strings ({})", message.trim()),
-        }),
-        Err(message) => Err(ComposeError::Yaml {
-            file: name.to_string(),
-            message: message.trim().to_string(),
-        }),
-    }
-}
-
-fn version_text(file: &Map) -> Result<Option<String>, ComposeError> {
-    match file.get("version") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(ComposeError::VersionNotString),
-    }
-}
-
-fn schema_version(text: Option<&str>) -> Result<SchemaVersion, ComposeError> {
-    let text = match text {
-        None | Some("") | Some("3") => return Ok(SchemaVersion::LATEST),
-        Some(t) => t,
-    };
-    let minor = text
-        .strip_prefix("3.")
-        .and_then(|m| m.parse::<u32>().ok())
-        .filter(|m| *m <= 13);
-    match minor {
-        Some(m) if text == format!("3.{m}") => Ok(SchemaVersion(m)),
-        _ => Err(ComposeError::UnsupportedVersion(text.to_string())),
-    }
-}
-
-fn check_forbidden(file: &Map) -> Result<(), ComposeError> {
-    let Some(Value::Map(services)) = file.get("services") else {
-        return Ok(());
-    };
-    let mut found: Vec<(String, String)> = Vec::new();
-    for service in services.values() {
-        let Value::Map(service) = service else { continue };
-        for (key, message) in FORBIDDEN {
-            if service.contains_key(*key) && !found.iter().any(|(k, _)| k == key) {
-                found.push((key.to_string(), message.to_string()));
-            }
-        }
-    }
-    if found.is_empty() {
-        Ok(())
-    } else {
-        Err(ComposeError::Forbidden(found))
-    }
-}
-
-struct Context<'d> {
-    version: SchemaVersion,
-    details: &'d Details,
-    warnings: Vec<String>,
-    /// Each env_file read so far, parsed: services sharing one read it once.
-    env_files: BTreeMap<PathBuf, Vec<(String, String)>>,
-}
+use super::Context;
+use super::objects::driver_opts;
 
 impl Context<'_> {
-    fn v(&self, minor: u32) -> bool {
-        self.version.at_least(minor)
-    }
-
-    fn top_level(&mut self, file: &Map) -> Result<Map, ComposeError> {
-        let mut root = Obj::of_map("", file, self.version, self.v(4));
-        let mut out = Map::new();
-        root.get("version", 0);
-        for (key, since) in [
-            ("services", 0),
-            ("networks", 0),
-            ("volumes", 0),
-            ("secrets", 1),
-            ("configs", 3),
-        ] {
-            let Some(section) = root.get(key, since) else { continue };
-            let Value::Map(entries) = section else {
-                return Err(must_be(key, &["object"]));
-            };
-            let mut normalised = Map::new();
-            for (name, entry) in entries {
-                let path = join(key, name);
-                if !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-                {
-                    if key == "networks" {
-                        continue;
-                    }
-                    return Err(ComposeError::schema(
-                        key,
-                        format!("Additional property {name} is not allowed"),
-                    ));
-                }
-                let value = match key {
-                    "services" => self.service(&path, entry)?,
-                    "networks" => self.network(&path, name, entry)?,
-                    "volumes" => self.volume(&path, name, entry)?,
-                    "secrets" => self.file_object(&path, name, entry, true)?,
-                    _ => self.file_object(&path, name, entry, false)?,
-                };
-                normalised.insert(name.clone(), value);
-            }
-            out.insert(key.to_string(), Value::Map(normalised));
-        }
-        root.extensions_into(&mut out);
-        root.finish()?;
-        Ok(out)
-    }
-
-    fn service(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
+    pub(super) fn service(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
         let mut o = Obj::new(path, value, self.version, self.v(7))?;
         let mut out = Map::new();
         let plain_strings: &[(&str, u32)] = &[
@@ -343,7 +109,7 @@ impl Context<'_> {
             if let Some(v) = o.get(key, 0) {
                 let p = o.path(key);
                 let words = match v {
-                    Value::String(s) => shell_split(s).map_err(|e| ComposeError::schema(&p, e))?,
+                    Value::String(s) => shell_split(s).map_err(|e| ComposeError::schema(&p, e.to_string()))?,
                     Value::Null => continue,
                     _ => string_list(&p, v).map_err(|_| must_be(&p, &["string", "array"]))?,
                 };
@@ -451,7 +217,7 @@ impl Context<'_> {
         Ok(Value::Map(out))
     }
 
-    fn build(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
+    pub(super) fn build(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
         let mut b = Obj::new(path, value, self.version, false)?;
         let mut out = Map::new();
         for (key, since) in [("context", 0), ("dockerfile", 0), ("network", 4), ("target", 4)] {
@@ -489,7 +255,7 @@ impl Context<'_> {
     }
 
     /// env_file entries in order, then `environment`, then empty values filled from the process.
-    fn resolve_environment(
+    pub(super) fn resolve_environment(
         &mut self,
         service_path: &str,
         environment: BTreeMap<String, Option<String>>,
@@ -527,7 +293,7 @@ impl Context<'_> {
         Ok(Value::Map(out))
     }
 
-    fn absolute(&self, path: &str) -> PathBuf {
+    pub(super) fn absolute(&self, path: &str) -> PathBuf {
         let p = Path::new(path);
         if p.is_absolute() {
             p.to_path_buf()
@@ -536,7 +302,7 @@ impl Context<'_> {
         }
     }
 
-    fn healthcheck(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
+    pub(super) fn healthcheck(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
         let mut h = Obj::new(path, value, self.version, false)?;
         let mut out = Map::new();
         if let Some(v) = h.get("test", 0) {
@@ -566,7 +332,7 @@ impl Context<'_> {
         Ok(Value::Map(out))
     }
 
-    fn logging(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
+    pub(super) fn logging(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
         let mut l = Obj::new(path, value, self.version, false)?;
         let mut out = Map::new();
         if let Some(d) = l.string("driver", 0)? {
@@ -593,7 +359,7 @@ impl Context<'_> {
         Ok(Value::Map(out))
     }
 
-    fn ulimits(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
+    pub(super) fn ulimits(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
         let Value::Map(limits) = value else {
             return Err(must_be(path, &["object"]));
         };
@@ -626,7 +392,7 @@ impl Context<'_> {
         Ok(Value::Map(out))
     }
 
-    fn service_networks(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
+    pub(super) fn service_networks(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
         let mut out = Map::new();
         match value {
             Value::Seq(_) => {
@@ -669,7 +435,7 @@ impl Context<'_> {
         Ok(Value::Map(out))
     }
 
-    fn ports(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
+    pub(super) fn ports(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
         let Value::Seq(items) = value else {
             return Err(must_be(path, &["array"]));
         };
@@ -726,7 +492,7 @@ impl Context<'_> {
         Ok(Value::Seq(out))
     }
 
-    fn service_volumes(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
+    pub(super) fn service_volumes(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
         let Value::Seq(items) = value else {
             return Err(must_be(path, &["array"]));
         };
@@ -807,7 +573,7 @@ impl Context<'_> {
     }
 
     /// `~` becomes $HOME, relative paths join the working directory; Windows paths are kept.
-    fn bind_source(&mut self, source: &str) -> String {
+    pub(super) fn bind_source(&mut self, source: &str) -> String {
         if is_windows_path(source) {
             return source.to_string();
         }
@@ -829,7 +595,7 @@ impl Context<'_> {
         clean_path(&self.details.working_dir.join(&expanded))
     }
 
-    fn file_refs(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
+    pub(super) fn file_refs(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
         let Value::Seq(items) = value else {
             return Err(must_be(path, &["array"]));
         };
@@ -858,398 +624,6 @@ impl Context<'_> {
         }
         Ok(Value::Seq(out))
     }
-
-    fn deploy(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
-        let mut d = Obj::new(path, value, self.version, false)?;
-        let mut out = Map::new();
-        if let Some(s) = d.string("mode", 0)? {
-            out.insert("mode".to_string(), Value::String(s));
-        }
-        if let Some(n) = d.integer("replicas", 0)? {
-            out.insert("replicas".to_string(), Value::Int(n));
-        }
-        if let Some(v) = d.get("labels", 0) {
-            out.insert("labels".to_string(), labels_value(list_or_dict(&d.path("labels"), v)?));
-        }
-        for (key, since) in [("update_config", 0), ("rollback_config", 7)] {
-            if let Some(v) = d.get(key, since) {
-                out.insert(key.to_string(), self.update_config(&d.path(key), v)?);
-            }
-        }
-        if let Some(v) = d.get("resources", 0) {
-            out.insert("resources".to_string(), self.resources(&d.path("resources"), v)?);
-        }
-        if let Some(v) = d.get("restart_policy", 0) {
-            let mut r = Obj::new(&d.path("restart_policy"), v, self.version, false)?;
-            let mut m = Map::new();
-            if let Some(s) = r.string("condition", 0)? {
-                m.insert("condition".to_string(), Value::String(s));
-            }
-            for key in ["delay", "window"] {
-                if let Some(s) = r.duration(key, 0)? {
-                    m.insert(key.to_string(), Value::String(s));
-                }
-            }
-            if let Some(n) = r.integer("max_attempts", 0)? {
-                m.insert("max_attempts".to_string(), Value::Int(n));
-            }
-            r.finish()?;
-            out.insert("restart_policy".to_string(), Value::Map(m));
-        }
-        if let Some(v) = d.get("placement", 0) {
-            let mut p = Obj::new(&d.path("placement"), v, self.version, false)?;
-            let mut m = Map::new();
-            if let Some(c) = p.get("constraints", 0) {
-                m.insert(
-                    "constraints".to_string(),
-                    strings_value(string_list(&p.path("constraints"), c)?),
-                );
-            }
-            if let Some(prefs) = p.get("preferences", 3) {
-                let list = object_list(&p.path("preferences"), prefs, self.version, |o| {
-                    let mut pref = Map::new();
-                    if let Some(s) = o.string("spread", 3)? {
-                        pref.insert("spread".to_string(), Value::String(s));
-                    }
-                    Ok(pref)
-                })?;
-                m.insert("preferences".to_string(), list);
-            }
-            if let Some(n) = p.integer("max_replicas_per_node", 8)? {
-                m.insert("max_replicas_per_node".to_string(), Value::Int(n));
-            }
-            p.finish()?;
-            out.insert("placement".to_string(), Value::Map(m));
-        }
-        if let Some(s) = d.string("endpoint_mode", 2)? {
-            out.insert("endpoint_mode".to_string(), Value::String(s));
-        }
-        d.finish()?;
-        if let Some(Value::Int(n)) = out.get("replicas")
-            && *n < 0
-        {
-            return Err(ComposeError::Invalid(format!(
-                "{path}.replicas: cannot parse 'Deploy.Replicas', {n} overflows uint"
-            )));
-        }
-        Ok(Value::Map(out))
-    }
-
-    fn update_config(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
-        let mut u = Obj::new(path, value, self.version, false)?;
-        let mut m = Map::new();
-        if let Some(n) = u.integer("parallelism", 0)? {
-            m.insert("parallelism".to_string(), Value::Int(n));
-        }
-        for key in ["delay", "monitor"] {
-            if let Some(s) = u.duration(key, 0)? {
-                m.insert(key.to_string(), Value::String(s));
-            }
-        }
-        if let Some(s) = u.string("failure_action", 0)? {
-            m.insert("failure_action".to_string(), Value::String(s));
-        }
-        if let Some(n) = u.number("max_failure_ratio", 0)? {
-            m.insert("max_failure_ratio".to_string(), n);
-        }
-        if let Some(s) = u.string("order", 4)? {
-            if s != "start-first" && s != "stop-first" {
-                let p = u.path("order");
-                return Err(ComposeError::schema(
-                    &p,
-                    format!("{p} must be one of the following: \"start-first\", \"stop-first\""),
-                ));
-            }
-            m.insert("order".to_string(), Value::String(s));
-        }
-        u.finish()?;
-        Ok(Value::Map(m))
-    }
-
-    fn resources(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
-        let mut r = Obj::new(path, value, self.version, false)?;
-        let mut out = Map::new();
-        for key in ["limits", "reservations"] {
-            let Some(v) = r.get(key, 0) else { continue };
-            let mut l = Obj::new(&r.path(key), v, self.version, false)?;
-            let mut m = Map::new();
-            if let Some(cpus) = l.string("cpus", 0)? {
-                crate::units::parse_nano_cpus(&cpus)
-                    .map_err(|e| ComposeError::Invalid(format!("{}: {e}", l.path("cpus"))))?;
-                m.insert("cpus".to_string(), Value::String(cpus));
-            }
-            if let Some(memory) = l.string("memory", 0)? {
-                let field = if key == "limits" { "Limits" } else { "Reservations" };
-                let bytes = parse_ram_bytes(&memory).map_err(|e| {
-                    ComposeError::Invalid(format!(
-                        "decoding failed due to the following error(s):\n\nerror decoding 'Deploy.Resources.{field}.memory': {e}"
-                    ))
-                })?;
-                m.insert("memory".to_string(), Value::String(bytes.to_string()));
-            }
-            if key == "limits" {
-                if let Some(n) = l.integer("pids", 9)? {
-                    m.insert("pids".to_string(), Value::Int(n));
-                }
-            } else if let Some(v) = l.get("generic_resources", 5) {
-                m.insert(
-                    "generic_resources".to_string(),
-                    self.generic_resources(&l.path("generic_resources"), v)?,
-                );
-            }
-            l.finish()?;
-            out.insert(key.to_string(), Value::Map(m));
-        }
-        r.finish()?;
-        Ok(Value::Map(out))
-    }
-
-    fn generic_resources(&mut self, path: &str, value: &Value) -> Result<Value, ComposeError> {
-        let version = self.version;
-        object_list(path, value, version, |g| {
-            let mut m = Map::new();
-            if let Some(v) = g.get("discrete_resource_spec", 5) {
-                let mut d = Obj::new(&g.path("discrete_resource_spec"), v, version, false)?;
-                let mut spec = Map::new();
-                if let Some(s) = d.string("kind", 5)? {
-                    spec.insert("kind".to_string(), Value::String(s));
-                }
-                if let Some(n) = d.number("value", 5)? {
-                    spec.insert("value".to_string(), n);
-                }
-                d.finish()?;
-                m.insert("discrete_resource_spec".to_string(), Value::Map(spec));
-            }
-            Ok(m)
-        })
-    }
-
-    /// `external: true` or the deprecated `external: {name}`, checked against `name:`.
-    fn external(
-        &mut self,
-        kind: &str,
-        key: &str,
-        o: &mut Obj,
-        out: &mut Map,
-        name_since: u32,
-    ) -> Result<bool, ComposeError> {
-        let Some(v) = o.get("external", 0) else {
-            return Ok(false);
-        };
-        let external_name = match v {
-            Value::Bool(false) => return Ok(false),
-            Value::Bool(true) => None,
-            Value::Map(_) => {
-                let mut e = Obj::new(&o.path("external"), v, self.version, false)?;
-                let n = e.string("name", 0)?;
-                e.finish()?;
-                n
-            }
-            _ => return Err(must_be(&o.path("external"), &["boolean", "object"])),
-        };
-        let name = out.get("name").and_then(Value::as_str).map(str::to_string);
-        let final_name = match (external_name, name) {
-            (Some(_), Some(_)) => {
-                return Err(ComposeError::Invalid(format!(
-                    "{kind} {key}: {kind}.external.name and {kind}.name conflict; only use {kind}.name"
-                )));
-            }
-            (Some(ext), None) => {
-                if self.v(name_since) {
-                    self.warnings.push(format!(
-                        "{kind} {key}: {kind}.external.name is deprecated in favor of {kind}.name"
-                    ));
-                }
-                ext
-            }
-            (None, Some(n)) => n,
-            (None, None) => key.to_string(),
-        };
-        out.insert("name".to_string(), Value::String(final_name));
-        out.insert("external".to_string(), Value::Bool(true));
-        Ok(true)
-    }
-
-    fn network(&mut self, path: &str, key: &str, value: &Value) -> Result<Value, ComposeError> {
-        if value.is_null() {
-            return Ok(Value::Map(Map::new()));
-        }
-        let mut o = Obj::new(path, value, self.version, self.v(7)).map_err(|_| must_be(path, &["object", "null"]))?;
-        let mut out = Map::new();
-        if let Some(s) = o.string("name", 5)? {
-            out.insert("name".to_string(), Value::String(s));
-        }
-        if let Some(s) = o.string("driver", 0)? {
-            out.insert("driver".to_string(), Value::String(s));
-        }
-        if let Some(v) = o.get("driver_opts", 0) {
-            out.insert("driver_opts".to_string(), driver_opts(&o.path("driver_opts"), v)?);
-        }
-        if let Some(v) = o.get("ipam", 0) {
-            let mut i = Obj::new(&o.path("ipam"), v, self.version, false)?;
-            let mut ipam = Map::new();
-            if let Some(s) = i.string("driver", 0)? {
-                ipam.insert("driver".to_string(), Value::String(s));
-            }
-            if let Some(c) = i.get("config", 0) {
-                let list = object_list(&i.path("config"), c, self.version, |s| {
-                    let mut m = Map::new();
-                    if let Some(subnet) = s.string("subnet", 0)? {
-                        m.insert("subnet".to_string(), Value::String(subnet));
-                    }
-                    Ok(m)
-                })?;
-                ipam.insert("config".to_string(), list);
-            }
-            i.finish()?;
-            out.insert("ipam".to_string(), Value::Map(ipam));
-        }
-        for (flag, since) in [("internal", 0), ("attachable", 2)] {
-            if let Some(b) = o.boolean(flag, since)? {
-                out.insert(flag.to_string(), Value::Bool(b));
-            }
-        }
-        if let Some(v) = o.get("labels", 0) {
-            out.insert("labels".to_string(), labels_value(list_or_dict(&o.path("labels"), v)?));
-        }
-        if self.external("network", key, &mut o, &mut out, 5)? {
-            for conflicting in ["driver", "driver_opts", "ipam", "labels"] {
-                if out.contains_key(conflicting) {
-                    return Err(ComposeError::Invalid(format!(
-                        "conflicting parameters \"external\" and \"{conflicting}\" specified for network \"{key}\""
-                    )));
-                }
-            }
-        }
-        o.extensions_into(&mut out);
-        o.finish()?;
-        Ok(Value::Map(out))
-    }
-
-    fn volume(&mut self, path: &str, key: &str, value: &Value) -> Result<Value, ComposeError> {
-        if value.is_null() {
-            return Ok(Value::Map(Map::new()));
-        }
-        let mut o = Obj::new(path, value, self.version, self.v(7)).map_err(|_| must_be(path, &["object", "null"]))?;
-        let mut out = Map::new();
-        if let Some(s) = o.string("name", 4)? {
-            out.insert("name".to_string(), Value::String(s));
-        }
-        if let Some(s) = o.string("driver", 0)? {
-            out.insert("driver".to_string(), Value::String(s));
-        }
-        if let Some(v) = o.get("driver_opts", 0) {
-            out.insert("driver_opts".to_string(), driver_opts(&o.path("driver_opts"), v)?);
-        }
-        if let Some(v) = o.get("labels", 0) {
-            out.insert("labels".to_string(), labels_value(list_or_dict(&o.path("labels"), v)?));
-        }
-        if let Some(v) = o.get("x-cluster-spec", 10) {
-            out.insert(
-                "x-cluster-spec".to_string(),
-                cluster_spec(&o.path("x-cluster-spec"), v)?,
-            );
-        }
-        if self.external("volume", key, &mut o, &mut out, 4)? {
-            for conflicting in ["driver", "driver_opts", "labels"] {
-                if out.contains_key(conflicting) {
-                    return Err(ComposeError::Invalid(format!(
-                        "conflicting parameters \"external\" and \"{conflicting}\" specified for volume \"{key}\""
-                    )));
-                }
-            }
-        }
-        o.extensions_into(&mut out);
-        o.finish()?;
-        Ok(Value::Map(out))
-    }
-
-    /// A top-level secret or config.
-    fn file_object(&mut self, path: &str, key: &str, value: &Value, secret: bool) -> Result<Value, ComposeError> {
-        let kind = if secret { "secret" } else { "config" };
-        let mut o = Obj::new(path, value, self.version, self.v(7))?;
-        let mut out = Map::new();
-        if let Some(s) = o.string("name", 5)? {
-            out.insert("name".to_string(), Value::String(s));
-        }
-        let file = o.string("file", 0)?;
-        if let Some(v) = o.get("labels", 0) {
-            out.insert("labels".to_string(), labels_value(list_or_dict(&o.path("labels"), v)?));
-        }
-        if let Some(s) = o.string("template_driver", 8)? {
-            out.insert("template_driver".to_string(), Value::String(s));
-        }
-        if secret {
-            if let Some(s) = o.string("driver", 8)? {
-                out.insert("driver".to_string(), Value::String(s));
-            }
-            if let Some(v) = o.get("driver_opts", 8) {
-                out.insert("driver_opts".to_string(), driver_opts(&o.path("driver_opts"), v)?);
-            }
-        }
-        let external = self.external(kind, key, &mut o, &mut out, 5)?;
-        if secret && file.is_some() && out.contains_key("driver") {
-            return Err(ComposeError::Invalid(format!(
-                "secret {key}: secret.driver and secret.file conflict; only use secret.driver"
-            )));
-        }
-        if !external && !out.contains_key("driver") {
-            let f = file.unwrap_or_default();
-            out.insert("file".to_string(), Value::String(clean_path(&self.absolute(&f))));
-        }
-        o.extensions_into(&mut out);
-        o.finish()?;
-        Ok(Value::Map(out))
-    }
-}
-
-/// A cluster volume's spec: sizes in bytes, topology segments as maps; the rest as written.
-fn cluster_spec(path: &str, value: &Value) -> Result<Value, ComposeError> {
-    let Value::Map(spec) = value else {
-        return Err(must_be(path, &["object"]));
-    };
-    let mut out = spec.clone();
-    if let Some(Value::Map(range)) = out.get_mut("capacity_range") {
-        for key in ["required_bytes", "limit_bytes"] {
-            if let Some(Value::String(size)) = range.get(key) {
-                let bytes = parse_ram_bytes(size)
-                    .map_err(|e| ComposeError::Invalid(format!("{path}.capacity_range.{key}: {e}")))?;
-                range.insert(key.to_string(), Value::String(bytes.to_string()));
-            }
-        }
-    }
-    if let Some(Value::Map(requirements)) = out.get_mut("accessibility_requirements") {
-        for key in ["requisite", "preferred"] {
-            let Some(Value::Seq(topologies)) = requirements.get_mut(key) else {
-                continue;
-            };
-            for (i, topology) in topologies.iter_mut().enumerate() {
-                if let Value::Map(t) = topology
-                    && let Some(segments) = t.get("segments")
-                {
-                    let p = format!("{path}.accessibility_requirements.{key}.{i}.segments");
-                    t.insert("segments".to_string(), labels_value(list_or_dict(&p, segments)?));
-                }
-            }
-        }
-    }
-    Ok(Value::Map(out))
-}
-
-fn driver_opts(path: &str, value: &Value) -> Result<Value, ComposeError> {
-    let Value::Map(options) = value else {
-        return Err(must_be(path, &["object"]));
-    };
-    let mut out = Map::new();
-    for (k, v) in options {
-        match v {
-            Value::String(_) | Value::Int(_) | Value::Float(_) => {
-                out.insert(k.clone(), Value::String(v.scalar_text().unwrap_or_default()));
-            }
-            _ => return Err(must_be(&join(path, k), &["string", "number"])),
-        }
-    }
-    Ok(Value::Map(out))
 }
 
 /// `extra_hosts` as `host:ip` strings: list order kept (`=` accepted, entries without a
