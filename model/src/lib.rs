@@ -28,6 +28,7 @@ use serde::Deserialize;
 use serde::Serialize;
 pub use service::*;
 pub use task::*;
+pub use time::TimeError;
 pub use time::Timestamp;
 
 /// Labels on any object.

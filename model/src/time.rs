@@ -37,14 +37,25 @@ impl Timestamp {
     }
 
     /// Parses RFC3339 (with or without fractional seconds).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, TimeError> {
         if text == "0001-01-01T00:00:00Z" {
             return Ok(Self::default());
         }
         OffsetDateTime::parse(text, &Rfc3339)
             .map(|t| Self::from_unix_nanos(t.unix_timestamp_nanos()))
-            .map_err(|e| format!("invalid RFC3339 time {text:?}: {e}"))
+            .map_err(|source| TimeError {
+                text: text.to_string(),
+                source,
+            })
     }
+}
+
+/// A time that is not RFC 3339.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid RFC3339 time {text:?}: {source}")]
+pub struct TimeError {
+    text: String,
+    source: time::error::Parse,
 }
 
 impl fmt::Display for Timestamp {
@@ -96,6 +107,6 @@ mod tests {
     #[test]
     fn bad_time_names_the_value() {
         let err = Timestamp::parse("yesterday").unwrap_err();
-        assert!(err.contains("yesterday"), "{err}");
+        assert!(err.to_string().contains("yesterday"), "{err}");
     }
 }

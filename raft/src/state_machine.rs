@@ -33,10 +33,11 @@ pub trait App: Send + Sync + 'static {
     fn apply(&self, index: u64, command: &[u8]) -> Vec<u8>;
 
     /// Serialises the whole state, consistent with the last applied command.
-    fn snapshot(&self) -> Result<Vec<u8>, String>;
+    fn snapshot(&self) -> Result<Vec<u8>, io::Error>;
 
-    /// Replaces the whole state with a snapshot taken by [`App::snapshot`].
-    fn restore(&self, data: &[u8]) -> Result<(), String>;
+    /// Replaces the whole state with a snapshot taken by [`App::snapshot`]; a snapshot this
+    /// application cannot read is [`io::ErrorKind::InvalidData`].
+    fn restore(&self, data: &[u8]) -> Result<(), io::Error>;
 }
 
 #[derive(Debug, Default)]
@@ -105,7 +106,7 @@ impl<A: App> StateMachineStore<A> {
 pub(crate) struct SnapshotBuilder {
     snapshots: SnapshotStore,
     meta: SnapshotMeta,
-    data: Result<Vec<u8>, String>,
+    data: Result<Vec<u8>, io::Error>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {

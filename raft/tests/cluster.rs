@@ -39,11 +39,11 @@ impl App for Kv {
         let old = self.map.lock().unwrap().insert(k.to_string(), (v.to_string(), index));
         old.map(|o| o.0).unwrap_or_default().into_bytes()
     }
-    fn snapshot(&self) -> Result<Vec<u8>, String> {
-        swarm_raft::encode(&*self.map.lock().unwrap()).map_err(|e| e.to_string())
+    fn snapshot(&self) -> Result<Vec<u8>, std::io::Error> {
+        swarm_raft::encode(&*self.map.lock().unwrap())
     }
-    fn restore(&self, data: &[u8]) -> Result<(), String> {
-        *self.map.lock().unwrap() = swarm_raft::decode(data, "kv").map_err(|e| e.to_string())?;
+    fn restore(&self, data: &[u8]) -> Result<(), std::io::Error> {
+        *self.map.lock().unwrap() = swarm_raft::decode(data, "kv")?;
         Ok(())
     }
 }

@@ -105,21 +105,28 @@ enum Command {
     },
 }
 
-fn parse_availability(s: &str) -> Result<Availability, String> {
+/// A flag value swarmd cannot use.
+#[derive(Debug, thiserror::Error)]
+enum FlagError {
+    #[error("invalid availability {0:?}: expected active, pause or drain")]
+    Availability(String),
+    #[error("invalid label {0:?}: expected key=value")]
+    Label(String),
+}
+
+fn parse_availability(s: &str) -> Result<Availability, FlagError> {
     match s {
         "active" => Ok(Availability::Active),
         "pause" => Ok(Availability::Pause),
         "drain" => Ok(Availability::Drain),
-        other => Err(format!(
-            "invalid availability {other:?}: expected active, pause or drain"
-        )),
+        other => Err(FlagError::Availability(other.to_string())),
     }
 }
 
-fn parse_label(s: &str) -> Result<(String, String), String> {
+fn parse_label(s: &str) -> Result<(String, String), FlagError> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("invalid label {s:?}: expected key=value")),
+        _ => Err(FlagError::Label(s.to_string())),
     }
 }
 

@@ -57,6 +57,15 @@ pub enum Existing {
     Created { container_id: String },
 }
 
+/// A file owner that is not a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("file {what} {value:?} is not a number")]
+pub struct OwnerError {
+    /// `UID` or `GID`.
+    pub what: &'static str,
+    pub value: String,
+}
+
 /// A secret or config file a task's container sees, with its data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskFile {
@@ -67,7 +76,7 @@ pub struct TaskFile {
     pub target: String,
     /// `(uid, gid)`, or why the stored owner cannot be given (not a number): the task is
     /// then rejected rather than the file silently given to root.
-    pub owner: Result<(u32, u32), String>,
+    pub owner: Result<(u32, u32), OwnerError>,
     pub mode: u32,
     /// `None` when the managers did not send the data: the task cannot start.
     pub data: Option<Vec<u8>>,
@@ -81,11 +90,12 @@ impl TaskFile {
         };
         // Empty means root, as in dockerd; anything else must be a number (the API checks
         // this at create, but a service stored before that check may still hold a name).
-        let number = |what: &str, s: &str| match s {
+        let number = |what: &'static str, s: &str| match s {
             "" => Ok(0),
-            s => s
-                .parse::<u32>()
-                .map_err(|_| format!("file {what} {s:?} is not a number")),
+            s => s.parse::<u32>().map_err(|_| OwnerError {
+                what,
+                value: s.to_string(),
+            }),
         };
         let secrets = cs
             .secrets
@@ -247,8 +257,14 @@ mod tests {
         assert_eq!(
             owners,
             [
-                Err("file UID \"nobody\" is not a number".to_string()),
-                Err("file GID \"staff\" is not a number".to_string()),
+                Err(OwnerError {
+                    what: "UID",
+                    value: "nobody".to_string()
+                }),
+                Err(OwnerError {
+                    what: "GID",
+                    value: "staff".to_string()
+                }),
                 Ok((0, 0)),
             ]
         );

@@ -7,6 +7,8 @@ use swarm_model::UpdateConfig;
 use swarm_model::random_bytes;
 
 use super::error::ApiError;
+use crate::scheduler::constraint::Constraint;
+use crate::scheduler::constraint::ConstraintError;
 
 fn bad(field: &str, problem: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("invalid service spec: {field}: {problem}"))
@@ -44,10 +46,8 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// Checks a placement constraint: `key==value` or `key!=value`, the key in Swarm's syntax.
-pub fn check_constraint(expr: &str) -> Result<(), String> {
-    crate::scheduler::constraint::Constraint::parse(expr)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+pub fn check_constraint(expr: &str) -> Result<(), ConstraintError> {
+    Constraint::parse(expr).map(|_| ())
 }
 
 fn check_duration(field: &str, v: Option<i64>) -> Result<(), ApiError> {

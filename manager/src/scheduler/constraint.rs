@@ -31,22 +31,23 @@ pub enum IpMatch {
 }
 
 impl IpMatch {
-    fn parse(value: &str) -> Result<Self, String> {
+    fn parse(value: &str) -> Result<Self, ConstraintProblem> {
         match value.split_once('/') {
             None => value
                 .parse()
                 .map(IpMatch::Addr)
-                .map_err(|_| format!("node.ip value {value:?} is neither an IP address nor a CIDR network")),
+                .map_err(|_| ConstraintProblem::NotAnIp(value.to_string())),
             Some((addr, bits)) => {
                 let addr: IpAddr = addr
                     .parse()
-                    .map_err(|_| format!("node.ip value {value:?} is not a valid CIDR network"))?;
+                    .map_err(|_| ConstraintProblem::NotACidr(value.to_string()))?;
                 let max = if addr.is_ipv4() { 32 } else { 128 };
                 match bits.parse::<u8>() {
                     Ok(b) if b <= max => Ok(IpMatch::Net(addr, b)),
-                    _ => Err(format!(
-                        "node.ip value {value:?} has an invalid prefix length (0 to {max})"
-                    )),
+                    _ => Err(ConstraintProblem::PrefixLength {
+                        value: value.to_string(),
+                        max,
+                    }),
                 }
             }
         }
@@ -91,7 +92,31 @@ pub struct Constraint {
 #[error("invalid constraint {expr:?}: {problem}")]
 pub struct ConstraintError {
     pub expr: String,
-    pub problem: String,
+    pub problem: ConstraintProblem,
+}
+
+/// What is wrong with a constraint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConstraintProblem {
+    #[error("expected one operator from ==, != (KEY==VALUE or KEY!=VALUE)")]
+    NoOperator,
+    #[error("key {0:?} is invalid")]
+    InvalidKey(String),
+    #[error("value {0:?} is invalid")]
+    InvalidValue(String),
+    #[error("node.ip value {0:?} is neither an IP address nor a CIDR network")]
+    NotAnIp(String),
+    #[error("node.ip value {0:?} is not a valid CIDR network")]
+    NotACidr(String),
+    #[error("node.ip value {value:?} has an invalid prefix length (0 to {max})")]
+    PrefixLength { value: String, max: u8 },
+    #[error("node.role is manager or worker, not {0:?}")]
+    Role(String),
+    #[error(
+        "unknown key {0:?} (expected node.id, node.hostname, node.ip, node.role, node.platform.os, \
+         node.platform.arch, node.labels.<k> or engine.labels.<k>)"
+    )]
+    UnknownKey(String),
 }
 
 /// `x86_64` and `amd64` (and `aarch64` and `arm64`) name the same architecture.
@@ -121,7 +146,7 @@ fn value_is_valid(value: &str) -> bool {
 
 impl Constraint {
     pub fn parse(expr: &str) -> Result<Self, ConstraintError> {
-        let fail = |problem: String| ConstraintError {
+        let fail = |problem: ConstraintProblem| ConstraintError {
             expr: expr.to_string(),
             problem,
         };
@@ -130,16 +155,14 @@ impl Constraint {
         } else if let Some((k, v)) = expr.split_once("!=") {
             (k, v, false)
         } else {
-            return Err(fail(
-                "expected one operator from ==, != (KEY==VALUE or KEY!=VALUE)".to_string(),
-            ));
+            return Err(fail(ConstraintProblem::NoOperator));
         };
         let (key, value) = (key.trim(), value.trim());
         if !key_is_valid(key) {
-            return Err(fail(format!("key {key:?} is invalid")));
+            return Err(fail(ConstraintProblem::InvalidKey(key.to_string())));
         }
         if !value_is_valid(value) || value.contains('=') || value.contains('!') {
-            return Err(fail(format!("value {value:?} is invalid")));
+            return Err(fail(ConstraintProblem::InvalidValue(value.to_string())));
         }
         let lower = key.to_ascii_lowercase();
         let key = match lower.as_str() {
@@ -148,7 +171,7 @@ impl Constraint {
             "node.ip" => ConstraintKey::Ip(IpMatch::parse(value).map_err(fail)?),
             "node.role" => {
                 if !["manager", "worker"].contains(&value.to_ascii_lowercase().as_str()) {
-                    return Err(fail(format!("node.role is manager or worker, not {value:?}")));
+                    return Err(fail(ConstraintProblem::Role(value.to_string())));
                 }
                 ConstraintKey::Role
             }
@@ -161,10 +184,7 @@ impl Constraint {
                 ConstraintKey::EngineLabel(key["engine.labels.".len()..].to_string())
             }
             _ => {
-                return Err(fail(format!(
-                    "unknown key {key:?} (expected node.id, node.hostname, node.ip, node.role, node.platform.os, \
-                     node.platform.arch, node.labels.<k> or engine.labels.<k>)"
-                )));
+                return Err(fail(ConstraintProblem::UnknownKey(key.to_string())));
             }
         };
         Ok(Constraint {

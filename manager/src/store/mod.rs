@@ -106,17 +106,20 @@ impl swarm_raft::App for Store {
         swarm_raft::encode(&results).unwrap_or_default()
     }
 
-    fn snapshot(&self) -> Result<Vec<u8>, String> {
+    fn snapshot(&self) -> Result<Vec<u8>, std::io::Error> {
         let data = self.view(|s| s.to_snapshot());
-        swarm_raft::encode(&data).map_err(|e| e.to_string())
+        swarm_raft::encode(&data)
     }
 
-    fn restore(&self, data: &[u8]) -> Result<(), String> {
-        let data: SnapshotData = swarm_raft::decode(data, "store snapshot").map_err(|e| e.to_string())?;
+    fn restore(&self, data: &[u8]) -> Result<(), std::io::Error> {
+        let data: SnapshotData = swarm_raft::decode(data, "store snapshot")?;
         if data.format != SNAPSHOT_FORMAT {
-            return Err(format!(
-                "store snapshot format {} is not supported by this version (expects {SNAPSHOT_FORMAT})",
-                data.format
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "store snapshot format {} is not supported by this version (expects {SNAPSHOT_FORMAT})",
+                    data.format
+                ),
             ));
         }
         let restored = StoreState::from_snapshot(data);

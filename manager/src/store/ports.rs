@@ -37,13 +37,22 @@ fn held(svc: &Service) -> impl Iterator<Item = (u32, String)> + '_ {
         })
 }
 
+/// Why a service's ports cannot be published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("port '{port}' is already in use by service '{service}' ({id}) as an ingress port")]
+    InUse { port: u32, service: String, id: String },
+    #[error("no free port left in the dynamic range 30000-32767")]
+    Exhausted,
+}
+
 /// Computes `svc.endpoint` from its spec, given the other services in the store and the
 /// service's previous version (whose dynamic ports it keeps).
 pub fn allocate<'a>(
     svc: &mut Service,
     previous: Option<&Service>,
     others: impl Iterator<Item = &'a Service>,
-) -> Result<(), String> {
+) -> Result<(), PortError> {
     let mut taken: BTreeSet<(u32, String)> = BTreeSet::new();
     let mut owner = std::collections::BTreeMap::new();
     for other in others.filter(|o| o.id != svc.id) {
@@ -62,9 +71,11 @@ pub fn allocate<'a>(
         if let Some(pp) = p.published_port.filter(|pp| *pp != 0 && is_ingress(p)) {
             let key = (pp, protocol(p).to_string());
             if let Some((name, id)) = owner.get(&key) {
-                return Err(format!(
-                    "port '{pp}' is already in use by service '{name}' ({id}) as an ingress port"
-                ));
+                return Err(PortError::InUse {
+                    port: pp,
+                    service: name.clone(),
+                    id: id.clone(),
+                });
             }
             taken.insert(key);
         }
@@ -89,7 +100,7 @@ pub fn allocate<'a>(
                 None => DYNAMIC_PORTS
                     .clone()
                     .find(|pp| !taken.contains(&(*pp, protocol(p).to_string())))
-                    .ok_or_else(|| "no free port left in the dynamic range 30000-32767".to_string())?,
+                    .ok_or(PortError::Exhausted)?,
             };
             taken.insert((port, protocol(p).to_string()));
             out.published_port = Some(port);
@@ -167,7 +178,7 @@ mod tests {
         let mut b = service("b", vec![port(90, Some(8080), "ingress")]);
         let err = allocate(&mut b, None, [&a].into_iter()).unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "port '8080' is already in use by service 'svc-a' (a) as an ingress port"
         );
         // The same number over udp is free.

@@ -269,7 +269,8 @@ impl StoreState {
                 set_version(&mut obj, Version::new(index));
                 if let Object::Service(s) = &mut obj {
                     s.spec_version = Some(Version::new(index));
-                    super::ports::allocate(s, None, self.services.iter()).map_err(StoreError::Refused)?;
+                    super::ports::allocate(s, None, self.services.iter())
+                        .map_err(|e| StoreError::Refused(e.to_string()))?;
                 }
                 self.put(obj.clone());
                 undo.push(Undo::Delete(kind, id));
@@ -294,7 +295,8 @@ impl StoreState {
                     } else {
                         old_s.spec_version
                     };
-                    super::ports::allocate(new_s, Some(old_s), self.services.iter()).map_err(StoreError::Refused)?;
+                    super::ports::allocate(new_s, Some(old_s), self.services.iter())
+                        .map_err(|e| StoreError::Refused(e.to_string()))?;
                 }
                 self.put(obj.clone());
                 undo.push(Undo::Restore(old.clone()));
