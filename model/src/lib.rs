@@ -36,8 +36,8 @@ pub type Labels = std::collections::BTreeMap<String, String>;
 
 /// The raft index of an object's last change; clients send it back for optimistic concurrency.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Version {
-    #[serde(rename = "Index")]
     pub index: u64,
 }
 

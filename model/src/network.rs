@@ -8,55 +8,56 @@ use super::Timestamp;
 use super::Version;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Network {
-    #[serde(rename = "Name")]
     pub name: String,
-    #[serde(rename = "Id")]
     pub id: String,
     #[serde(rename = "Created")]
     pub created_at: Timestamp,
-    #[serde(rename = "Scope", default)]
+    #[serde(default)]
     pub scope: String,
-    #[serde(rename = "Driver", default)]
+    #[serde(default)]
     pub driver: String,
     #[serde(rename = "EnableIPv6", default)]
     pub enable_ipv6: bool,
     #[serde(rename = "IPAM", default)]
     pub ipam: Ipam,
-    #[serde(rename = "Internal", default)]
+    #[serde(default)]
     pub internal: bool,
-    #[serde(rename = "Attachable", default)]
+    #[serde(default)]
     pub attachable: bool,
-    #[serde(rename = "Ingress", default)]
+    #[serde(default)]
     pub ingress: bool,
-    #[serde(rename = "ConfigOnly", default)]
+    #[serde(default)]
     pub config_only: bool,
-    #[serde(rename = "Options", default)]
+    #[serde(default)]
     pub options: Labels,
-    #[serde(rename = "Labels", default)]
+    #[serde(default)]
     pub labels: Labels,
-    #[serde(rename = "Version", default)]
+    #[serde(default)]
     pub version: Version,
-    #[serde(rename = "UpdatedAt", default)]
+    #[serde(default)]
     pub updated_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Ipam {
-    #[serde(rename = "Driver", default)]
+    #[serde(default)]
     pub driver: String,
-    #[serde(rename = "Options", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<Labels>,
-    #[serde(rename = "Config", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<Vec<IpamConfig>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct IpamConfig {
-    #[serde(rename = "Subnet", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub subnet: String,
     #[serde(rename = "IPRange", default, skip_serializing_if = "String::is_empty")]
     pub ip_range: String,
-    #[serde(rename = "Gateway", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub gateway: String,
 }

@@ -69,23 +69,21 @@ pub enum Reachability {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Node {
     #[serde(rename = "ID")]
     pub id: String,
-    #[serde(rename = "Version")]
     pub version: Version,
-    #[serde(rename = "CreatedAt")]
     pub created_at: Timestamp,
-    #[serde(rename = "UpdatedAt")]
     pub updated_at: Timestamp,
-    #[serde(rename = "Spec", default)]
+    #[serde(default)]
     pub spec: NodeSpec,
-    #[serde(rename = "Description", default)]
+    #[serde(default)]
     pub description: NodeDescription,
-    #[serde(rename = "Status", default)]
+    #[serde(default)]
     pub status: NodeStatus,
     /// Filled in at read time from raft and peer health; `None` for workers.
-    #[serde(rename = "ManagerStatus", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager_status: Option<ManagerStatus>,
     /// The raft id of this manager's current incarnation.
     #[serde(rename = "RaftID", default, skip_serializing_if = "Option::is_none")]
@@ -93,77 +91,81 @@ pub struct Node {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct NodeSpec {
-    #[serde(rename = "Name", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
-    #[serde(rename = "Labels", default)]
+    #[serde(default)]
     pub labels: Labels,
-    #[serde(rename = "Role", default)]
+    #[serde(default)]
     pub role: NodeRole,
-    #[serde(rename = "Availability", default)]
+    #[serde(default)]
     pub availability: Availability,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct NodeDescription {
-    #[serde(rename = "Hostname", default)]
+    #[serde(default)]
     pub hostname: String,
-    #[serde(rename = "Platform", default)]
+    #[serde(default)]
     pub platform: super::Platform,
-    #[serde(rename = "Resources", default)]
+    #[serde(default)]
     pub resources: super::Resources,
-    #[serde(rename = "Engine", default)]
+    #[serde(default)]
     pub engine: EngineDescription,
     #[serde(rename = "TLSInfo", default)]
     pub tls_info: TlsInfo,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct EngineDescription {
-    #[serde(rename = "EngineVersion", default)]
+    #[serde(default)]
     pub engine_version: String,
-    #[serde(rename = "Labels", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Labels>,
-    #[serde(rename = "Plugins", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugins: Option<Vec<PluginDescription>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct PluginDescription {
-    #[serde(rename = "Type")]
     pub type_: String,
-    #[serde(rename = "Name")]
     pub name: String,
 }
 
 /// The trust root and issuer, as shown on nodes and on the swarm.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct TlsInfo {
-    #[serde(rename = "TrustRoot", default)]
+    #[serde(default)]
     pub trust_root: String,
-    #[serde(rename = "CertIssuerSubject", default)]
+    #[serde(default)]
     pub cert_issuer_subject: String,
-    #[serde(rename = "CertIssuerPublicKey", default)]
+    #[serde(default)]
     pub cert_issuer_public_key: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct NodeStatus {
-    #[serde(rename = "State", default)]
+    #[serde(default)]
     pub state: NodeState,
-    #[serde(rename = "Message", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
-    #[serde(rename = "Addr", default)]
+    #[serde(default)]
     pub addr: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct ManagerStatus {
-    #[serde(rename = "Leader", default, skip_serializing_if = "super::service::is_false")]
+    #[serde(default, skip_serializing_if = "super::service::is_false")]
     pub leader: bool,
-    #[serde(rename = "Reachability", default)]
+    #[serde(default)]
     pub reachability: Reachability,
-    #[serde(rename = "Addr", default)]
+    #[serde(default)]
     pub addr: String,
 }

@@ -44,70 +44,65 @@ impl TaskState {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Task {
     #[serde(rename = "ID")]
     pub id: String,
-    #[serde(rename = "Version")]
     pub version: Version,
-    #[serde(rename = "CreatedAt")]
     pub created_at: Timestamp,
-    #[serde(rename = "UpdatedAt")]
     pub updated_at: Timestamp,
-    #[serde(rename = "Name", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
-    #[serde(rename = "Labels", default)]
+    #[serde(default)]
     pub labels: Labels,
-    #[serde(rename = "Spec", default)]
+    #[serde(default)]
     pub spec: TaskSpec,
     #[serde(rename = "ServiceID", default)]
     pub service_id: String,
-    #[serde(rename = "Slot", default, skip_serializing_if = "super::service::is_zero_u64")]
+    #[serde(default, skip_serializing_if = "super::service::is_zero_u64")]
     pub slot: u64,
     #[serde(rename = "NodeID", default, skip_serializing_if = "String::is_empty")]
     pub node_id: String,
-    #[serde(rename = "Status", default)]
+    #[serde(default)]
     pub status: TaskStatus,
-    #[serde(rename = "DesiredState", default)]
+    #[serde(default)]
     pub desired_state: TaskState,
-    #[serde(rename = "NetworksAttachments", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub networks_attachments: Option<Vec<serde_json::Value>>,
-    #[serde(rename = "JobIteration", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_iteration: Option<Version>,
     /// The service spec version this task was built from.
-    #[serde(rename = "SpecVersion", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_version: Option<Version>,
     /// The service's name and labels when the task was created, so a worker can name and
     /// label the container without looking the service up (as SwarmKit's task carries).
-    #[serde(rename = "ServiceAnnotations", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_annotations: Option<Annotations>,
     /// The task this one replaced after a restart. Restart attempts are counted from these, so
     /// the count lives in the store and survives a leader change.
-    #[serde(rename = "RestartOf", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub restart_of: String,
     /// The restart policy declined to replace this task (condition, or attempts used up): its
     /// slot, or its node for a global service, stays as it is until the task template changes.
-    #[serde(
-        rename = "RestartDeclined",
-        default,
-        skip_serializing_if = "super::service::is_false"
-    )]
+    #[serde(default, skip_serializing_if = "super::service::is_false")]
     pub restart_declined: bool,
     /// The task this one replaces in a rolling update (not a restart: it does not count as an
     /// attempt).
-    #[serde(rename = "UpdateOf", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub update_of: String,
     /// When the task first reported RUNNING, recorded by the store: a rolling update counts a
     /// failure within its monitor period from then.
-    #[serde(rename = "RunningSince", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running_since: Option<Timestamp>,
 }
 
 /// A name and labels.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Annotations {
-    #[serde(rename = "Name", default)]
+    #[serde(default)]
     pub name: String,
-    #[serde(rename = "Labels", default)]
+    #[serde(default)]
     pub labels: Labels,
 }
 
@@ -129,34 +124,37 @@ impl Task {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct TaskStatus {
-    #[serde(rename = "Timestamp", default)]
+    #[serde(default)]
     pub timestamp: Timestamp,
-    #[serde(rename = "State", default)]
+    #[serde(default)]
     pub state: TaskState,
-    #[serde(rename = "Message", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
-    #[serde(rename = "Err", default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub err: String,
-    #[serde(rename = "ContainerStatus", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_status: Option<ContainerStatus>,
-    #[serde(rename = "PortStatus", default)]
+    #[serde(default)]
     pub port_status: PortStatus,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct ContainerStatus {
     #[serde(rename = "ContainerID", default, skip_serializing_if = "String::is_empty")]
     pub container_id: String,
     #[serde(rename = "PID", default, skip_serializing_if = "super::service::is_zero_i64")]
     pub pid: i64,
-    #[serde(rename = "ExitCode", default, skip_serializing_if = "super::service::is_zero_i64")]
+    #[serde(default, skip_serializing_if = "super::service::is_zero_i64")]
     pub exit_code: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct PortStatus {
-    #[serde(rename = "Ports", default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ports: Option<Vec<PortConfig>>,
 }
 
