@@ -7,12 +7,11 @@ use swarm_ca::CaError;
 use swarm_ca::TokenError;
 use swarm_manager::StartError;
 use swarm_manager::commit::CommitError;
+use swarm_net::peer_client::PeerError;
 use swarm_net::tls::TlsError;
 use swarm_raft::ProposeError;
 
 use crate::datadir::DataDirError;
-use crate::identity::JoinError;
-use crate::identity::RaftJoinError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -85,4 +84,40 @@ pub enum DaemonError {
     },
     #[error("a simulated node could not join: {0}")]
     SimulatedJoin(#[from] tokio::task::JoinError),
+}
+
+/// Why the join handshake with a manager failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("cannot fetch the root CA from the manager at {remote}: {source}")]
+    FetchCa { remote: String, source: PeerError },
+    #[error("the root CA from the manager is not text")]
+    CaNotText,
+    #[error(
+        "the manager at {remote} presented a root CA whose digest does not match the join token: the token is \
+         for another cluster, or the connection is being intercepted. Refusing to join"
+    )]
+    CaMismatch { remote: String },
+    #[error("cannot encode the join request: {0}")]
+    Encode(serde_json::Error),
+    #[error("the manager at {remote} refused the join: {message}")]
+    Refused { remote: String, message: String },
+    #[error("cannot join through the manager at {remote}: {source}")]
+    Unreachable { remote: String, source: PeerError },
+    #[error("the manager's join answer is not understood: {0}")]
+    Answer(serde_json::Error),
+    #[error("the manager answered with a different root CA than the one pinned; refusing to join")]
+    CaChanged,
+}
+
+/// Why a manager could not (yet) add this manager to raft.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftJoinError {
+    #[error("cannot encode the raft join request: {0}")]
+    Encode(serde_json::Error),
+    /// The manager answered, and said no: its message.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Peer(PeerError),
 }

@@ -24,42 +24,8 @@ use crate::datadir::DataDir;
 use crate::datadir::DataDirError;
 use crate::datadir::NodeConfig;
 use crate::error::DaemonError;
-
-/// Why the join handshake with a manager failed.
-#[derive(Debug, thiserror::Error)]
-pub enum JoinError {
-    #[error("cannot fetch the root CA from the manager at {remote}: {source}")]
-    FetchCa { remote: String, source: PeerError },
-    #[error("the root CA from the manager is not text")]
-    CaNotText,
-    #[error(
-        "the manager at {remote} presented a root CA whose digest does not match the join token: the token is \
-         for another cluster, or the connection is being intercepted. Refusing to join"
-    )]
-    CaMismatch { remote: String },
-    #[error("cannot encode the join request: {0}")]
-    Encode(serde_json::Error),
-    #[error("the manager at {remote} refused the join: {message}")]
-    Refused { remote: String, message: String },
-    #[error("cannot join through the manager at {remote}: {source}")]
-    Unreachable { remote: String, source: PeerError },
-    #[error("the manager's join answer is not understood: {0}")]
-    Answer(serde_json::Error),
-    #[error("the manager answered with a different root CA than the one pinned; refusing to join")]
-    CaChanged,
-}
-
-/// Why a manager could not (yet) add this manager to raft.
-#[derive(Debug, thiserror::Error)]
-pub enum RaftJoinError {
-    #[error("cannot encode the raft join request: {0}")]
-    Encode(serde_json::Error),
-    /// The manager answered, and said no: its message.
-    #[error("{0}")]
-    Refused(String),
-    #[error(transparent)]
-    Peer(PeerError),
-}
+use crate::error::JoinError;
+use crate::error::RaftJoinError;
 
 /// Fails early, before anything is written, if the listen address cannot be bound.
 pub(crate) fn check_listen(listen: &str) -> Result<(), DaemonError> {

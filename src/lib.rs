@@ -18,8 +18,8 @@ pub use commands::join;
 pub use commands::run;
 pub use commands::simulate;
 pub use error::DaemonError;
-pub use identity::JoinError;
-pub use identity::RaftJoinError;
+pub use error::JoinError;
+pub use error::RaftJoinError;
 pub use identity::resolve_advertise;
 pub use swarm_protocol::engine::DEFAULT_DATA_DIR;
 

@@ -20,10 +20,7 @@ pub enum ComposeError {
     #[error("invalid interpolation format for {path}: \"{detail}\"; you may need to escape any $ with another $")]
     Interpolation { path: String, detail: String },
     #[error("error while interpolating {path}: failed to cast to expected type: {reason}")]
-    Cast {
-        path: String,
-        reason: crate::interpolate::CastError,
-    },
+    Cast { path: String, reason: CastError },
     /// A schema violation: `services.web.deploy Additional property replica is not allowed`.
     #[error("{path} {problem}")]
     Schema { path: String, problem: String },
@@ -107,4 +104,15 @@ fn join_both(set: &[&str]) -> String {
         [rest @ .., last] => format!("{}, and {last}", rest.join(", ")),
         [] => String::new(),
     }
+}
+
+/// Why an interpolated value does not have the type its key needs, as Go's strconv says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CastError {
+    #[error("strconv.Atoi: parsing {0:?}: invalid syntax")]
+    Int(String),
+    #[error("strconv.ParseFloat: parsing {0:?}: invalid syntax")]
+    Float(String),
+    #[error("invalid boolean: {0}")]
+    Bool(String),
 }

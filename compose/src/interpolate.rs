@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::error::CastError;
 use crate::error::ComposeError;
 use crate::value::Map;
 use crate::value::Value;
@@ -160,17 +161,6 @@ fn cast_for(path: &[String]) -> Option<Cast> {
                 .all(|(p, seg)| *p == "*" && seg != "[]" || *p == seg);
         matches.then_some(*cast)
     })
-}
-
-/// Why an interpolated value does not have the type its key needs, as Go's strconv says it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CastError {
-    #[error("strconv.Atoi: parsing {0:?}: invalid syntax")]
-    Int(String),
-    #[error("strconv.ParseFloat: parsing {0:?}: invalid syntax")]
-    Float(String),
-    #[error("invalid boolean: {0}")]
-    Bool(String),
 }
 
 fn cast(text: &str, cast: Cast) -> Result<Value, CastError> {

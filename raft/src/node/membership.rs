@@ -12,29 +12,17 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::RaftNode;
-use super::propose::ForwardError;
-use super::propose::LeaderRequest;
-use super::propose::ProposeError;
-use super::propose::Unrouted;
+use super::error::ForwardError;
+use super::error::MembershipError;
+use super::error::ProposeError;
+use super::route::LeaderRequest;
+use super::route::Unrouted;
 use crate::codec;
 use crate::network::Rpc;
 use crate::quorum;
 use crate::state_machine::App;
 use crate::types::ManagerAddr;
 use crate::types::RaftId;
-
-/// Why a membership change was refused or failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-pub enum MembershipError {
-    #[error("{0}")]
-    QuorumRisk(String),
-    #[error("{0}")]
-    Propose(#[from] ProposeError),
-    #[error("manager {0} did not catch up with the leader in time; it stays a non-voting learner")]
-    CatchUpTimeout(String),
-    #[error("membership change failed: {0}")]
-    Failed(String),
-}
 
 /// A membership change, as forwarded to the leader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

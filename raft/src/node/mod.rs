@@ -1,14 +1,12 @@
 //! [`RaftNode`]: the narrow interface the rest of swarm-rs uses instead of openraft. Opening,
-//! status and shutdown are here; writes in [`propose`], membership in [`membership`], and what
-//! other managers send in [`rpc`].
+//! status and shutdown are here; writes in [`propose`], membership in [`membership`], both
+//! routed to the leader by [`route`], and what other managers send in [`rpc`].
 
+mod error;
 mod membership;
 mod propose;
+mod route;
 mod rpc;
-
-pub use membership::MembershipChange;
-pub use membership::MembershipError;
-pub use propose::ProposeError;
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -19,6 +17,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+pub use error::MembershipError;
+pub use error::ProposeError;
+pub use membership::MembershipChange;
 use openraft::ServerState;
 use openraft::SnapshotPolicy;
 use openraft::async_runtime::WatchReceiver;

@@ -11,8 +11,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use super::RaftNode;
+use super::error::ForwardError;
 use super::membership::MembershipChange;
-use super::propose::ForwardError;
 use crate::codec;
 use crate::network::Rpc;
 use crate::snapshot_store::SnapshotFile;
