@@ -6,21 +6,17 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
+use swarm_model::NodeState;
+use swarm_model::TaskState;
 use swarm_model::Timestamp;
 
 use crate::support::Cluster;
 use crate::support::eventually;
 use crate::support::tasks_of;
+use crate::support::view::NodeView;
+use crate::support::view::TaskView;
 
 const IMAGE: &str = "swarm-test/busybox:latest";
-
-fn state(t: &Value) -> &str {
-    t["Status"]["State"].as_str().unwrap_or_default()
-}
-
-fn desired(t: &Value) -> &str {
-    t["DesiredState"].as_str().unwrap_or_default()
-}
 
 /// Node ID → hostname, from node `i`'s view.
 async fn hostnames(c: &Cluster, i: usize) -> HashMap<String, String> {
@@ -42,7 +38,7 @@ async fn running_hosts(c: &Cluster, i: usize, service: &str) -> Option<Vec<Strin
     let names = hostnames(c, i).await;
     let mut hosts: Vec<String> = tasks
         .iter()
-        .filter(|t| state(t) == "running" && desired(t) == "running")
+        .filter(|t| t.state() == TaskState::Running && t.desired() == TaskState::Running)
         .map(|t| names.get(t["NodeID"].as_str()?).cloned())
         .collect::<Option<Vec<_>>>()?;
     hosts.sort();
@@ -54,7 +50,7 @@ async fn wait_ready_nodes(c: &Cluster, i: usize, n: usize) {
         let client = c.nodes[i].client();
         async move {
             let nodes: Vec<Value> = client.get("/nodes").await.ok()?;
-            let ready = nodes.iter().filter(|n| n["Status"]["State"] == "ready").count();
+            let ready = nodes.iter().filter(|n| n.node_state() == NodeState::Ready).count();
             (ready == n).then_some(())
         }
     })
@@ -185,7 +181,7 @@ async fn global_services_follow_the_nodes_and_drain_moves_work_off() {
             let nodes: Vec<Value> = client.get("/nodes").await.ok()?;
             nodes
                 .iter()
-                .any(|n| n["Description"]["Hostname"] == "w3" && n["Status"]["State"] == "down")
+                .any(|n| n["Description"]["Hostname"] == "w3" && n.node_state() == NodeState::Down)
                 .then_some(())
         }
     })
@@ -296,7 +292,7 @@ async fn constraints_and_spread_follow_node_labels() {
     assert!(
         tasks
             .iter()
-            .any(|t| state(t) == "rejected" && t["Status"]["Err"] == "assigned node no longer meets constraints"),
+            .any(|t| t.state() == TaskState::Rejected && t.err() == "assigned node no longer meets constraints"),
         "{tasks:?}"
     );
 }
@@ -326,10 +322,10 @@ async fn a_task_that_fits_nowhere_waits_with_its_reason_until_a_node_joins() {
     );
     let pending = eventually("3 running and 1 pending", Duration::from_secs(60), || async {
         let tasks = tasks_of(&c, m, "capped").await?;
-        let running = tasks.iter().filter(|t| state(t) == "running").count();
+        let running = tasks.iter().filter(|t| t.state() == TaskState::Running).count();
         let pending: Vec<&Value> = tasks
             .iter()
-            .filter(|t| state(t) == "pending" && !t["Status"]["Err"].as_str().unwrap_or("").is_empty())
+            .filter(|t| t.state() == TaskState::Pending && !t.err().is_empty())
             .collect();
         (running == 3 && pending.len() == 1).then(|| pending[0].clone())
     })
@@ -381,14 +377,18 @@ async fn restart_attempts_are_limited() {
     );
     eventually("three failed tasks", Duration::from_secs(60), || async {
         let tasks = tasks_of(&c, m, "flaky").await?;
-        (tasks.len() == 3 && tasks.iter().all(|t| state(t) == "failed" && desired(t) == "shutdown")).then_some(())
+        (tasks.len() == 3
+            && tasks
+                .iter()
+                .all(|t| t.state() == TaskState::Failed && t.desired() == TaskState::Shutdown))
+        .then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let tasks = tasks_of(&c, m, "flaky").await.unwrap();
     assert_eq!(tasks.len(), 3, "no further restarts: {tasks:?}");
-    assert!(tasks.iter().all(|t| t["Slot"] == 1));
-    assert!(tasks.iter().all(|t| t["Status"]["Err"] == "task: non-zero exit (1)"));
+    assert!(tasks.iter().all(|t| t.slot() == 1));
+    assert!(tasks.iter().all(|t| t.err() == "task: non-zero exit (1)"));
     let ps = c.ctl_ok(m, &["service", "ps", "flaky"]);
     assert_eq!(ps.lines().filter(|l| l.contains("\\_ flaky.1")).count(), 2, "{ps}");
 
@@ -471,8 +471,8 @@ async fn a_leader_change_during_a_restart_delay_restarts_once_after_the_delay() 
         Duration::from_secs(60),
         || async {
             let tasks = tasks_of(&c, m1, "delayed").await?;
-            let failed = tasks.iter().any(|t| state(t) == "failed");
-            let held = tasks.iter().find(|t| desired(t) == "ready").cloned();
+            let failed = tasks.iter().any(|t| t.state() == TaskState::Failed);
+            let held = tasks.iter().find(|t| t.desired() == TaskState::Ready).cloned();
             if failed { held } else { None }
         },
     )
@@ -494,7 +494,7 @@ async fn a_leader_change_during_a_restart_delay_restarts_once_after_the_delay() 
             let tasks = tasks_of(c, survivor, "delayed").await?;
             tasks
                 .iter()
-                .find(|t| t["ID"] == id.as_str() && state(t) == "failed")
+                .find(|t| t.id() == id && t.state() == TaskState::Failed)
                 .cloned()
         }
     })
@@ -547,16 +547,16 @@ async fn a_replicated_job_completes_its_tasks_two_at_a_time() {
     );
     eventually("5 completed tasks", Duration::from_secs(90), || async {
         let tasks = tasks_of(&c, m, "batch").await?;
-        (tasks.iter().filter(|t| state(t) == "complete").count() == 5).then_some(())
+        (tasks.iter().filter(|t| t.state() == TaskState::Complete).count() == 5).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let tasks = tasks_of(&c, m, "batch").await.unwrap();
     assert_eq!(tasks.len(), 5, "nothing more after completion: {tasks:?}");
-    let mut slots: Vec<u64> = tasks.iter().map(|t| t["Slot"].as_u64().unwrap()).collect();
+    let mut slots: Vec<u64> = tasks.iter().map(|t| t.slot()).collect();
     slots.sort();
     assert_eq!(slots, vec![1, 2, 3, 4, 5]);
-    assert!(tasks.iter().all(|t| desired(t) == "complete"));
+    assert!(tasks.iter().all(|t| t.desired() == TaskState::Complete));
 
     let times = container_times("batch");
     assert_eq!(times.len(), 5);

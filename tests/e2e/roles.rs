@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use swarm_model::NodeState;
 
 use crate::support::Cluster;
 use crate::support::eventually;
+use crate::support::view::NodeView;
 
 /// The raft voters node `i` knows of, as node IDs.
 async fn voters(c: &Cluster, i: usize) -> Option<Vec<String>> {
@@ -130,7 +132,8 @@ async fn workers_are_promoted_and_managers_demoted_without_risking_quorum() {
         let n = nodes
             .iter()
             .find(|n| n["Description"]["Hostname"] == leader_name.as_str())?;
-        (n["Spec"]["Role"] == "worker" && n["ManagerStatus"].is_null() && n["Status"]["State"] == "ready").then_some(())
+        (n["Spec"]["Role"] == "worker" && n["ManagerStatus"].is_null() && n.node_state() == NodeState::Ready)
+            .then_some(())
     })
     .await;
     eventually("the demoted node runs as a worker", Duration::from_secs(60), || {

@@ -2,9 +2,13 @@ use std::time::Duration;
 use std::time::Instant;
 
 use serde_json::Value;
+use swarm_model::NodeState;
+use swarm_model::TaskState;
 
 use crate::support::Cluster;
 use crate::support::eventually;
+use crate::support::view::NodeView;
+use crate::support::view::TaskView;
 
 /// `swarmd simulate --nodes 200` against three managers brings 10,000 tasks to RUNNING, spread
 /// evenly. Simulated nodes have their own identities and their own dispatcher sessions.
@@ -21,7 +25,7 @@ async fn two_hundred_simulated_nodes_run_ten_thousand_tasks() {
         let client = c.nodes[m1].client();
         async move {
             let nodes: Vec<Value> = client.get("/nodes").await.ok()?;
-            let ready = nodes.iter().filter(|n| n["Status"]["State"] == "ready").count();
+            let ready = nodes.iter().filter(|n| n.node_state() == NodeState::Ready).count();
             (ready == 203).then_some(())
         }
     })
@@ -69,7 +73,7 @@ async fn two_hundred_simulated_nodes_run_ten_thousand_tasks() {
         assert_eq!(tasks.len(), 10_000);
         let mut per: std::collections::HashMap<&str, usize> = Default::default();
         for t in &tasks {
-            assert_eq!(t["Status"]["State"], "running", "on {}", c.nodes[i].name);
+            assert_eq!(t.state(), TaskState::Running, "on {}", c.nodes[i].name);
             *per.entry(t["NodeID"].as_str().unwrap()).or_default() += 1;
         }
         assert_eq!(per.len(), 200);

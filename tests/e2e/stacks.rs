@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use swarm_model::TaskState;
 
 use crate::docker_cli::Docker;
 use crate::docker_cli::docker_available;
@@ -15,6 +16,7 @@ use crate::support::Cluster;
 use crate::support::eventually;
 use crate::support::rows;
 use crate::support::tasks_of;
+use crate::support::view::TaskView;
 
 const IMAGE: &str = "swarm-test/busybox:latest";
 
@@ -416,7 +418,7 @@ async fn running_tasks(c: &Cluster, service: &str) -> BTreeMap<String, (String, 
         .await
         .unwrap_or_default()
         .iter()
-        .filter(|t| t["DesiredState"] == "running" && t["Status"]["State"] == "running")
+        .filter(|t| t.desired() == TaskState::Running && t.state() == TaskState::Running)
         .map(|t| {
             let id = t["ID"].as_str().unwrap_or_default().to_string();
             let node = t["NodeID"].as_str().unwrap_or_default().to_string();

@@ -8,6 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
+use swarm_model::TaskState;
 
 use crate::support::Cluster;
 use crate::support::LineStream;
@@ -18,6 +19,7 @@ use crate::support::is_swarm_id;
 use crate::support::now_secs;
 use crate::support::rows;
 use crate::support::tasks_of;
+use crate::support::view::TaskView;
 
 const IMAGE: &str = "swarm-test/busybox:latest";
 
@@ -330,7 +332,7 @@ async fn swarmctl_service_logs() {
     let tasks = tasks_of(&c, m1, "ctl-talk").await.expect("tasks of ctl-talk");
     let task = tasks
         .iter()
-        .find(|t| t["Slot"] == 1 && t["Status"]["State"] == "running")
+        .find(|t| t.slot() == 1 && t.state() == TaskState::Running)
         .and_then(|t| t["ID"].as_str())
         .unwrap_or_else(|| panic!("a running task in slot 1: {tasks:?}"))
         .to_string();

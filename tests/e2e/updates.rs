@@ -9,10 +9,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
+use swarm_model::TaskState;
 
 use crate::support::Cluster;
 use crate::support::eventually;
 use crate::support::tasks_of;
+use crate::support::view::TaskView;
 
 const V1: &str = "swarm-test/busybox:latest";
 const V2: &str = "swarm-test/busybox:v2";
@@ -81,25 +83,17 @@ impl Sampler {
     }
 }
 
-fn state(t: &Value) -> &str {
-    t["Status"]["State"].as_str().unwrap_or_default()
-}
-
-fn image(t: &Value) -> &str {
-    t["Spec"]["ContainerSpec"]["Image"].as_str().unwrap_or_default()
-}
-
 /// Running tasks, by slot: (task ID, image).
 async fn running_by_slot(c: &Cluster, i: usize, service: &str) -> Option<Vec<(u64, String, String)>> {
     let tasks = tasks_of(c, i, service).await?;
     let mut v: Vec<(u64, String, String)> = tasks
         .iter()
-        .filter(|t| t["DesiredState"] == "running" && state(t) == "running")
+        .filter(|t| t.desired() == TaskState::Running && t.state() == TaskState::Running)
         .map(|t| {
             (
-                t["Slot"].as_u64().unwrap_or(0),
+                t.slot(),
                 t["ID"].as_str().unwrap_or_default().to_string(),
-                image(t).to_string(),
+                t.image().to_string(),
             )
         })
         .collect();
@@ -264,7 +258,9 @@ async fn a_failing_healthcheck_rolls_the_update_back() {
         .trim_end_matches(')');
     let tasks = tasks_of(&c, m, "web").await.unwrap();
     assert!(
-        tasks.iter().any(|t| t["ID"] == failed && state(t) == "failed"),
+        tasks
+            .iter()
+            .any(|t| t["ID"] == failed && t.state() == TaskState::Failed),
         "the message names the failed task: {message}"
     );
     let svc: Value = c.nodes[m].client().get("/services/web").await.unwrap();
@@ -307,7 +303,7 @@ async fn a_failing_healthcheck_pauses_the_update() {
     let with_health = tasks
         .iter()
         .filter(|t| !t["Spec"]["ContainerSpec"]["Healthcheck"].is_null())
-        .map(|t| t["Slot"].as_u64().unwrap())
+        .map(|t| t.slot())
         .collect::<std::collections::BTreeSet<_>>();
     assert_eq!(with_health.len(), 1, "only one slot tried: {tasks:?}");
 }
@@ -379,17 +375,17 @@ async fn a_new_leader_finishes_the_update_without_redoing_slots() {
     for slot in 1..=4u64 {
         let live: Vec<&Value> = tasks
             .iter()
-            .filter(|t| t["Slot"] == slot && t["DesiredState"] == "running")
+            .filter(|t| t.slot() == slot && t.desired() == TaskState::Running)
             .collect();
         assert_eq!(live.len(), 1, "slot {slot}: {live:?}");
-        assert_eq!(state(live[0]), "running");
-        assert_eq!(image(live[0]), V2);
+        assert_eq!(live[0].state(), TaskState::Running);
+        assert_eq!(live[0].image(), V2);
     }
     for (slot, id) in &early {
         assert!(
             tasks
                 .iter()
-                .any(|t| t["Slot"] == *slot && t["ID"] == id.as_str() && state(t) == "running"),
+                .any(|t| t.slot() == *slot && t.id() == id && t.state() == TaskState::Running),
             "slot {slot} was updated again after the failover"
         );
     }

@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 use serde_json::json;
+use swarm_model::NodeState;
+use swarm_model::TaskState;
 
 use crate::support::Cluster;
 use crate::support::containers_of_service;
 use crate::support::eventually;
 use crate::support::tasks_of;
+use crate::support::view::NodeView;
+use crate::support::view::TaskView;
 
 const IMAGE: &str = "swarm-test/busybox:latest";
 
@@ -43,10 +47,6 @@ fn running_on(c: &Cluster, service: &str) -> HashMap<String, usize> {
         }
     }
     per
-}
-
-fn state(t: &Value) -> &str {
-    t["Status"]["State"].as_str().unwrap_or_default()
 }
 
 /// One manager (drained) and two workers: four replicas run as four containers, two per
@@ -114,8 +114,8 @@ async fn tasks_spread_over_workers_and_move_when_a_worker_dies() {
     let w1_id = c.node_id(w1);
     let w1_slots: Vec<u64> = before
         .iter()
-        .filter(|t| t["NodeID"] == w1_id.as_str())
-        .map(|t| t["Slot"].as_u64().unwrap())
+        .filter(|t| t.node_id() == w1_id)
+        .map(|t| t.slot())
         .collect();
     assert_eq!(w1_slots.len(), 2);
     c.kill(w1);
@@ -135,10 +135,10 @@ async fn tasks_spread_over_workers_and_move_when_a_worker_dies() {
             let tasks = tasks_of(c, m, "web").await?;
             let moved = slots.iter().all(|slot| {
                 tasks.iter().any(|t| {
-                    t["Slot"].as_u64() == Some(*slot)
-                        && t["NodeID"] == w2_id.as_str()
-                        && state(t) == "running"
-                        && t["DesiredState"] == "running"
+                    t.slot() == *slot
+                        && t.node_id() == w2_id
+                        && t.state() == TaskState::Running
+                        && t.desired() == TaskState::Running
                 })
             });
             moved.then_some(tasks)
@@ -149,7 +149,7 @@ async fn tasks_spread_over_workers_and_move_when_a_worker_dies() {
     for slot in &w1_slots {
         let old: Vec<&Value> = tasks
             .iter()
-            .filter(|t| t["Slot"].as_u64() == Some(*slot) && t["NodeID"] == w1_id.as_str())
+            .filter(|t| t.slot() == *slot && t.node_id() == w1_id)
             .collect();
         assert_eq!(old.len(), 1);
         assert_eq!(old[0]["DesiredState"], "shutdown");
@@ -197,7 +197,7 @@ async fn task_lifecycle_follows_swarm() {
         let c = &c;
         async move {
             let t = tasks_of(c, m, "victim").await?;
-            t.iter().find(|t| state(t) == "running").cloned()
+            t.iter().find(|t| t.state() == TaskState::Running).cloned()
         }
     })
     .await;
@@ -215,16 +215,16 @@ async fn task_lifecycle_follows_swarm() {
         let (c, first_id) = (&c, first_id.clone());
         async move {
             let t = tasks_of(c, m, "victim").await?;
-            let old_failed = t.iter().any(|x| x["ID"] == first_id.as_str() && state(x) == "failed");
-            let new_running = t.iter().any(|x| x["ID"] != first_id.as_str() && state(x) == "running");
+            let old_failed = t.iter().any(|x| x.id() == first_id && x.state() == TaskState::Failed);
+            let new_running = t.iter().any(|x| x.id() != first_id && x.state() == TaskState::Running);
             (old_failed && new_running).then_some(t)
         }
     })
     .await;
-    let old = tasks.iter().find(|x| x["ID"] == first_id.as_str()).unwrap();
+    let old = tasks.iter().find(|x| x.id() == first_id).unwrap();
     assert_eq!(old["Status"]["Err"], "task: non-zero exit (137)");
     assert_eq!(old["DesiredState"], "shutdown");
-    let new = tasks.iter().find(|x| x["ID"] != first_id.as_str()).unwrap();
+    let new = tasks.iter().find(|x| x.id() != first_id).unwrap();
     assert_eq!(new["Slot"], old["Slot"], "the replacement takes the same slot");
 
     // Phase: a clean exit under on-failure is not restarted.
@@ -235,14 +235,14 @@ async fn task_lifecycle_follows_swarm() {
         let c = &c;
         async move {
             let t = tasks_of(c, m, "once").await?;
-            (t.len() == 1 && state(&t[0]) == "complete").then_some(())
+            (t.len() == 1 && t[0].state() == TaskState::Complete).then_some(())
         }
     })
     .await;
     tokio::time::sleep(Duration::from_secs(4)).await; // well past the 1 s restart delay
     let t = tasks_of(&c, m, "once").await.unwrap();
     assert_eq!(t.len(), 1, "not restarted: {t:?}");
-    assert_eq!(state(&t[0]), "complete");
+    assert_eq!(t[0].state(), TaskState::Complete);
     let svc: Vec<Value> = client.get("/services?status=true").await.unwrap();
     let once_status = svc.iter().find(|s| s["Spec"]["Name"] == "once").unwrap();
     assert_eq!(once_status["ServiceStatus"]["CompletedTasks"], 1);
@@ -256,7 +256,7 @@ async fn task_lifecycle_follows_swarm() {
         let c = &c;
         async move {
             let t = tasks_of(c, m, "missing").await?;
-            t.iter().find(|t| state(t) == "rejected").cloned()
+            t.iter().find(|t| t.state() == TaskState::Rejected).cloned()
         }
     })
     .await;
@@ -354,7 +354,7 @@ async fn a_restarted_worker_adopts_its_containers() {
     );
     let tasks = tasks_of(&c, m, "steady").await.unwrap();
     assert_eq!(tasks.len(), 2, "no new tasks: {tasks:?}");
-    assert!(tasks.iter().all(|t| state(t) == "running"));
+    assert!(tasks.iter().all(|t| t.state() == TaskState::Running));
 }
 
 /// `(container ID, start time)` of a service's running containers, sorted.
@@ -409,7 +409,7 @@ async fn healthchecks_gate_running() {
         let c = &c;
         async move {
             let t = tasks_of(c, m, "healthy").await?;
-            t.iter().any(|t| state(t) == "starting").then_some(())
+            t.iter().any(|t| t.state() == TaskState::Starting).then_some(())
         }
     })
     .await;
@@ -417,7 +417,7 @@ async fn healthchecks_gate_running() {
         let c = &c;
         async move {
             let t = tasks_of(c, m, "healthy").await?;
-            t.iter().any(|t| state(t) == "running").then_some(())
+            t.iter().any(|t| t.state() == TaskState::Running).then_some(())
         }
     })
     .await;
@@ -425,7 +425,7 @@ async fn healthchecks_gate_running() {
         let c = &c;
         async move {
             let t = tasks_of(c, m, "sick").await?;
-            t.iter().find(|t| state(t) == "failed").cloned()
+            t.iter().find(|t| t.state() == TaskState::Failed).cloned()
         }
     })
     .await;
@@ -470,11 +470,11 @@ async fn container_spec_fields_are_honoured() {
         let c = &c;
         async move {
             let t = tasks_of(c, m, "full").await?;
-            t.into_iter().find(|t| state(t) == "running")
+            t.into_iter().find(|t| t.state() == TaskState::Running)
         }
     })
     .await;
-    let container = task["Status"]["ContainerStatus"]["ContainerID"].as_str().unwrap();
+    let container = task.container_id();
     let out = std::process::Command::new("docker")
         .args(["inspect", container])
         .output()
@@ -552,7 +552,7 @@ async fn workers_keep_their_tasks_across_a_leader_failover() {
             let t = tasks_of(c, m1, "steady").await?;
             let mut ids: Vec<String> = t
                 .iter()
-                .filter(|t| state(t) == "running")
+                .filter(|t| t.state() == TaskState::Running)
                 .map(|t| t["ID"].as_str().unwrap().to_string())
                 .collect();
             ids.sort();
@@ -568,12 +568,12 @@ async fn workers_keep_their_tasks_across_a_leader_failover() {
     tokio::time::sleep(Duration::from_secs(8)).await;
     let w_id = c.node_id(w);
     let nodes: Vec<Value> = c.nodes[survivor].client().get("/nodes").await.unwrap();
-    let worker = nodes.iter().find(|n| n["ID"] == w_id.as_str()).unwrap();
-    assert_eq!(worker["Status"]["State"], "ready", "{worker}");
+    let worker = nodes.iter().find(|n| n.id() == w_id).unwrap();
+    assert_eq!(worker.node_state(), NodeState::Ready, "{worker}");
     let t = tasks_of(&c, survivor, "steady").await.unwrap();
     let mut ids: Vec<String> = t
         .iter()
-        .filter(|t| state(t) == "running")
+        .filter(|t| t.state() == TaskState::Running)
         .map(|t| t["ID"].as_str().unwrap().to_string())
         .collect();
     ids.sort();

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod view;
+
 use std::fs;
 use std::fs::File;
 use std::path::Path;
