@@ -2,6 +2,9 @@
 //! one worker running real containers. Each command's exit code and output (columns, counts,
 //! states) are checked as they would be against Docker Swarm.
 //!
+//! The tests share one cluster ([`docker_pair`]), one at a time: each starts from two ready
+//! nodes and no services, and leaves the cluster so.
+//!
 //! The suite fails when the docker binary is missing; `SWARM_SKIP_DOCKER_CLI_TESTS=1` is the
 //! only way to skip it.
 
@@ -19,6 +22,8 @@ use crate::support::header;
 use crate::support::is_swarm_id;
 use crate::support::now_secs;
 use crate::support::rows;
+use crate::support::shared::DockerPair;
+use crate::support::shared::docker_pair;
 
 const IMAGE: &str = "swarm-test/busybox:latest";
 
@@ -112,13 +117,12 @@ impl Docker {
     }
 }
 
-/// One manager (m1) and one worker (w1), both running real containers.
-fn cluster() -> (Cluster, usize, usize) {
-    let mut c = Cluster::docker();
-    let m1 = c.init("m1", &["--hostname", "m1"]);
-    let token = c.token(m1, "worker");
-    let w1 = c.join("w1", &token, m1);
-    (c, m1, w1)
+/// The shared pair with both nodes ready, and the docker CLI pointed at the manager.
+async fn pair() -> (tokio::sync::MutexGuard<'static, DockerPair>, Docker) {
+    let pair = docker_pair().await;
+    let d = Docker::new(&pair.cluster, pair.m1);
+    wait_nodes_ready(&d, 2).await;
+    (pair, d)
 }
 
 async fn wait_nodes_ready(d: &Docker, n: usize) {
@@ -130,16 +134,37 @@ async fn wait_nodes_ready(d: &Docker, n: usize) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn docker_cli_system_swarm_and_nodes() {
-    let Some(()) = docker_available() else { return };
-    let (mut c, m1, w1) = cluster();
-    let d = Docker::new(&c, m1);
-    let m1_id = c.node_id(m1);
-    let w1_id = c.node_id(w1);
-    wait_nodes_ready(&d, 2).await;
+/// Removes services and waits until their containers are gone, so the next test finds none.
+async fn remove_services(d: &Docker, names: &[&str]) {
+    let mut args = vec!["service", "rm"];
+    args.extend_from_slice(names);
+    d.ok(&args);
+    eventually("the services' containers removed", Duration::from_secs(60), || async {
+        names
+            .iter()
+            .all(|s| crate::support::containers_of_service(s).is_empty())
+            .then_some(())
+    })
+    .await;
+}
 
-    eprintln!("--- docker version and info");
+/// Waits until `service ls` shows `replicas` (e.g. `3/3`) for `service`.
+async fn wait_replicas(d: &Docker, service: &str, replicas: &str) {
+    eventually(&format!("{service} at {replicas}"), Duration::from_secs(90), || async {
+        let ls = d.ok(&["service", "ls", "--filter", &format!("name={service}")]);
+        rows(&ls)
+            .iter()
+            .any(|row| row[1] == service && row[3] == replicas)
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn version_and_info_describe_the_swarm() {
+    let Some(()) = docker_available() else { return };
+    let (pair, d) = pair().await;
+    let m1_id = pair.cluster.node_id(pair.m1);
     let version = d.ok(&["version"]);
     assert!(version.contains("Server:"), "{version}");
     assert!(
@@ -163,10 +188,15 @@ async fn docker_cli_system_swarm_and_nodes() {
         "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.Managers}} {{.Swarm.Nodes}}",
     ]);
     assert_eq!(swarm.trim(), "active true 1 2");
+}
 
-    eprintln!("--- swarm join-token, init, join, update");
+#[tokio::test(flavor = "multi_thread")]
+async fn join_tokens_show_rotate_and_init_or_join_are_refused() {
+    let Some(()) = docker_available() else { return };
+    let (pair, d) = pair().await;
+    let c = &pair.cluster;
     let worker_token = d.ok(&["swarm", "join-token", "-q", "worker"]).trim().to_string();
-    assert_eq!(worker_token, c.token(m1, "worker"));
+    assert_eq!(worker_token, c.token(pair.m1, "worker"));
     assert!(worker_token.starts_with("SWMTKN-1-"), "{worker_token}");
     let manager_token = d.ok(&["swarm", "join-token", "-q", "manager"]).trim().to_string();
     assert_ne!(manager_token, worker_token);
@@ -178,7 +208,7 @@ async fn docker_cli_system_swarm_and_nodes() {
     assert!(
         text.contains(&format!(
             "docker swarm join --token {worker_token} {}",
-            c.nodes[m1].addr
+            c.nodes[pair.m1].addr
         )),
         "{text}"
     );
@@ -192,14 +222,29 @@ async fn docker_cli_system_swarm_and_nodes() {
         &["swarm", "join", "--token", &new_worker, "127.0.0.1:2377"],
         "This node is already part of a swarm.",
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn swarm_update_sets_the_task_history_limit() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
     assert!(
         d.ok(&["swarm", "update", "--task-history-limit", "3"])
             .contains("Swarm updated.")
     );
     let info = d.ok(&["info"]);
     assert!(info.contains("Task History Retention Limit: 3"), "{info}");
+    d.ok(&["swarm", "update", "--task-history-limit", "5"]);
+    let info = d.ok(&["info"]);
+    assert!(info.contains("Task History Retention Limit: 5"), "{info}");
+}
 
-    eprintln!("--- node ls, inspect");
+#[tokio::test(flavor = "multi_thread")]
+async fn node_ls_and_inspect_show_both_nodes() {
+    let Some(()) = docker_available() else { return };
+    let (pair, d) = pair().await;
+    let m1_id = pair.cluster.node_id(pair.m1);
+    let w1_id = pair.cluster.node_id(pair.w1);
     let ls = d.ok(&["node", "ls"]);
     assert_eq!(
         header(&ls),
@@ -251,8 +296,13 @@ async fn docker_cli_system_swarm_and_nodes() {
         );
     }
     d.fails(&["node", "inspect", "nosuchnode"], "node nosuchnode not found");
+}
 
-    eprintln!("--- node update");
+#[tokio::test(flavor = "multi_thread")]
+async fn node_update_changes_availability_and_labels() {
+    let Some(()) = docker_available() else { return };
+    let (pair, d) = pair().await;
+    let w1_id = pair.cluster.node_id(pair.w1);
     assert_eq!(d.ok(&["node", "update", "--availability", "drain", "w1"]).trim(), "w1");
     assert_eq!(
         d.ok(&["node", "inspect", "w1", "--format", "{{.Spec.Availability}}"])
@@ -291,8 +341,16 @@ async fn docker_cli_system_swarm_and_nodes() {
         &["node", "update", "--availability", "sideways", "w1"],
         "Availability: unknown variant `sideways`, expected one of `active`, `pause`, `drain`",
     );
+    d.ok(&["node", "update", "--label-rm", "zone", "w1"]);
+}
 
-    eprintln!("--- node promote and demote");
+#[tokio::test(flavor = "multi_thread")]
+async fn node_promote_and_demote_switch_a_workers_role() {
+    let Some(()) = docker_available() else { return };
+    let (pair, d) = pair().await;
+    let c = &pair.cluster;
+    let m1_id = c.node_id(pair.m1);
+    let w1_id = c.node_id(pair.w1);
     let out = d.ok(&["node", "promote", "w1"]);
     assert!(out.contains("Node w1 promoted to a manager in the swarm."), "{out}");
     eventually("w1 a reachable manager", Duration::from_secs(90), || async {
@@ -315,7 +373,7 @@ async fn docker_cli_system_swarm_and_nodes() {
     })
     .await;
     // The managers record the demotion before w1 has restarted as a worker; wait for w1 itself.
-    let w1_api = Docker::new(&c, w1);
+    let w1_api = Docker::new(c, pair.w1);
     eventually("w1 itself no longer a manager", Duration::from_secs(90), || async {
         let out = w1_api.run(&["node", "ls"]);
         let refused = String::from_utf8_lossy(&out.stderr).contains("This node is not a swarm manager.");
@@ -323,8 +381,12 @@ async fn docker_cli_system_swarm_and_nodes() {
     })
     .await;
     assert_eq!(d.ok(&["node", "ls", "--filter", "role=manager", "-q"]).trim(), m1_id);
+}
 
-    eprintln!("--- node ps");
+#[tokio::test(flavor = "multi_thread")]
+async fn node_ps_lists_each_nodes_tasks() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
     d.ok(&[
         "service",
         "create",
@@ -372,23 +434,28 @@ async fn docker_cli_system_swarm_and_nodes() {
                 r.iter().all(|row| row[3] == *n),
                 "node ps {n} shows only {n}'s tasks:\n{out}"
             );
-            r.len()
+            r.iter().filter(|row| row[1].starts_with("nodeps.")).count()
         })
         .sum();
     let listing = d.ok(&["service", "ps", "nodeps"]);
     assert_eq!(ps_all, 2, "the two tasks are on m1 or w1:\n{listing}");
     let self_ps = d.ok(&["node", "ps", "self"]);
     assert!(rows(&self_ps).iter().all(|row| row[3] == "m1"), "{self_ps}");
-    d.ok(&["service", "rm", "nodeps"]);
+    remove_services(&d, &["nodeps"]).await;
+}
 
-    eprintln!("--- node rm");
-    let token = c.token(m1, "worker");
-    let w2 = c.join("w2", &token, m1);
-    let w2_id = c.node_id(w2);
+#[tokio::test(flavor = "multi_thread")]
+async fn node_rm_refuses_a_live_node_unless_forced() {
+    let Some(()) = docker_available() else { return };
+    let (mut pair, d) = pair().await;
+    let m1 = pair.m1;
+    let token = pair.cluster.token(m1, "worker");
+    let w2 = pair.cluster.join("w2", &token, m1);
+    let w2_id = pair.cluster.node_id(w2);
     wait_nodes_ready(&d, 3).await;
     d.fails(&["node", "rm", "w2"], "is not down and can't be removed");
     assert_eq!(d.ok(&["node", "rm", "--force", "w2"]).trim(), "w2");
-    c.kill(w2);
+    pair.cluster.kill(w2);
     let left = d.ok(&["node", "ls", "-q"]);
     assert!(!left.contains(&w2_id), "{left}");
     assert_eq!(left.lines().count(), 2);
@@ -397,104 +464,100 @@ async fn docker_cli_system_swarm_and_nodes() {
         &["node", "rm", "m1"],
         "is a cluster manager and is a member of the raft cluster",
     );
+}
 
-    eprintln!("--- swarm leave");
+#[tokio::test(flavor = "multi_thread")]
+async fn swarm_leave_is_refused_to_the_last_manager_and_empties_a_worker() {
+    let Some(()) = docker_available() else { return };
+    let (mut pair, d) = pair().await;
     d.fails(
         &["swarm", "leave"],
         "You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm.",
     );
-    let on_w1 = Docker::new(&c, w1);
-    on_w1.fails(&["node", "ls"], "This node is not a swarm manager.");
-    // A container of w1's that leaving must remove.
+    Docker::new(&pair.cluster, pair.w1).fails(&["node", "ls"], "This node is not a swarm manager.");
+    // A worker of its own leaves, so that the shared pair stays whole.
+    let m1 = pair.m1;
+    let token = pair.cluster.token(m1, "worker");
+    let w3 = pair.cluster.join("w3", &token, m1);
+    let w3_id = pair.cluster.node_id(w3);
+    wait_nodes_ready(&d, 3).await;
+    // A container of w3's that leaving must remove.
     d.ok(&[
         "service",
         "create",
         "-d",
         "--name",
-        "onw1",
+        "onw3",
         "--constraint",
-        "node.hostname==w1",
+        "node.hostname==w3",
         IMAGE,
         "sleep",
         "3600",
     ]);
-    eventually("a container on w1", Duration::from_secs(60), || async {
+    eventually("a container on w3", Duration::from_secs(60), || async {
         let ps = Command::new("docker")
             .args([
                 "ps",
                 "-q",
                 "--filter",
-                &format!("label=com.docker.swarm.node.id={w1_id}"),
+                &format!("label=com.docker.swarm.node.id={w3_id}"),
             ])
             .output()
             .ok()?;
         (!String::from_utf8_lossy(&ps.stdout).trim().is_empty()).then_some(())
     })
     .await;
-    assert_eq!(on_w1.ok(&["swarm", "leave"]).trim(), "Node left the swarm.");
-    let status = c
-        .wait_exit(w1, Duration::from_secs(60))
-        .expect("w1 exits after leaving");
-    assert!(status.success(), "w1 exited with {status}");
-    let left = std::fs::read_dir(&c.nodes[w1].data_dir)
+    let on_w3 = Docker::new(&pair.cluster, w3);
+    assert_eq!(on_w3.ok(&["swarm", "leave"]).trim(), "Node left the swarm.");
+    let status = pair
+        .cluster
+        .wait_exit(w3, Duration::from_secs(60))
+        .expect("w3 exits after leaving");
+    assert!(status.success(), "w3 exited with {status}");
+    let left = std::fs::read_dir(&pair.cluster.nodes[w3].data_dir)
         .map(|d| d.flatten().count())
         .unwrap_or(usize::MAX);
     assert_eq!(left, 0, "the data dir of a node that left is empty");
-    let w1_containers = Command::new("docker")
+    let w3_containers = Command::new("docker")
         .args([
             "ps",
             "-aq",
             "--filter",
-            &format!("label=com.docker.swarm.node.id={w1_id}"),
+            &format!("label=com.docker.swarm.node.id={w3_id}"),
         ])
         .output()
         .expect("docker ps");
     assert_eq!(
-        String::from_utf8_lossy(&w1_containers.stdout).trim(),
+        String::from_utf8_lossy(&w3_containers.stdout).trim(),
         "",
         "a node that left removed its containers"
     );
-    eventually("w1 down", Duration::from_secs(60), || async {
+    eventually("w3 down", Duration::from_secs(60), || async {
         let ls = d.ok(&["node", "ls"]);
         rows(&ls)
             .iter()
-            .any(|row| row[0] == w1_id && row[2] == "Down")
+            .any(|row| row[0] == w3_id && row[2] == "Down")
             .then_some(())
     })
     .await;
-    assert_eq!(d.ok(&["node", "rm", "w1"]).trim(), "w1");
-    assert_eq!(d.ok(&["info", "--format", "{{.Swarm.Nodes}}"]).trim(), "1");
+    assert_eq!(d.ok(&["node", "rm", "w3"]).trim(), "w3");
+    assert_eq!(d.ok(&["info", "--format", "{{.Swarm.Nodes}}"]).trim(), "2");
+    d.ok(&["service", "rm", "onw3"]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn docker_cli_secrets_configs_networks_and_events() {
-    let Some(()) = docker_available() else { return };
-    let (c, m1, _w1) = cluster();
-    let d = Docker::new(&c, m1);
+/// A scratch directory with a secret's and a config's file.
+fn object_files() -> tempfile::TempDir {
     let files = tempfile::tempdir().expect("tempdir");
     std::fs::write(files.path().join("secret.txt"), "s3cret").expect("write");
     std::fs::write(files.path().join("app.conf"), "listen 80\n").expect("write");
-    let start = now_secs();
+    files
+}
 
-    eprintln!("--- events stream");
-    let services = d.stream(&[
-        "events",
-        "--filter",
-        "type=service",
-        "--format",
-        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
-    ]);
-    let nodes = d.stream(&[
-        "events",
-        "--filter",
-        "type=node",
-        "--format",
-        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
-    ]);
-    // Let both subscribe before anything happens.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-
-    eprintln!("--- secrets");
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_are_created_listed_inspected_held_and_removed() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
+    let files = object_files();
     let id = d
         .ok(&[
             "secret",
@@ -537,7 +600,7 @@ async fn docker_cli_secrets_configs_networks_and_events() {
     assert!(pretty.contains("Name:") && pretty.contains("db_pass"), "{pretty}");
     d.fails(&["secret", "inspect", "nosuch"], "secret nosuch not found");
 
-    eprintln!("--- a service using the secret holds it");
+    // A service using the secret holds it.
     d.ok(&[
         "service",
         "create",
@@ -554,15 +617,20 @@ async fn docker_cli_secrets_configs_networks_and_events() {
         &["secret", "rm", "db_pass"],
         "is in use by the following service: usesecret",
     );
-    d.ok(&["service", "rm", "usesecret"]);
+    remove_services(&d, &["usesecret"]).await;
     assert_eq!(d.ok(&["secret", "rm", "db_pass"]).trim(), "db_pass");
     assert_eq!(rows(&d.ok(&["secret", "ls"])).len(), 0);
     d.fails(
         &["service", "create", "-d", "--name", "x", "--secret", "nosuch", IMAGE],
         "nosuch",
     );
+}
 
-    eprintln!("--- configs");
+#[tokio::test(flavor = "multi_thread")]
+async fn configs_are_created_inspected_and_removed() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
+    let files = object_files();
     let id = d
         .ok(&[
             "config",
@@ -587,8 +655,12 @@ async fn docker_cli_secrets_configs_networks_and_events() {
     );
     assert_eq!(d.ok(&["config", "rm", "app_conf"]).trim(), "app_conf");
     d.fails(&["config", "rm", "app_conf"], "config app_conf not found");
+}
 
-    eprintln!("--- networks");
+#[tokio::test(flavor = "multi_thread")]
+async fn overlay_networks_are_created_used_and_removed() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
     let id = d
         .ok(&["network", "create", "-d", "overlay", "--attachable", "backend"])
         .trim()
@@ -640,7 +712,7 @@ async fn docker_cli_secrets_configs_networks_and_events() {
         &["network", "rm", "backend"],
         "network backend is in use by service usesnet",
     );
-    d.ok(&["service", "rm", "usesnet"]);
+    remove_services(&d, &["usesnet"]).await;
     assert_eq!(d.ok(&["network", "rm", "backend"]).trim(), "backend");
     d.fails(&["network", "inspect", "backend"], "network backend not found");
     d.fails(
@@ -651,11 +723,46 @@ async fn docker_cli_secrets_configs_networks_and_events() {
         &["network", "create", "-d", "bridge", "y"],
         "network driver \"bridge\" is not supported",
     );
+}
 
-    eprintln!("--- events: streamed and from history");
+#[tokio::test(flavor = "multi_thread")]
+async fn events_stream_by_type_and_replay_from_history() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
+    let files = object_files();
+    // History is asked for by the second: start on a fresh one, after the previous test's events.
+    let start = now_secs() + 1;
+    while now_secs() < start {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let services = d.stream(&[
+        "events",
+        "--filter",
+        "type=service",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let nodes = d.stream(&[
+        "events",
+        "--filter",
+        "type=node",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    // Let both subscribe before anything happens.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let secret = files.path().join("secret.txt");
+    d.ok(&["secret", "create", "ev_secret", &secret.to_string_lossy()]);
+    d.ok(&["secret", "rm", "ev_secret"]);
+    let conf = files.path().join("app.conf");
+    d.ok(&["config", "create", "ev_conf", &conf.to_string_lossy()]);
+    d.ok(&["config", "rm", "ev_conf"]);
+    d.ok(&["service", "create", "-d", "--name", "ev_svc", "--replicas", "0", IMAGE]);
+    d.ok(&["service", "rm", "ev_svc"]);
     d.ok(&["node", "update", "--label-add", "e=1", "m1"]);
+    d.ok(&["node", "update", "--label-rm", "e", "m1"]);
     let seen = services.until(Duration::from_secs(30), "service create and remove events", |l| {
-        l.iter().any(|x| x == "service create usesecret") && l.iter().any(|x| x == "service remove usesnet")
+        l.iter().any(|x| x == "service create ev_svc") && l.iter().any(|x| x == "service remove ev_svc")
     });
     assert!(
         seen.iter().all(|l| l.starts_with("service ")),
@@ -678,8 +785,12 @@ async fn docker_cli_secrets_configs_networks_and_events() {
         "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
     ]);
     let lines: Vec<&str> = history.lines().collect();
-    assert_eq!(lines, ["secret create db_pass", "secret remove db_pass"], "{history}");
-    let tasks = d.ok(&[
+    assert_eq!(
+        lines,
+        ["secret create ev_secret", "secret remove ev_secret"],
+        "{history}"
+    );
+    let created = d.ok(&[
         "events",
         "--since",
         &start.to_string(),
@@ -690,18 +801,13 @@ async fn docker_cli_secrets_configs_networks_and_events() {
         "--filter",
         "event=create",
     ]);
-    assert_eq!(tasks.lines().count(), 1, "{tasks}");
+    assert_eq!(created.lines().count(), 1, "{created}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn docker_cli_services_logs_and_stacks() {
+async fn service_create_waits_for_convergence_and_shows_in_ls_ps_inspect() {
     let Some(()) = docker_available() else { return };
-    let (c, m1, _w1) = cluster();
-    let d = Docker::new(&c, m1);
-    wait_nodes_ready(&d, 2).await;
-    let tasks_filter = d.stream(&["events", "--filter", "type=task", "--format", "{{.Type}} {{.Action}}"]);
-
-    eprintln!("--- service create with the convergence wait");
+    let (_pair, d) = pair().await;
     let out = d.run(&[
         "service",
         "create",
@@ -728,7 +834,6 @@ async fn docker_cli_services_logs_and_stacks() {
     );
     assert!(stdout.contains("overall progress: 3 out of 3 tasks"), "{stdout}");
 
-    eprintln!("--- service ls, ps, inspect");
     let ls = d.ok(&["service", "ls"]);
     assert_eq!(header(&ls), ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]);
     assert_eq!(
@@ -792,64 +897,120 @@ async fn docker_cli_services_logs_and_stacks() {
     }
     d.fails(&["service", "inspect", "nosuch"], "no such service: nosuch");
     d.fails(&["service", "ps", "nosuch"], "no such service: nosuch");
-    let before = container_ids("web");
-    assert_eq!(before.len(), 3);
+    assert_eq!(container_ids("web").len(), 3);
+    remove_services(&d, &["web"]).await;
+}
 
-    eprintln!("--- service scale keeps the running tasks");
-    let out = d.ok(&["service", "scale", "web=5"]);
-    assert!(out.contains("web scaled to 5"), "{out}");
+#[tokio::test(flavor = "multi_thread")]
+async fn service_scale_keeps_the_running_tasks() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "scaled",
+        "--replicas",
+        "3",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    wait_replicas(&d, "scaled", "3/3").await;
+    let before = container_ids("scaled");
+    assert_eq!(before.len(), 3);
+    let out = d.ok(&["service", "scale", "scaled=5"]);
+    assert!(out.contains("scaled scaled to 5"), "{out}");
     assert!(
-        out.replace('\r', "\n").contains("verify: Service web converged"),
+        out.replace('\r', "\n").contains("verify: Service scaled converged"),
         "{out}"
     );
-    let ls = d.ok(&["service", "ls", "--filter", "name=web"]);
+    let ls = d.ok(&["service", "ls", "--filter", "name=scaled"]);
     assert_eq!(rows(&ls)[0][3], "5/5", "{ls}");
-    let after = container_ids("web");
+    let after = container_ids("scaled");
     assert_eq!(after.len(), 5);
     assert!(before.iter().all(|c| after.contains(c)), "scaling up restarted nothing");
+    remove_services(&d, &["scaled"]).await;
+}
 
-    eprintln!("--- service update and rollback");
+#[tokio::test(flavor = "multi_thread")]
+async fn service_update_replaces_every_task_and_rollback_restores() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "upd",
+        "--replicas",
+        "3",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    wait_replicas(&d, "upd", "3/3").await;
+    let before = container_ids("upd");
     let out = d.ok(&[
         "service",
         "update",
         "--env-add",
         "STAGE=2",
         "--update-parallelism",
-        "5",
-        "web",
+        "3",
+        "upd",
     ]);
     let out = out.replace('\r', "\n");
-    assert!(out.starts_with("web\n"), "{out}");
-    assert!(out.contains("verify: Service web converged"), "{out}");
+    assert!(out.starts_with("upd\n"), "{out}");
+    assert!(out.contains("verify: Service upd converged"), "{out}");
     wait_inspect(
         &d,
-        "web",
+        "upd",
         "{{.Spec.TaskTemplate.ContainerSpec.Env}} {{.UpdateStatus.State}}",
         "[STAGE=2] completed",
     )
     .await;
-    let updated = container_ids("web");
+    let updated = container_ids("upd");
     assert_eq!(
         updated.len(),
-        after.len(),
+        before.len(),
         "as many running containers after the update"
     );
     assert!(
-        updated.iter().all(|c| !after.contains(c)),
+        updated.iter().all(|c| !before.contains(c)),
         "the update replaced every task"
     );
-    let out = d.ok(&["service", "rollback", "web"]).replace('\r', "\n");
+    let out = d.ok(&["service", "rollback", "upd"]).replace('\r', "\n");
     assert!(out.contains("rollback: manually requested rollback"), "{out}");
-    assert!(out.contains("verify: Service web converged"), "{out}");
+    assert!(out.contains("verify: Service upd converged"), "{out}");
     wait_inspect(
         &d,
-        "web",
+        "upd",
         "{{.Spec.TaskTemplate.ContainerSpec.Env}} {{.UpdateStatus.State}}",
         "[] rollback_completed",
     )
     .await;
+    remove_services(&d, &["upd"]).await;
+}
 
-    eprintln!("--- a bad image rolls back by itself");
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_to_a_missing_image_rolls_back_by_itself() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "badimg",
+        "--replicas",
+        "2",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    wait_replicas(&d, "badimg", "2/2").await;
     let out = d.run(&[
         "service",
         "update",
@@ -857,28 +1018,33 @@ async fn docker_cli_services_logs_and_stacks() {
         "swarm-test/nosuchimage:missing",
         "--update-failure-action",
         "rollback",
-        "web",
+        "badimg",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
     assert!(
         stdout.contains("rollback: update rolled back due to failure or early termination of task"),
         "docker reports the rollback: {stdout}"
     );
-    assert!(stdout.contains("verify: Service web converged"), "{stdout}");
+    assert!(stdout.contains("verify: Service badimg converged"), "{stdout}");
     wait_inspect(
         &d,
-        "web",
+        "badimg",
         "{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.UpdateStatus.State}}",
         &format!("{IMAGE} rollback_completed"),
     )
     .await;
-    let ps = d.ok(&["service", "ps", "web", "--filter", "desired-state=shutdown"]);
+    let ps = d.ok(&["service", "ps", "badimg", "--filter", "desired-state=shutdown"]);
     assert!(
         ps.contains("swarm-test/nosuchimage:missing"),
         "the failed task stays in history: {ps}"
     );
+    remove_services(&d, &["badimg"]).await;
+}
 
-    eprintln!("--- a global service and published ports");
+#[tokio::test(flavor = "multi_thread")]
+async fn a_global_service_runs_once_per_node_and_ports_are_published() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
     let out = d.ok(&[
         "service", "create", "--mode", "global", "--name", "agent", IMAGE, "sleep", "3600",
     ]);
@@ -915,8 +1081,13 @@ async fn docker_cli_services_logs_and_stacks() {
         &["service", "create", "-d", "--name", "clash", "-p", "8080:81", IMAGE],
         "port '8080' is already in use",
     );
+    remove_services(&d, &["agent", "pub"]).await;
+}
 
-    eprintln!("--- service logs");
+#[tokio::test(flavor = "multi_thread")]
+async fn service_logs_show_each_replicas_lines_and_follow() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
     d.ok(&[
         "service",
         "create",
@@ -979,7 +1150,6 @@ async fn docker_cli_services_logs_and_stacks() {
     assert!(one.lines().all(|l| l.starts_with("talk.1.")), "a task's logs: {one}");
     d.fails(&["service", "logs", "nosuch"], "no such task or service");
 
-    eprintln!("--- service logs -f streams from every replica");
     let follow = d.stream(&["service", "logs", "-f", "--tail", "0", "talk"]);
     let streamed = follow.until(Duration::from_secs(30), "followed lines from both replicas", |l| {
         ["talk.1.", "talk.2."]
@@ -988,8 +1158,13 @@ async fn docker_cli_services_logs_and_stacks() {
     });
     assert!(streamed.iter().all(|l| l.contains(" | line ")), "{streamed:?}");
     drop(follow);
+    remove_services(&d, &["talk"]).await;
+}
 
-    eprintln!("--- stacks");
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_is_deployed_listed_redeployed_and_removed() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("token.txt"), "t0ken").expect("write");
     std::fs::write(
@@ -1049,21 +1224,40 @@ async fn docker_cli_services_logs_and_stacks() {
     }
     assert_eq!(rows(&d.ok(&["stack", "ls"])).len(), 0);
     assert_eq!(d.ok(&["secret", "ls", "-q"]).trim(), "");
-
-    eprintln!("--- task events and service rm");
-    let seen = tasks_filter.until(Duration::from_secs(10), "task events", |l| l.len() >= 3);
-    assert!(seen.iter().all(|l| l.starts_with("task ")), "{seen:?}");
-    let out = d.ok(&["service", "rm", "web", "agent", "pub", "talk"]);
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["web", "agent", "pub", "talk"]);
-    d.fails(&["service", "rm", "web"], "service web not found");
-    assert_eq!(d.ok(&["service", "ls", "-q"]).trim(), "");
-    eventually("every container removed", Duration::from_secs(60), || async {
-        ["web", "agent", "talk", "demo_app", "demo_side"]
+    eventually("the stack's containers removed", Duration::from_secs(60), || async {
+        ["demo_app", "demo_side"]
             .iter()
             .all(|s| crate::support::containers_of_service(s).is_empty())
             .then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn task_events_stream_and_service_rm_takes_several() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
+    let tasks = d.stream(&["events", "--filter", "type=task", "--format", "{{.Type}} {{.Action}}"]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    d.ok(&["service", "create", "-d", "--name", "one", IMAGE, "sleep", "3600"]);
+    d.ok(&["service", "create", "-d", "--name", "two", IMAGE, "sleep", "3600"]);
+    let seen = tasks.until(Duration::from_secs(30), "task events", |l| l.len() >= 3);
+    assert!(seen.iter().all(|l| l.starts_with("task ")), "{seen:?}");
+    let out = d.ok(&["service", "rm", "one", "two"]);
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["one", "two"]);
+    d.fails(&["service", "rm", "one"], "service one not found");
+    eventually("every container removed", Duration::from_secs(60), || async {
+        ["one", "two"]
+            .iter()
+            .all(|s| crate::support::containers_of_service(s).is_empty())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        d.ok(&["service", "ls", "-q"]).trim(),
+        "",
+        "no test left a service behind"
+    );
 }
 
 /// Waits for `service inspect --format` to print `expected`. docker stops waiting once the new

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod shared;
 pub mod view;
 
 use std::fs;
