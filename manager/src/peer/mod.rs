@@ -54,8 +54,8 @@ pub fn peer_router(manager: Arc<Manager>) -> Router {
         .with_state(manager)
 }
 
-/// Any node of this cluster (worker or manager) may pass.
-pub(super) fn require_node<'a>(peer: &'a Peer, m: &Manager) -> Result<&'a CertIdentity, ApiError> {
+/// The caller's certificate, if it is one of this cluster's.
+fn of_this_cluster<'a>(peer: &'a Peer, m: &Manager) -> Result<&'a CertIdentity, ApiError> {
     let who = peer.0.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -71,6 +71,11 @@ pub(super) fn require_node<'a>(peer: &'a Peer, m: &Manager) -> Result<&'a CertId
             ),
         ));
     }
+    Ok(who)
+}
+
+/// A removed node's certificate is refused from its removal on.
+fn refuse_removed(who: &CertIdentity, m: &Manager) -> Result<(), ApiError> {
     let removed = m.store.view(|s| {
         s.cluster()
             .and_then(|c| c.root_ca.as_ref())
@@ -82,52 +87,34 @@ pub(super) fn require_node<'a>(peer: &'a Peer, m: &Manager) -> Result<&'a CertId
             format!("Permission denied: node {} was removed from swarm", who.node_id),
         ));
     }
+    Ok(())
+}
+
+/// Any node of this cluster (worker or manager) may pass.
+pub(super) fn require_node<'a>(peer: &'a Peer, m: &Manager) -> Result<&'a CertIdentity, ApiError> {
+    let who = of_this_cluster(peer, m)?;
+    refuse_removed(who, m)?;
     Ok(who)
 }
 
 /// Only managers of this cluster may pass.
 pub(super) fn require_manager<'a>(peer: &'a Peer, m: &Manager) -> Result<&'a CertIdentity, ApiError> {
-    let who = peer.0.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "a client certificate issued by this cluster's CA is required",
-        )
-    })?;
-    if who.cluster_id != m.local.cluster_id {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "the client certificate belongs to cluster {}, not to this cluster",
-                who.cluster_id
-            ),
-        ));
-    }
+    let who = of_this_cluster(peer, m)?;
     if who.role != NodeRole::Manager {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!("node {} is a worker: this endpoint is for managers only", who.node_id),
         ));
     }
+    refuse_removed(who, m)?;
     // A manager certificate outlives a demotion until its node renews it: what the store says
     // about the node wins, unless raft still has it as a member (a demotion in progress; a new
     // learner's store is still empty and knows nobody).
-    let (removed, demoted) = m.store.view(|s| {
-        let removed = s
-            .cluster()
-            .and_then(|c| c.root_ca.as_ref())
-            .is_some_and(|ca| ca.removed_nodes.contains_key(&who.node_id));
-        let demoted = s
-            .nodes
+    let demoted = m.store.view(|s| {
+        s.nodes
             .get(&who.node_id)
-            .is_some_and(|n| n.spec.role != NodeRole::Manager);
-        (removed, demoted)
+            .is_some_and(|n| n.spec.role != NodeRole::Manager)
     });
-    if removed {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("Permission denied: node {} was removed from swarm", who.node_id),
-        ));
-    }
     if demoted {
         let raft = m.raft.status();
         let member = raft
