@@ -53,6 +53,16 @@ fn parse_state(v: &str) -> Result<TaskState, ApiError> {
     })
 }
 
+/// Label filters match the labels of the task's service; a task whose service is gone (being
+/// removed) matches by the service labels it was created with, never by default.
+fn filters_labels(filters: &Filters, service_labels: Option<&swarm_model::Labels>, t: &Task) -> bool {
+    let labels = service_labels.or(t.service_annotations.as_ref().map(|a| &a.labels));
+    match labels {
+        Some(l) => filters.labels_match("label", l),
+        None => filters.values("label").is_empty(),
+    }
+}
+
 pub async fn list(
     State(state): State<ApiState>,
     Query(q): Query<HashMap<String, String>>,
@@ -85,7 +95,7 @@ pub async fn list(
                     && services.as_ref().is_none_or(|ids| ids.contains(&t.service_id))
                     && nodes.as_ref().is_none_or(|ids| ids.contains(&t.node_id))
                     && (desired.is_empty() || desired.contains(&t.desired_state))
-                    && svc.is_none_or(|x| filters.labels_match("label", &x.spec.labels))
+                    && filters_labels(&filters, svc.map(|x| &x.spec.labels), t)
                     && (!up_to_date
                         || svc.is_some_and(|x| !crate::orchestrator::update::is_dirty(x, t, s.nodes.get(&t.node_id))))
             })
@@ -103,4 +113,46 @@ pub async fn inspect(State(state): State<ApiState>, Path(id): Path<String>) -> A
 /// Full ID first, then a unique ID prefix, as dockerd resolves task references.
 pub fn resolve_task(s: &StoreState, reference: &str) -> Result<Task, ApiError> {
     resolve_in(&s.tasks, "task", reference)
+}
+
+#[cfg(test)]
+mod tests {
+    use swarm_model::Annotations;
+    use swarm_model::Labels;
+
+    use super::*;
+
+    #[test]
+    fn a_task_whose_service_is_gone_matches_by_the_labels_it_was_created_with() {
+        let stack = |name: &str| -> Labels { [("com.docker.stack.namespace".to_string(), name.to_string())].into() };
+        let filter = r#"{"label":{"com.docker.stack.namespace=demo":true}}"#.to_string();
+        let filters = Filters::parse(Some(&filter), TASK_FILTERS).unwrap();
+        let mut task = Task {
+            service_annotations: Some(Annotations {
+                name: "agent".into(),
+                labels: Labels::new(),
+            }),
+            ..Task::default()
+        };
+        assert!(
+            !filters_labels(&filters, None, &task),
+            "another stack's task is not shown"
+        );
+        task.service_annotations = Some(Annotations {
+            name: "demo_app".into(),
+            labels: stack("demo"),
+        });
+        assert!(filters_labels(&filters, None, &task));
+        assert!(
+            !filters_labels(&filters, Some(&stack("other")), &task),
+            "the live service's labels win"
+        );
+        task.service_annotations = None;
+        assert!(!filters_labels(&filters, None, &task), "no labels known: no match");
+        let none = Filters::parse(None, TASK_FILTERS).unwrap();
+        assert!(
+            filters_labels(&none, None, &task),
+            "without a label filter every task passes"
+        );
+    }
 }
