@@ -134,18 +134,31 @@ async fn wait_nodes_ready(d: &Docker, n: usize) {
     .await;
 }
 
-/// Removes services and waits until their containers are gone, so the next test finds none.
-async fn remove_services(d: &Docker, names: &[&str]) {
+/// Removes services; their containers stop in the background (a `sleep` as PID 1 ignores
+/// SIGTERM, so that takes the grace period), under names no other test uses.
+fn remove_services(d: &Docker, names: &[&str]) {
     let mut args = vec!["service", "rm"];
     args.extend_from_slice(names);
-    d.ok(&args);
-    eventually("the services' containers removed", Duration::from_secs(60), || async {
-        names
-            .iter()
-            .all(|s| crate::support::containers_of_service(s).is_empty())
-            .then_some(())
-    })
-    .await;
+    let out = d.ok(&args);
+    assert_eq!(out.lines().collect::<Vec<_>>(), names, "{out}");
+}
+
+/// Creates a service of `replicas` sleeping tasks and waits until they all run.
+async fn run_service(d: &Docker, name: &str, replicas: usize) {
+    let count = replicas.to_string();
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        name,
+        "--replicas",
+        &count,
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    wait_replicas(d, name, &format!("{replicas}/{replicas}")).await;
 }
 
 /// Waits until `service ls` shows `replicas` (e.g. `3/3`) for `service`.
@@ -441,7 +454,7 @@ async fn node_ps_lists_each_nodes_tasks() {
     assert_eq!(ps_all, 2, "the two tasks are on m1 or w1:\n{listing}");
     let self_ps = d.ok(&["node", "ps", "self"]);
     assert!(rows(&self_ps).iter().all(|row| row[3] == "m1"), "{self_ps}");
-    remove_services(&d, &["nodeps"]).await;
+    remove_services(&d, &["nodeps"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -617,7 +630,7 @@ async fn secrets_are_created_listed_inspected_held_and_removed() {
         &["secret", "rm", "db_pass"],
         "is in use by the following service: usesecret",
     );
-    remove_services(&d, &["usesecret"]).await;
+    remove_services(&d, &["usesecret"]);
     assert_eq!(d.ok(&["secret", "rm", "db_pass"]).trim(), "db_pass");
     assert_eq!(rows(&d.ok(&["secret", "ls"])).len(), 0);
     d.fails(
@@ -712,7 +725,7 @@ async fn overlay_networks_are_created_used_and_removed() {
         &["network", "rm", "backend"],
         "network backend is in use by service usesnet",
     );
-    remove_services(&d, &["usesnet"]).await;
+    remove_services(&d, &["usesnet"]);
     assert_eq!(d.ok(&["network", "rm", "backend"]).trim(), "backend");
     d.fails(&["network", "inspect", "backend"], "network backend not found");
     d.fails(
@@ -898,26 +911,14 @@ async fn service_create_waits_for_convergence_and_shows_in_ls_ps_inspect() {
     d.fails(&["service", "inspect", "nosuch"], "no such service: nosuch");
     d.fails(&["service", "ps", "nosuch"], "no such service: nosuch");
     assert_eq!(container_ids("web").len(), 3);
-    remove_services(&d, &["web"]).await;
+    remove_services(&d, &["web"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn service_scale_keeps_the_running_tasks() {
     let Some(()) = docker_available() else { return };
     let (_pair, d) = pair().await;
-    d.ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "scaled",
-        "--replicas",
-        "3",
-        IMAGE,
-        "sleep",
-        "3600",
-    ]);
-    wait_replicas(&d, "scaled", "3/3").await;
+    run_service(&d, "scaled", 3).await;
     let before = container_ids("scaled");
     assert_eq!(before.len(), 3);
     let out = d.ok(&["service", "scale", "scaled=5"]);
@@ -931,26 +932,14 @@ async fn service_scale_keeps_the_running_tasks() {
     let after = container_ids("scaled");
     assert_eq!(after.len(), 5);
     assert!(before.iter().all(|c| after.contains(c)), "scaling up restarted nothing");
-    remove_services(&d, &["scaled"]).await;
+    remove_services(&d, &["scaled"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn service_update_replaces_every_task_and_rollback_restores() {
     let Some(()) = docker_available() else { return };
     let (_pair, d) = pair().await;
-    d.ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "upd",
-        "--replicas",
-        "3",
-        IMAGE,
-        "sleep",
-        "3600",
-    ]);
-    wait_replicas(&d, "upd", "3/3").await;
+    run_service(&d, "upd", 3).await;
     let before = container_ids("upd");
     let out = d.ok(&[
         "service",
@@ -991,26 +980,14 @@ async fn service_update_replaces_every_task_and_rollback_restores() {
         "[] rollback_completed",
     )
     .await;
-    remove_services(&d, &["upd"]).await;
+    remove_services(&d, &["upd"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_update_to_a_missing_image_rolls_back_by_itself() {
     let Some(()) = docker_available() else { return };
     let (_pair, d) = pair().await;
-    d.ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "badimg",
-        "--replicas",
-        "2",
-        IMAGE,
-        "sleep",
-        "3600",
-    ]);
-    wait_replicas(&d, "badimg", "2/2").await;
+    run_service(&d, "badimg", 2).await;
     let out = d.run(&[
         "service",
         "update",
@@ -1038,7 +1015,7 @@ async fn an_update_to_a_missing_image_rolls_back_by_itself() {
         ps.contains("swarm-test/nosuchimage:missing"),
         "the failed task stays in history: {ps}"
     );
-    remove_services(&d, &["badimg"]).await;
+    remove_services(&d, &["badimg"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1081,7 +1058,7 @@ async fn a_global_service_runs_once_per_node_and_ports_are_published() {
         &["service", "create", "-d", "--name", "clash", "-p", "8080:81", IMAGE],
         "port '8080' is already in use",
     );
-    remove_services(&d, &["agent", "pub"]).await;
+    remove_services(&d, &["agent", "pub"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1158,7 +1135,7 @@ async fn service_logs_show_each_replicas_lines_and_follow() {
     });
     assert!(streamed.iter().all(|l| l.contains(" | line ")), "{streamed:?}");
     drop(follow);
-    remove_services(&d, &["talk"]).await;
+    remove_services(&d, &["talk"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1239,8 +1216,20 @@ async fn task_events_stream_and_service_rm_takes_several() {
     let (_pair, d) = pair().await;
     let tasks = d.stream(&["events", "--filter", "type=task", "--format", "{{.Type}} {{.Action}}"]);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    d.ok(&["service", "create", "-d", "--name", "one", IMAGE, "sleep", "3600"]);
-    d.ok(&["service", "create", "-d", "--name", "two", IMAGE, "sleep", "3600"]);
+    for name in ["one", "two"] {
+        d.ok(&[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            name,
+            "--stop-grace-period",
+            "1s",
+            IMAGE,
+            "sleep",
+            "3600",
+        ]);
+    }
     let seen = tasks.until(Duration::from_secs(30), "task events", |l| l.len() >= 3);
     assert!(seen.iter().all(|l| l.starts_with("task ")), "{seen:?}");
     let out = d.ok(&["service", "rm", "one", "two"]);
