@@ -68,6 +68,26 @@ mod tests {
     }
 
     #[test]
+    fn frames_split_and_join_across_reads() {
+        let a = frame_value(&("managers", vec![1u8, 2, 3])).unwrap();
+        let b = frame_value(&("assignments", vec![4u8])).unwrap();
+        let mut all = [a, b].concat();
+        let mut buf = all.drain(..5).collect::<Vec<_>>();
+        let none: Vec<(String, Vec<u8>)> = unframe_values(&mut buf, "message").unwrap();
+        assert!(none.is_empty(), "an incomplete frame waits");
+        buf.extend(all);
+        let msgs: Vec<(String, Vec<u8>)> = unframe_values(&mut buf, "message").unwrap();
+        assert_eq!(
+            msgs,
+            [
+                ("managers".to_string(), vec![1, 2, 3]),
+                ("assignments".to_string(), vec![4])
+            ]
+        );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
     fn an_implausible_frame_is_refused() {
         let mut buf = u32::MAX.to_be_bytes().to_vec();
         let err = unframe_values::<u64>(&mut buf, "log line").unwrap_err();

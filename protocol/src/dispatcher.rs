@@ -134,12 +134,15 @@ pub struct NotLeader {
     pub leader: Option<String>,
 }
 
-/// Frames a message for a session stream.
+/// Frames a message for a session stream. Inline: only the two ends of a session build the
+/// (large) encoding of a session message, not this crate.
+#[inline]
 pub fn frame(msg: &SessionMessage) -> Result<Vec<u8>, std::io::Error> {
     frame_value(msg)
 }
 
 /// Splits complete session messages off the front of `buf`.
+#[inline]
 pub fn unframe(buf: &mut Vec<u8>) -> Result<Vec<SessionMessage>, std::io::Error> {
     unframe_values(buf, "session message")
 }
@@ -151,35 +154,4 @@ pub struct LogSubscribe {
     /// Task IDs by node ID.
     pub tasks: std::collections::HashMap<String, Vec<String>>,
     pub options: LogOptions,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_split_and_join_across_reads() {
-        let a = frame(&SessionMessage::Managers {
-            managers: vec![("n".into(), "a:1".into())],
-        })
-        .unwrap();
-        let b = frame(&SessionMessage::Assignments {
-            full: true,
-            tasks: vec![],
-            removed: vec!["t".into()],
-            files: vec![FileData {
-                kind: FileKind::Secret,
-                id: "s".into(),
-                data: b"data".to_vec(),
-            }],
-        })
-        .unwrap();
-        let mut all = [a, b].concat();
-        let mut buf = all.drain(..5).collect::<Vec<_>>();
-        assert!(unframe(&mut buf).unwrap().is_empty(), "incomplete frame waits");
-        buf.extend(all);
-        let msgs = unframe(&mut buf).unwrap();
-        assert_eq!(msgs.len(), 2);
-        assert!(buf.is_empty());
-    }
 }
