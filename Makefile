@@ -34,6 +34,7 @@ test-image:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --workspace -- -D warnings
+	$(CARGO) clippy --all-targets --workspace --all-features -- -D warnings
 
 ## Rewrite files: formatting and clippy's automatic fixes.
 fix:

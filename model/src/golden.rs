@@ -1,16 +1,21 @@
-//! Golden files of every model type's JSON: what the Engine API sends and accepts. A change to
-//! a name, a default that shows, or the order of fields makes these tests fail; if the change is
-//! meant, rerun with `SWARM_GOLDEN_UPDATE=1` and review the diff of `model/golden/`.
+//! Golden files of every model type's JSON: what the Engine API sends and accepts. Each file
+//! must decode and encode again to exactly itself, so a renamed field, a default that shows or
+//! hides, or a change of field order fails here.
+//!
+//! The files were made from fully populated values ([`crate::sample`]); after a meant change,
+//! make them again and review the diff of `model/golden/`:
+//! `SWARM_GOLDEN_UPDATE=1 cargo test -p swarm-model --features sample golden`. Without the
+//! feature the values' generator is not built, which keeps `make test` quick.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::sample::samples;
 use crate::*;
 
 /// Enough samples to show every variant of the largest enum (TaskState).
+#[cfg_attr(not(feature = "sample"), allow(dead_code))]
 const VARIANTS: usize = 16;
 
 fn golden_path(name: &str) -> PathBuf {
@@ -19,51 +24,60 @@ fn golden_path(name: &str) -> PathBuf {
         .join(format!("{name}.json"))
 }
 
-/// Compares `text` with the golden file `name`, or writes it when updating.
-pub(crate) fn check_golden(name: &str, text: &str) -> Result<(), String> {
-    let path = golden_path(name);
-    if std::env::var_os("SWARM_GOLDEN_UPDATE").is_some() {
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        return Ok(());
-    }
-    let want = std::fs::read_to_string(&path).map_err(|e| {
-        format!(
-            "cannot read {}: {e} (run with SWARM_GOLDEN_UPDATE=1 to create it)",
-            path.display()
-        )
-    })?;
-    if want == text {
-        return Ok(());
-    }
+/// Where `want` and `now` first differ, for a failure message.
+pub(crate) fn first_difference(want: &str, now: &str) -> (usize, String, String) {
     let line = want
         .lines()
-        .zip(text.lines())
+        .zip(now.lines())
         .position(|(a, b)| a != b)
-        .unwrap_or(want.lines().count().min(text.lines().count()));
-    Err(format!(
-        "{} differs from what the code produces, first at line {}:\n  golden: {:?}\n  now:    {:?}\n\
-         If the change is meant, rerun with SWARM_GOLDEN_UPDATE=1 and review the diff.",
-        path.display(),
+        .unwrap_or(want.lines().count().min(now.lines().count()));
+    (
         line + 1,
-        want.lines().nth(line).unwrap_or(""),
-        text.lines().nth(line).unwrap_or("")
-    ))
+        want.lines().nth(line).unwrap_or("").to_string(),
+        now.lines().nth(line).unwrap_or("").to_string(),
+    )
 }
 
-/// The samples of `T` as pretty JSON must equal the golden file, and the golden file must decode
-/// to the same samples.
-fn golden_json<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
-    name: &str,
-    variants: usize,
-) -> Result<(), String> {
-    let values: Vec<T> = samples(variants).map_err(|e| format!("{name}: {e}"))?;
+/// Writes the samples of `T` as the golden file when asked to (with the `sample` feature).
+#[cfg(feature = "sample")]
+fn update<T: Serialize + DeserializeOwned + PartialEq>(name: &str, variants: usize) -> Result<(), String> {
+    if std::env::var_os("SWARM_GOLDEN_UPDATE").is_none() {
+        return Ok(());
+    }
+    let values: Vec<T> = crate::sample::samples(variants).map_err(|e| format!("{name}: {e}"))?;
     let text = serde_json::to_string_pretty(&values).map_err(|e| format!("{name}: {e}"))? + "\n";
-    check_golden(name, &text)?;
-    let back: Vec<T> = serde_json::from_str(&text).map_err(|e| format!("{name}: golden JSON does not decode: {e}"))?;
-    if back != values {
-        return Err(format!("{name}: golden JSON decodes to different values"));
+    let path = golden_path(name);
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(not(feature = "sample"))]
+fn refuse_update() -> Result<(), String> {
+    if std::env::var_os("SWARM_GOLDEN_UPDATE").is_some() {
+        return Err("making golden files needs the sample feature: add --features sample".to_string());
     }
     Ok(())
+}
+
+/// The golden file of `T` decodes, and encodes again to exactly the same text.
+fn golden_json<T: Serialize + DeserializeOwned + PartialEq>(name: &str, variants: usize) -> Result<(), String> {
+    #[cfg(feature = "sample")]
+    update::<T>(name, variants)?;
+    #[cfg(not(feature = "sample"))]
+    let _ = (refuse_update()?, variants);
+    let path = golden_path(name);
+    let want = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let values: Vec<T> =
+        serde_json::from_str(&want).map_err(|e| format!("{}: does not decode: {e}", path.display()))?;
+    let now = serde_json::to_string_pretty(&values).map_err(|e| format!("{name}: {e}"))? + "\n";
+    if now == want {
+        return Ok(());
+    }
+    let (line, golden, encoded) = first_difference(&want, &now);
+    Err(format!(
+        "{} does not encode back to itself, first at line {line}:\n  golden: {golden:?}\n  now:    {encoded:?}\n\
+         If the change is meant, make the golden files again (see model/src/golden.rs) and review the diff.",
+        path.display()
+    ))
 }
 
 /// Structs get one sample: the enums in them show their first variant, and every variant in

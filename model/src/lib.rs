@@ -13,7 +13,7 @@ mod service;
 mod task;
 mod time;
 
-#[cfg(any(test, feature = "sample"))]
+#[cfg(feature = "sample")]
 pub mod sample;
 
 #[cfg(test)]
