@@ -143,10 +143,12 @@ fn remove_services(d: &Docker, names: &[&str]) {
     assert_eq!(out.lines().collect::<Vec<_>>(), names, "{out}");
 }
 
-/// Creates a service of `replicas` sleeping tasks and waits until they all run.
-async fn run_service(d: &Docker, name: &str, replicas: usize) {
+/// Creates a service of `replicas` sleeping tasks, with `extra` flags, and waits until they all
+/// run. They stop within a second (a `sleep` as PID 1 ignores SIGTERM and waits out the grace
+/// period).
+async fn run_service(d: &Docker, name: &str, replicas: usize, extra: &[&str]) {
     let count = replicas.to_string();
-    d.ok(&[
+    let mut args = vec![
         "service",
         "create",
         "-d",
@@ -154,10 +156,12 @@ async fn run_service(d: &Docker, name: &str, replicas: usize) {
         name,
         "--replicas",
         &count,
-        IMAGE,
-        "sleep",
-        "3600",
-    ]);
+        "--stop-grace-period",
+        "1s",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[IMAGE, "sleep", "3600"]);
+    d.ok(&args);
     wait_replicas(d, name, &format!("{replicas}/{replicas}")).await;
 }
 
@@ -918,7 +922,7 @@ async fn service_create_waits_for_convergence_and_shows_in_ls_ps_inspect() {
 async fn service_scale_keeps_the_running_tasks() {
     let Some(()) = docker_available() else { return };
     let (_pair, d) = pair().await;
-    run_service(&d, "scaled", 3).await;
+    run_service(&d, "scaled", 3, &[]).await;
     let before = container_ids("scaled");
     assert_eq!(before.len(), 3);
     let out = d.ok(&["service", "scale", "scaled=5"]);
@@ -939,7 +943,8 @@ async fn service_scale_keeps_the_running_tasks() {
 async fn service_update_replaces_every_task_and_rollback_restores() {
     let Some(()) = docker_available() else { return };
     let (_pair, d) = pair().await;
-    run_service(&d, "upd", 3).await;
+    // Short monitor periods: the test is about what docker shows, not how long Swarm watches.
+    run_service(&d, "upd", 3, &["--update-monitor", "1s", "--rollback-monitor", "1s"]).await;
     let before = container_ids("upd");
     let out = d.ok(&[
         "service",
@@ -987,7 +992,7 @@ async fn service_update_replaces_every_task_and_rollback_restores() {
 async fn an_update_to_a_missing_image_rolls_back_by_itself() {
     let Some(()) = docker_available() else { return };
     let (_pair, d) = pair().await;
-    run_service(&d, "badimg", 2).await;
+    run_service(&d, "badimg", 2, &["--update-monitor", "1s", "--rollback-monitor", "1s"]).await;
     let out = d.run(&[
         "service",
         "update",
