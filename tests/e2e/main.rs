@@ -14,6 +14,7 @@ mod group_commit;
 mod leader_loss;
 mod orchestration;
 mod quorum;
+mod request_bodies;
 mod restart;
 mod roles;
 mod scale;

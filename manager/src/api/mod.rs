@@ -5,6 +5,7 @@ pub mod body;
 pub mod error;
 mod events;
 pub mod filters;
+mod go_json;
 mod logs;
 mod networks;
 mod nodes;

@@ -24,6 +24,7 @@ use swarm_model::new_id;
 
 use super::ApiState;
 use super::body::decode_json;
+use super::body::ignored_key_warnings;
 use super::error::ApiError;
 use super::error::ApiResult;
 use super::filters::Filters;
@@ -95,7 +96,9 @@ pub fn resolve_targets(s: &StoreState, spec: &mut ServiceSpec) -> Result<(), Api
 
 pub async fn create(State(state): State<ApiState>, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let m = state.manager()?;
-    let req: NetworkCreate = decode_json(&body, "network create request")?;
+    let decoded = decode_json::<NetworkCreate>(&body, "network create request")?;
+    let warning = ignored_key_warnings(&decoded.ignored, "", "network create request").join("; ");
+    let req = decoded.value;
     if !valid_name(&req.name) {
         return Err(ApiError::bad_request(format!(
             "invalid network name {:?}: letters, digits, '-', '_' and '.', at most 63, starting and ending with a letter or digit",
@@ -152,7 +155,7 @@ pub async fn create(State(state): State<ApiState>, body: Bytes) -> ApiResult<(St
     };
     let id = net.id.clone();
     m.committer.commit(vec![StoreAction::Create(net.into_object())]).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "Id": id, "Warning": "" }))))
+    Ok((StatusCode::CREATED, Json(json!({ "Id": id, "Warning": warning }))))
 }
 
 pub async fn list(
@@ -219,4 +222,43 @@ pub async fn remove(State(state): State<ApiState>, Path(id): Path<String>) -> Ap
         }])
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::api::body::decode_json;
+
+    /// `docker network create`'s body, as the CLI sends it.
+    const CANONICAL: &str = r#"{"Name":"n","Driver":"overlay","Scope":"swarm","EnableIPv6":false,
+        "EnableIPv4":true,"IPAM":{"Driver":"default","Options":{"o":"p"},"Config":[{"Subnet":"10.0.9.0/24",
+        "Gateway":"10.0.9.1"}]},"Internal":true,"Attachable":true,"Ingress":false,"ConfigOnly":false,
+        "ConfigFrom":null,"Options":{"Opt":"1"},"Labels":{"Key":"v"},"CheckDuplicate":true}"#;
+
+    /// The same body with every field name in lower case and unknown keys at two levels.
+    const LOWER: &str = r#"{"name":"n","driver":"overlay","scope":"swarm","enableipv6":false,
+        "enableipv4":true,"ipam":{"driver":"default","options":{"o":"p"},"config":[{"subnet":"10.0.9.0/24",
+        "gateway":"10.0.9.1","Future":1}]},"internal":true,"attachable":true,"ingress":false,
+        "configonly":false,"configfrom":null,"options":{"Opt":"1"},"labels":{"Key":"v"},
+        "checkduplicate":true,"Future":{"x":1}}"#;
+
+    #[test]
+    fn a_network_create_body_in_any_case_decodes_as_the_canonical_one() {
+        let canonical = decode_json::<NetworkCreate>(&Bytes::from_static(CANONICAL.as_bytes()), "n").unwrap();
+        let lower = decode_json::<NetworkCreate>(&Bytes::from_static(LOWER.as_bytes()), "n").unwrap();
+        assert_eq!(format!("{:?}", lower.value), format!("{:?}", canonical.value));
+        assert!(canonical.ignored.is_empty(), "{:?}", canonical.ignored);
+        assert_eq!(
+            lower.ignored,
+            vec!["Future".to_string(), "IPAM.Config[0].Future".to_string()]
+        );
+        let ipam = canonical.value.ipam.unwrap();
+        assert_eq!(ipam.config.unwrap()[0].subnet, "10.0.9.0/24");
+        assert_eq!(
+            canonical.value.labels.unwrap().get("Key").map(String::as_str),
+            Some("v")
+        );
+    }
 }

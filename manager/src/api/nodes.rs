@@ -22,7 +22,7 @@ use swarm_raft::quorum;
 use swarm_raft::quorum::QuorumRisk;
 
 use super::ApiState;
-use super::body::decode_json;
+use super::body::decode_json_logged;
 use super::body::query_bool;
 use super::body::query_version;
 use super::error::ApiError;
@@ -109,7 +109,7 @@ pub async fn update(
 ) -> ApiResult<StatusCode> {
     let m = state.manager()?;
     let version = query_version(q.get("version"))?;
-    let spec: NodeSpec = decode_json(&body, "node spec")?;
+    let spec: NodeSpec = decode_json_logged(&body, "node spec")?;
     if let Some(k) = spec.labels.keys().find(|k| k.trim().is_empty()) {
         return Err(ApiError::bad_request(format!(
             "invalid node spec: Labels: label key {k:?} is empty"

@@ -22,7 +22,7 @@ use swarm_model::Version;
 use swarm_model::new_id;
 
 use super::ApiState;
-use super::body::decode_json;
+use super::body::decode_json_logged;
 use super::body::query_version;
 use super::error::ApiError;
 use super::error::ApiResult;
@@ -156,7 +156,7 @@ fn check_spec<T: Blob>(spec: &SecretSpec) -> Result<(), ApiError> {
 
 pub async fn create<T: Blob>(State(state): State<ApiState>, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let m = state.manager()?;
-    let spec: SecretSpec = decode_json(&body, &format!("{} spec", T::NOUN))?;
+    let spec: SecretSpec = decode_json_logged(&body, &format!("{} spec", T::NOUN))?;
     check_spec::<T>(&spec)?;
     let id = new_id();
     let obj = T::new(id.clone(), spec, Timestamp::now());
@@ -201,7 +201,7 @@ pub async fn update<T: Blob>(
 ) -> ApiResult<StatusCode> {
     let m = state.manager()?;
     let version = query_version(q.get("version"))?;
-    let spec: SecretSpec = decode_json(&body, &format!("{} spec", T::NOUN))?;
+    let spec: SecretSpec = decode_json_logged(&body, &format!("{} spec", T::NOUN))?;
     let mut current = m.store.view(|s| resolve::<T>(s, &id))?;
     let old = current.spec().clone();
     let only_labels = spec.name == old.name

@@ -28,6 +28,7 @@ use swarm_model::new_id;
 
 use super::ApiState;
 use super::body::decode_json;
+use super::body::ignored_key_warnings;
 use super::body::query_bool;
 use super::body::query_version;
 use super::error::ApiError;
@@ -202,7 +203,9 @@ pub async fn inspect(
 
 pub async fn create(State(state): State<ApiState>, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let m = state.manager()?;
-    let mut spec: ServiceSpec = decode_json(&body, "service spec")?;
+    let decoded = decode_json::<ServiceSpec>(&body, "service spec")?;
+    let warnings = ignored_key_warnings(&decoded.ignored, "Spec", "service create");
+    let mut spec = decoded.value;
     if spec.name.is_empty() {
         spec.name = random_service_name();
     }
@@ -225,7 +228,12 @@ pub async fn create(State(state): State<ApiState>, body: Bytes) -> ApiResult<(St
     };
     let id = svc.id.clone();
     m.committer.commit(vec![StoreAction::Create(svc.into_object())]).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "ID": id }))))
+    let body = if warnings.is_empty() {
+        json!({ "ID": id })
+    } else {
+        json!({ "ID": id, "Warnings": warnings })
+    };
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 pub async fn update(
@@ -245,7 +253,9 @@ pub async fn update(
             )));
         }
     };
-    let mut spec: ServiceSpec = decode_json(&body, "service spec")?;
+    let decoded = decode_json::<ServiceSpec>(&body, "service spec")?;
+    let warnings = ignored_key_warnings(&decoded.ignored, "Spec", "service update");
+    let mut spec = decoded.value;
     // Build the new object from at least what the client read: a lagging manager first catches
     // up to that version, and a stale read is refused here rather than stored.
     m.raft
@@ -308,7 +318,9 @@ pub async fn update(
     m.committer
         .commit(vec![StoreAction::Update(next.into_object())])
         .await?;
-    Ok(Json(json!({ "Warnings": null })))
+    // The docker CLI expects `null`, not `[]`, when there is nothing to say.
+    let warnings = (!warnings.is_empty()).then_some(warnings);
+    Ok(Json(json!({ "Warnings": warnings })))
 }
 
 pub async fn remove(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<StatusCode> {

@@ -19,7 +19,7 @@ use swarm_model::Timestamp;
 use swarm_model::Version;
 
 use super::ApiState;
-use super::body::decode_json;
+use super::body::decode_json_logged;
 use super::body::query_bool;
 use super::body::query_version;
 use super::error::ApiError;
@@ -49,7 +49,7 @@ pub async fn update(
     let rotate_worker = query_bool(q.get("rotateWorkerToken"))?;
     let rotate_manager = query_bool(q.get("rotateManagerToken"))?;
     let rotate_unlock = query_bool(q.get("rotateManagerUnlockKey"))?;
-    let spec: ClusterSpec = decode_json(&body, "swarm spec")?;
+    let spec: ClusterSpec = decode_json_logged(&body, "swarm spec")?;
     validate_cluster_spec(&spec)?;
     if rotate_unlock {
         return Err(ApiError::bad_request(

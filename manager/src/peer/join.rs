@@ -35,7 +35,7 @@ use swarm_protocol::peer::RenewRequest;
 use swarm_protocol::peer::RenewResponse;
 
 use super::require_node;
-use crate::api::body::decode_json;
+use crate::api::body::decode_exact;
 use crate::api::error::ApiError;
 use crate::api::error::ApiResult;
 use crate::runtime::Manager;
@@ -65,7 +65,7 @@ pub(super) async fn join(
     Extension(addr): Extension<PeerAddr>,
     body: Bytes,
 ) -> ApiResult<Json<JoinResponse>> {
-    let req: JoinRequest = decode_json(&body, "join request")?;
+    let req: JoinRequest = decode_exact(&body, "join request")?;
     let cluster = m.cluster()?;
     let root = cluster
         .root_ca
@@ -158,7 +158,7 @@ pub(super) async fn renew(
     if !m.raft.leads_with_quorum() {
         return Err(m.dispatcher.not_leader().into());
     }
-    let req: RenewRequest = decode_json(&body, "certificate renewal request")?;
+    let req: RenewRequest = decode_exact(&body, "certificate renewal request")?;
     let (node, cluster) = m
         .store
         .view(|s| (s.nodes.get(&who.node_id).cloned(), s.cluster().cloned()));

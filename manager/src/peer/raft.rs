@@ -21,7 +21,7 @@ use swarm_raft::Rpc;
 use tokio_util::io::StreamReader;
 
 use super::require_manager;
-use crate::api::body::decode_json;
+use crate::api::body::decode_exact;
 use crate::api::error::ApiError;
 use crate::api::error::ApiResult;
 use crate::runtime::Manager;
@@ -32,7 +32,7 @@ pub(super) async fn join_raft(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let who = require_manager(&peer, &m)?.clone();
-    let req: JoinRaftRequest = decode_json(&body, "raft join request")?;
+    let req: JoinRaftRequest = decode_exact(&body, "raft join request")?;
     if req.addr.parse::<std::net::SocketAddr>().is_err() {
         return Err(ApiError::bad_request(format!(
             "invalid raft join request: addr: {:?} is not an IP:PORT other managers can dial",
