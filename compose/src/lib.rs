@@ -11,6 +11,7 @@ mod error;
 mod interpolate;
 mod load;
 mod merge;
+mod print;
 mod schema;
 mod syntax;
 #[cfg(test)]
@@ -43,7 +44,9 @@ pub use units::parse_ram_bytes;
 pub use value::Map;
 pub use value::Value;
 
-/// The loaded file as `stack config` prints it (YAML).
+/// The loaded file as `stack config` prints it (YAML): as docker prints it, without the zero
+/// values its types leave out.
 pub fn to_yaml(config: &Map) -> Result<String, ComposeError> {
-    serde_saphyr::to_string(config).map_err(|e| ComposeError::Invalid(format!("cannot print the configuration: {e}")))
+    serde_saphyr::to_string(&print::printable(config))
+        .map_err(|e| ComposeError::Invalid(format!("cannot print the configuration: {e}")))
 }

@@ -73,8 +73,8 @@ pub(super) fn resources(value: Option<&Value>) -> Result<ResourceRequirements, S
     let r = value.and_then(Value::as_map).unwrap_or(&empty);
     let cpus = |m: &Map| -> Result<i64, UnitError> {
         match m.get("cpus").and_then(Value::as_str) {
-            Some(c) => parse_nano_cpus(c),
-            None => Ok(0),
+            Some(c) if !c.is_empty() => parse_nano_cpus(c),
+            _ => Ok(0),
         }
     };
     let memory = |m: &Map| {

@@ -130,7 +130,10 @@ impl Context<'_> {
             let mut l = Obj::new(&r.path(key), v, self.version, false)?;
             let mut m = Map::new();
             if let Some(cpus) = l.string("cpus", 0)? {
-                crate::units::parse_nano_cpus(&cpus)
+                // docker parses the value only when it is not empty.
+                (!cpus.is_empty())
+                    .then(|| crate::units::parse_nano_cpus(&cpus))
+                    .transpose()
                     .map_err(|e| ComposeError::Invalid(format!("{}: {e}", l.path("cpus"))))?;
                 m.insert("cpus".to_string(), Value::String(cpus));
             }
