@@ -455,13 +455,22 @@ async fn container_spec_fields_are_honoured() {
                 "Labels": { "extra": "yes" },
                 "StopSignal": "SIGUSR1",
                 "StopGracePeriod": 2_000_000_000i64,
+                "Init": true,
+                "ReadOnly": true,
+                "CapabilityAdd": ["CAP_NET_ADMIN"],
+                "Privileges": {
+                    "NoNewPrivileges": true,
+                    "Seccomp": { "Mode": "unconfined" },
+                    "AppArmor": { "Mode": "disabled" }
+                },
                 "Mounts": [
                     { "Type": "bind", "Source": dir.to_string_lossy(), "Target": "/data", "ReadOnly": true },
                     { "Type": "volume", "Source": "swarm-e2e-vol", "Target": "/vol" },
                     { "Type": "tmpfs", "Target": "/scratch" }
                 ]
             },
-            "Resources": { "Limits": { "MemoryBytes": 67_108_864i64, "NanoCPUs": 500_000_000i64, "Pids": 100 } }
+            "Resources": { "Limits": { "MemoryBytes": 67_108_864i64, "NanoCPUs": 500_000_000i64, "Pids": 100 } },
+            "LogDriver": { "Name": "json-file", "Options": { "max-size": "1m" } }
         },
         "Mode": { "Replicated": { "Replicas": 1 } }
     });
@@ -508,6 +517,21 @@ async fn container_spec_fields_are_honoured() {
     assert_eq!(hc["Memory"], 67_108_864i64);
     assert_eq!(hc["NanoCpus"], 500_000_000i64);
     assert_eq!(hc["PidsLimit"], 100);
+    assert_eq!(hc["Init"], true);
+    assert_eq!(hc["ReadonlyRootfs"], true);
+    assert_eq!(hc["CapAdd"], json!(["CAP_NET_ADMIN"]));
+    // The engine adds its own default options (daemon.json `log-opts`) to the service's.
+    assert_eq!(hc["LogConfig"]["Type"], "json-file");
+    assert_eq!(hc["LogConfig"]["Config"]["max-size"], "1m");
+    let security: Vec<&str> = hc["SecurityOpt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.as_str())
+        .collect();
+    for opt in ["no-new-privileges=true", "seccomp=unconfined", "apparmor=unconfined"] {
+        assert!(security.contains(&opt), "{opt} in {security:?}");
+    }
     let mounts = ci["Mounts"].as_array().unwrap();
     let find = |target: &str| mounts.iter().find(|m| m["Destination"] == target).cloned();
     assert_eq!(find("/data").unwrap()["RW"], false);
@@ -520,6 +544,45 @@ async fn container_spec_fields_are_honoured() {
             .any(|m| m["Type"] == "tmpfs" && m["Target"] == "/scratch")
     );
     c.ctl_ok(m, &["service", "rm", "full"]);
+
+    // Without a log driver of its own, a task gets the cluster's default.
+    let client = c.nodes[m].client();
+    let swarm: Value = client.get("/swarm").await.unwrap();
+    let version = swarm["Version"]["Index"].as_u64().unwrap();
+    let mut cluster_spec = swarm["Spec"].clone();
+    cluster_spec["TaskDefaults"] = json!({"LogDriver": {"Name": "json-file", "Options": {"max-file": "2"}}});
+    let _: Value = client
+        .post(&format!("/swarm/update?version={version}"), &cluster_spec)
+        .await
+        .unwrap();
+    let plain = json!({
+        "Name": "plain",
+        "TaskTemplate": { "ContainerSpec": { "Image": IMAGE, "Args": ["sleep", "3600"], "StopGracePeriod": 1_000_000_000i64 } },
+        "Mode": { "Replicated": { "Replicas": 1 } }
+    });
+    let _: Value = client.post("/services/create", &plain).await.unwrap();
+    let task = eventually("the plain task runs", Duration::from_secs(60), || {
+        let c = &c;
+        async move {
+            let t = tasks_of(c, m, "plain").await?;
+            t.into_iter().find(|t| t.state() == TaskState::Running)
+        }
+    })
+    .await;
+    let out = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{json .HostConfig.LogConfig}}",
+            task.container_id(),
+        ])
+        .output()
+        .unwrap();
+    let log_config: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(log_config["Type"], "json-file");
+    assert_eq!(log_config["Config"]["max-file"], "2", "{log_config}");
+    c.ctl_ok(m, &["service", "rm", "plain"]);
+
     eventually("containers removed", Duration::from_secs(30), || {
         let left = containers_of_service("full");
         async move { left.is_empty().then_some(()) }

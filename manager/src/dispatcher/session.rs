@@ -79,6 +79,15 @@ fn files_of(s: &StoreState, tasks: &[Task], sent: &mut HashSet<(FileKind, String
     out
 }
 
+/// A task as its node gets it: without a log driver of its own, it gets the cluster's default
+/// (`TaskDefaults.LogDriver`), as Swarm gives it; without either, the engine's default applies.
+fn as_sent(s: &StoreState, mut task: Task) -> Task {
+    if task.spec.log_driver.is_none() {
+        task.spec.log_driver = s.cluster().and_then(|c| c.spec.task_defaults.log_driver.clone());
+    }
+    task
+}
+
 /// The tasks a node is told about: those assigned to it.
 fn assigned_to(t: &Task, node_id: &str) -> bool {
     t.node_id == node_id && t.status.state >= TaskState::Assigned
@@ -162,7 +171,7 @@ impl Dispatcher {
                 let tasks: Vec<Task> = s
                     .tasks_by_node(&node_id)
                     .filter(|t| assigned_to(t, &node_id))
-                    .cloned()
+                    .map(|t| as_sent(s, t.clone()))
                     .collect();
                 let files = files_of(s, &tasks, sent);
                 (tasks, files)
@@ -267,8 +276,11 @@ impl Dispatcher {
                     })
                     .await;
                 } else if !updated.is_empty() || !removed.is_empty() {
-                    let tasks: Vec<Task> = updated.into_values().collect();
-                    let files = me.store.view(|s| files_of(s, &tasks, &mut sent));
+                    let (tasks, files) = me.store.view(|s| {
+                        let tasks: Vec<Task> = updated.into_values().map(|t| as_sent(s, t)).collect();
+                        let files = files_of(s, &tasks, &mut sent);
+                        (tasks, files)
+                    });
                     alive = send(SessionMessage::Assignments {
                         full: false,
                         tasks,
@@ -288,5 +300,42 @@ impl Dispatcher {
         });
         let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
         Ok(stream.boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use swarm_model::Cluster;
+    use swarm_model::Driver;
+    use swarm_model::StoreObject;
+    use swarm_model::Task;
+
+    use super::*;
+    use crate::store::testing::store_with;
+
+    fn driver(name: &str) -> Option<Driver> {
+        Some(Driver {
+            name: name.to_string(),
+            options: Some([("max-size".to_string(), "1m".to_string())].into_iter().collect()),
+        })
+    }
+
+    fn sent(task_driver: Option<Driver>, default: Option<Driver>) -> Option<Driver> {
+        let mut cluster = Cluster {
+            id: "c".into(),
+            ..Default::default()
+        };
+        cluster.spec.task_defaults.log_driver = default;
+        let store = store_with(vec![cluster.into_object()]);
+        let mut task = Task::default();
+        task.spec.log_driver = task_driver;
+        store.view(|s| as_sent(s, task)).spec.log_driver
+    }
+
+    #[test]
+    fn a_task_gets_its_own_log_driver_then_the_clusters_then_none() {
+        assert_eq!(sent(driver("json-file"), driver("local")), driver("json-file"));
+        assert_eq!(sent(None, driver("local")), driver("local"));
+        assert_eq!(sent(None, None), None);
     }
 }

@@ -6,12 +6,17 @@ use std::collections::HashMap;
 use bollard::models::ContainerCreateBody;
 use bollard::models::HealthConfig;
 use bollard::models::HostConfig;
+use bollard::models::HostConfigIsolationEnum;
+use bollard::models::HostConfigLogConfig;
 use bollard::models::Mount;
 use bollard::models::MountBindOptions;
+use bollard::models::MountBindOptionsPropagationEnum;
 use bollard::models::MountTmpfsOptions;
 use bollard::models::MountType;
 use bollard::models::MountVolumeOptions;
+use bollard::models::MountVolumeOptionsDriverConfig;
 use bollard::models::ResourcesUlimits;
+use swarm_model::Privileges;
 use swarm_model::Task;
 use swarm_model::defaults::DEFAULT_STOP_GRACE_PERIOD;
 
@@ -63,45 +68,157 @@ pub fn labels(task: &Task, node_id: &str, name: &str) -> HashMap<String, String>
     labels
 }
 
-/// The container to create for `task` on `node_id`, named `name`; `file_mounts` put the task's
-/// secrets and configs in place.
-pub fn create_body(task: &Task, node_id: &str, name: &str, file_mounts: Vec<Mount>) -> ContainerCreateBody {
+/// A part of a task's spec that cannot be given to the engine. The task is rejected with this
+/// message rather than started without it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContainerSpecError {
+    #[error("Privileges.CredentialSpec: credential specs apply to Windows containers only, and this node runs {os}")]
+    CredentialSpec { os: &'static str },
+    #[error("Privileges.Seccomp.Mode: unknown mode {0:?} (expected default, unconfined or custom)")]
+    SeccompMode(String),
+    #[error("Privileges.Seccomp: mode custom needs a Profile")]
+    SeccompProfile,
+    #[error("Privileges.AppArmor.Mode: unknown mode {0:?} (expected default or disabled)")]
+    AppArmorMode(String),
+    #[error("Mounts: bind propagation {0:?} is not one of private, rprivate, shared, rshared, slave, rslave")]
+    Propagation(String),
+    #[error("Isolation: unknown isolation {0:?} (expected default, process or hyperv)")]
+    Isolation(String),
+}
+
+fn propagation_of(p: &str) -> Option<MountBindOptionsPropagationEnum> {
+    use MountBindOptionsPropagationEnum as P;
+    Some(match p {
+        "private" => P::PRIVATE,
+        "rprivate" => P::RPRIVATE,
+        "shared" => P::SHARED,
+        "rshared" => P::RSHARED,
+        "slave" => P::SLAVE,
+        "rslave" => P::RSLAVE,
+        _ => return None,
+    })
+}
+
+fn isolation_of(i: &str) -> Option<HostConfigIsolationEnum> {
+    Some(match i {
+        "default" => HostConfigIsolationEnum::DEFAULT,
+        "process" => HostConfigIsolationEnum::PROCESS,
+        "hyperv" => HostConfigIsolationEnum::HYPERV,
+        _ => return None,
+    })
+}
+
+/// The engine's `SecurityOpt` for a task's privileges, as Swarm's executor writes them.
+pub fn security_opts(privileges: &Privileges) -> Result<Vec<String>, ContainerSpecError> {
+    let mut opts = Vec::new();
+    if privileges.credential_spec.is_some() {
+        return Err(ContainerSpecError::CredentialSpec {
+            os: swarm_protocol::host::os(),
+        });
+    }
+    if let Some(se) = &privileges.selinux_context {
+        if se.disable {
+            opts.push("label=disable".to_string());
+        }
+        for (what, value) in [
+            ("user", &se.user),
+            ("role", &se.role),
+            ("type", &se.type_),
+            ("level", &se.level),
+        ] {
+            if !value.is_empty() {
+                opts.push(format!("label={what}:{value}"));
+            }
+        }
+    }
+    if let Some(seccomp) = &privileges.seccomp {
+        match seccomp.mode.as_str() {
+            "" | "default" => {}
+            "unconfined" => opts.push("seccomp=unconfined".to_string()),
+            "custom" => match seccomp.profile.as_deref() {
+                Some(profile) if !profile.is_empty() => opts.push(format!("seccomp={profile}")),
+                _ => return Err(ContainerSpecError::SeccompProfile),
+            },
+            other => return Err(ContainerSpecError::SeccompMode(other.to_string())),
+        }
+    }
+    if let Some(apparmor) = &privileges.app_armor {
+        match apparmor.mode.as_str() {
+            "" | "default" => {}
+            "disabled" => opts.push("apparmor=unconfined".to_string()),
+            other => return Err(ContainerSpecError::AppArmorMode(other.to_string())),
+        }
+    }
+    if privileges.no_new_privileges {
+        opts.push("no-new-privileges=true".to_string());
+    }
+    Ok(opts)
+}
+
+/// The engine's mount for a spec's mount: every option the engine knows.
+fn engine_mount(m: swarm_model::Mount) -> Result<Mount, ContainerSpecError> {
+    let bind_options = match m.bind_options {
+        None => None,
+        Some(b) => Some(MountBindOptions {
+            propagation: match b.propagation.as_str() {
+                "" => None,
+                p => Some(propagation_of(p).ok_or_else(|| ContainerSpecError::Propagation(p.to_string()))?),
+            },
+            non_recursive: Some(b.non_recursive),
+            create_mountpoint: Some(b.create_mountpoint),
+            read_only_non_recursive: Some(b.read_only_non_recursive),
+            read_only_force_recursive: Some(b.read_only_force_recursive),
+        }),
+    };
+    Ok(Mount {
+        target: Some(m.target),
+        source: (!m.source.is_empty()).then_some(m.source),
+        typ: Some(match m.type_.as_str() {
+            "bind" => MountType::BIND,
+            "tmpfs" => MountType::TMPFS,
+            "npipe" => MountType::NPIPE,
+            _ => MountType::VOLUME,
+        }),
+        read_only: Some(m.read_only),
+        consistency: (!m.consistency.is_empty()).then_some(m.consistency),
+        bind_options,
+        volume_options: m.volume_options.map(|v| MountVolumeOptions {
+            no_copy: Some(v.no_copy),
+            labels: v.labels.map(|l| l.into_iter().collect()),
+            driver_config: v.driver_config.map(|d| MountVolumeOptionsDriverConfig {
+                name: (!d.name.is_empty()).then_some(d.name),
+                options: d.options.map(|o| o.into_iter().collect()),
+            }),
+            subpath: (!v.subpath.is_empty()).then_some(v.subpath),
+        }),
+        tmpfs_options: m.tmpfs_options.map(|t| MountTmpfsOptions {
+            size_bytes: t.size_bytes,
+            mode: t.mode.map(i64::from),
+            options: t.options,
+        }),
+        ..Default::default()
+    })
+}
+
+/// Adds mounts after the spec's own, e.g. those that put a task's secrets and configs in place.
+pub fn add_mounts(body: &mut ContainerCreateBody, extra: Vec<Mount>) {
+    if extra.is_empty() {
+        return;
+    }
+    let host = body.host_config.get_or_insert_with(HostConfig::default);
+    host.mounts.get_or_insert_with(Vec::new).extend(extra);
+}
+
+/// The container to create for `task` on `node_id`, named `name`.
+pub fn create_body(task: &Task, node_id: &str, name: &str) -> Result<ContainerCreateBody, ContainerSpecError> {
     let spec = task.spec.container_spec.clone().unwrap_or_default();
-    let mut mounts: Vec<Mount> = spec
+    let mounts = spec
         .mounts
+        .clone()
         .unwrap_or_default()
         .into_iter()
-        .map(|m| Mount {
-            target: Some(m.target),
-            source: (!m.source.is_empty()).then_some(m.source),
-            typ: Some(match m.type_.as_str() {
-                "bind" => MountType::BIND,
-                "tmpfs" => MountType::TMPFS,
-                "npipe" => MountType::NPIPE,
-                _ => MountType::VOLUME,
-            }),
-            read_only: Some(m.read_only),
-            consistency: (!m.consistency.is_empty()).then_some(m.consistency),
-            bind_options: m.bind_options.map(|b| MountBindOptions {
-                propagation: None,
-                non_recursive: Some(b.non_recursive),
-                create_mountpoint: Some(b.create_mountpoint),
-                ..Default::default()
-            }),
-            volume_options: m.volume_options.map(|v| MountVolumeOptions {
-                no_copy: Some(v.no_copy),
-                labels: v.labels.map(|l| l.into_iter().collect()),
-                ..Default::default()
-            }),
-            tmpfs_options: m.tmpfs_options.map(|t| MountTmpfsOptions {
-                size_bytes: t.size_bytes,
-                mode: t.mode.map(i64::from),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .collect();
-    mounts.extend(file_mounts);
+        .map(engine_mount)
+        .collect::<Result<Vec<_>, _>>()?;
     let resources = task.spec.resources.clone().unwrap_or_default();
     let limits = resources.limits.unwrap_or_default();
     let grace_ns = spec.stop_grace_period.unwrap_or(DEFAULT_STOP_GRACE_PERIOD);
@@ -114,7 +231,15 @@ pub fn create_body(task: &Task, node_id: &str, name: &str, file_mounts: Vec<Moun
         start_interval: h.start_interval,
     });
     let dns = spec.dns_config.clone().unwrap_or_default();
-    ContainerCreateBody {
+    let security_opt = match &spec.privileges {
+        Some(p) => security_opts(p)?,
+        None => Vec::new(),
+    };
+    let isolation = match spec.isolation.as_str() {
+        "" => None,
+        i => Some(isolation_of(i).ok_or_else(|| ContainerSpecError::Isolation(i.to_string()))?),
+    };
+    Ok(ContainerCreateBody {
         image: Some(spec.image.clone()),
         hostname: (!spec.hostname.is_empty()).then(|| spec.hostname.clone()),
         user: (!spec.user.is_empty()).then(|| spec.user.clone()),
@@ -164,10 +289,18 @@ pub fn create_body(task: &Task, node_id: &str, name: &str, file_mounts: Vec<Moun
             readonly_rootfs: spec.read_only.then_some(true),
             group_add: spec.groups.clone(),
             oom_score_adj: spec.oom_score_adj,
+            security_opt: (!security_opt.is_empty()).then_some(security_opt),
+            // The task's log driver (the dispatcher fills in the cluster's default); without
+            // one, the engine's own default applies.
+            log_config: task.spec.log_driver.as_ref().map(|d| HostConfigLogConfig {
+                typ: Some(d.name.clone()),
+                config: d.options.clone().map(|o| o.into_iter().collect()),
+            }),
+            isolation,
             ..Default::default()
         }),
         ..Default::default()
-    }
+    })
 }
 
 #[cfg(test)]
@@ -227,7 +360,8 @@ mod tests {
             read_only: Some(true),
             ..Default::default()
         };
-        let body = create_body(&t, "n1", &name, vec![secret.clone()]);
+        let mut body = create_body(&t, "n1", &name).unwrap();
+        add_mounts(&mut body, vec![secret.clone()]);
         let labels = body.labels.unwrap_or_default();
         assert_eq!(labels.get(LABEL_NODE).map(String::as_str), Some("n1"));
         assert_eq!(labels.get(LABEL_TASK_NAME).map(String::as_str), Some("web.2.t1"));

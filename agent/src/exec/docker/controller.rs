@@ -21,6 +21,7 @@ use swarm_model::defaults::DEFAULT_STOP_GRACE_PERIOD;
 
 use super::ENGINE_TIMEOUT;
 use super::PULL_TIMEOUT;
+use super::container::add_mounts;
 use super::container::create_body;
 use super::container::grace_secs;
 use super::container::with_default_tag;
@@ -189,13 +190,14 @@ impl Controller for DockerController {
                 .as_ref()
                 .map(|c| c.image.clone())
                 .unwrap_or_default();
+            // Anything the engine could not be given is found before a pull.
+            let mut body =
+                create_body(&self.task, &self.node_id, &self.name).map_err(|e| ExecError::Rejected(e.to_string()))?;
             self.pull_if_missing(&image).await?;
+            if !self.files.is_empty() {
+                add_mounts(&mut body, write_files(&self.files_dir, &self.files)?);
+            }
             let opts = CreateContainerOptionsBuilder::new().name(&self.name).build();
-            let file_mounts = match self.files.is_empty() {
-                true => Vec::new(),
-                false => write_files(&self.files_dir, &self.files)?,
-            };
-            let body = create_body(&self.task, &self.node_id, &self.name, file_mounts);
             let created = tokio::time::timeout(
                 ENGINE_TIMEOUT,
                 self.docker.create_container(Some(opts.clone()), body.clone()),

@@ -5,6 +5,8 @@
 pub mod container;
 mod controller;
 mod executor;
+#[cfg(test)]
+mod field_walk;
 
 use std::path::Path;
 use std::time::Duration;
