@@ -148,6 +148,7 @@ pub(crate) fn start_worker(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result
 pub(crate) async fn connect_executor(
     kind: &str,
     files_root: &Path,
+    hostname: &str,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Arc<dyn Executor>> {
     if kind == "sim" {
@@ -157,7 +158,7 @@ pub(crate) async fn connect_executor(
         }));
     }
     loop {
-        match DockerExecutor::connect(files_root.to_path_buf()).await {
+        match DockerExecutor::connect(files_root.to_path_buf(), hostname.to_string()).await {
             Ok(d) => return Some(Arc::new(d)),
             Err(e) => {
                 tracing::error!(error = %e, "this node runs no tasks until the Docker engine answers; retrying in 5 s");
@@ -226,7 +227,7 @@ fn start_agent(running: &mut Running, cfg: &NodeConfig, roles: mpsc::UnboundedSe
         if kind != "sim" {
             keep_task_files_in_memory(files_root.clone()).await;
         }
-        let Some(executor) = connect_executor(&kind, &files_root, &mut shutdown).await else {
+        let Some(executor) = connect_executor(&kind, &files_root, &hostname, &mut shutdown).await else {
             return;
         };
         let on_role: RoleWanted = Arc::new(move |role, raft_id| {
@@ -328,7 +329,7 @@ pub(crate) async fn leave_swarm(dir: &DataDir, cfg: &NodeConfig, lock: File) -> 
     let mut never = watch::channel(false).1;
     let executor = tokio::time::timeout(
         Duration::from_secs(15),
-        connect_executor(&cfg.executor, &dir.task_files(), &mut never),
+        connect_executor(&cfg.executor, &dir.task_files(), &cfg.hostname, &mut never),
     )
     .await
     .ok()

@@ -1254,6 +1254,88 @@ async fn task_events_stream_and_service_rm_takes_several() {
     );
 }
 
+/// Swarm's templates are expanded per task on the node: hostname, environment and a mount's
+/// source; a template that does not parse rejects the task with a message naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_templates_are_expanded_per_task() {
+    let Some(()) = docker_available() else { return };
+    let (_pair, d) = pair().await;
+    run_service(
+        &d,
+        "tmpl",
+        1,
+        &[
+            "--constraint",
+            "node.hostname==m1",
+            "--hostname",
+            "h-{{.Service.Name}}-{{.Task.Slot}}",
+            "--env",
+            "NODE={{.Node.Hostname}}",
+            "--env",
+            "WHERE={{.Node.Platform.OS}}/{{.Task.Name}}",
+            "--mount",
+            "type=volume,source=swarm-e2e-tmpl-{{.Task.Slot}},target=/data",
+        ],
+    )
+    .await;
+    let ids = container_ids("tmpl");
+    assert_eq!(ids.len(), 1);
+    let inspect = |format: &str| {
+        let out = Command::new("docker")
+            .args(["inspect", "--format", format, &ids[0]])
+            .output()
+            .expect("docker inspect");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(inspect("{{.Config.Hostname}}"), "h-tmpl-1");
+    let env = inspect("{{json .Config.Env}}");
+    assert!(env.contains("\"NODE=m1\""), "{env}");
+    let task_name = inspect("{{index .Config.Labels \"com.docker.swarm.task.name\"}}");
+    assert!(env.contains(&format!("\"WHERE=linux/{task_name}\"")), "{env}");
+    assert_eq!(inspect("{{range .Mounts}}{{.Name}}{{end}}"), "swarm-e2e-tmpl-1");
+    remove_services(&d, &["tmpl"]);
+
+    // A template that does not parse: the task is rejected, no container starts.
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "badtmpl",
+        "--hostname",
+        "{{.Service.Nme}}",
+        IMAGE,
+        "sleep",
+        "3600",
+    ]);
+    let err = eventually("the bad template rejects the task", Duration::from_secs(60), || async {
+        let out = d.ok(&[
+            "service",
+            "ps",
+            "badtmpl",
+            "--no-trunc",
+            "--format",
+            "{{.CurrentState}}|{{.Error}}",
+        ]);
+        out.lines().find(|l| l.starts_with("Rejected")).map(str::to_string)
+    })
+    .await;
+    assert!(err.contains("{{.Service.Nme}}"), "{err}");
+    assert!(container_ids("badtmpl").is_empty());
+    remove_services(&d, &["badtmpl"]);
+    eventually("the tmpl container is gone", Duration::from_secs(60), || async {
+        let out = Command::new("docker")
+            .args(["ps", "-aq", "--filter", "label=com.docker.swarm.service.name=tmpl"])
+            .output()
+            .ok()?;
+        out.stdout.trim_ascii().is_empty().then_some(())
+    })
+    .await;
+    let _ = Command::new("docker")
+        .args(["volume", "rm", "swarm-e2e-tmpl-1"])
+        .output();
+}
+
 /// Waits for `service inspect --format` to print `expected`. docker stops waiting once the new
 /// tasks are stable; the service records the update as completed one Monitor period after its
 /// last slot, so the two may be a moment apart.

@@ -5,6 +5,7 @@
 pub mod docker;
 pub mod memory_dir;
 pub mod sim;
+pub mod template;
 
 use std::future::Future;
 use std::pin::Pin;

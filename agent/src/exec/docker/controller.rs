@@ -35,6 +35,7 @@ use crate::exec::ExecError;
 use crate::exec::Existing;
 use crate::exec::Exit;
 use crate::exec::TaskFile;
+use crate::exec::template::TemplateContext;
 
 /// Writes a task's secret and config files (each with its owner and mode) into `dir`, and
 /// returns the read-only bind mounts that put them at their targets.
@@ -86,6 +87,8 @@ pub(super) struct DockerController {
     pub(super) docker: Docker,
     pub(super) task: Task,
     pub(super) node_id: String,
+    /// This node's hostname, for `{{.Node.Hostname}}` in templates.
+    pub(super) hostname: String,
     pub(super) name: String,
     pub(super) container_id: String,
     pub(super) pid: i64,
@@ -190,9 +193,19 @@ impl Controller for DockerController {
                 .as_ref()
                 .map(|c| c.image.clone())
                 .unwrap_or_default();
-            // Anything the engine could not be given is found before a pull.
+            // Swarm's templates (`{{.Task.Slot}}`, `{{.Node.Hostname}}`, ...) are expanded
+            // here, on the node; a bad one rejects the task instead of reaching the container.
+            // Like anything else the engine could not be given, that is found before a pull.
+            let mut task = self.task.clone();
+            if let Some(spec) = task.spec.container_spec.as_ref() {
+                let context = TemplateContext::for_task(&task, &self.node_id, &self.hostname);
+                let expanded = context
+                    .expand_container_spec(spec)
+                    .map_err(|e| ExecError::Rejected(format!("expanding the container spec: {e}")))?;
+                task.spec.container_spec = Some(expanded);
+            }
             let mut body =
-                create_body(&self.task, &self.node_id, &self.name).map_err(|e| ExecError::Rejected(e.to_string()))?;
+                create_body(&task, &self.node_id, &self.name).map_err(|e| ExecError::Rejected(e.to_string()))?;
             self.pull_if_missing(&image).await?;
             if !self.files.is_empty() {
                 add_mounts(&mut body, write_files(&self.files_dir, &self.files)?);

@@ -40,20 +40,27 @@ pub struct DockerExecutor {
     /// Where each task's secret and config files live (`<root>/<task id>/`, on a tmpfs when
     /// the node may mount one), bind-mounted read-only into its container and deleted with it.
     files_root: PathBuf,
+    /// This node's hostname, for `{{.Node.Hostname}}` in service templates.
+    hostname: String,
 }
 
 impl DockerExecutor {
     /// Connects to the local engine (`DOCKER_HOST` or `/var/run/docker.sock`) and negotiates
     /// the API version. Task secret and config files go under `files_root` (which the daemon
-    /// puts on a tmpfs, see [`crate::exec::memory_dir`]).
-    pub async fn connect(files_root: PathBuf) -> Result<Self, ExecError> {
+    /// puts on a tmpfs, see [`crate::exec::memory_dir`]). `hostname` is this node's, as the
+    /// managers know it, for service templates.
+    pub async fn connect(files_root: PathBuf, hostname: String) -> Result<Self, ExecError> {
         let docker = Docker::connect_with_local_defaults()
             .map_err(|e| ExecError::Engine(format!("cannot reach the Docker engine: {e}")))?;
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
             .map_err(|_| ExecError::Engine("the Docker engine did not answer within 10 s".to_string()))?
             .map_err(|e| ExecError::Engine(format!("cannot negotiate the Docker API version: {e}")))?;
-        Ok(Self { docker, files_root })
+        Ok(Self {
+            docker,
+            files_root,
+            hostname,
+        })
     }
 
     async fn containers_of(&self, node_id: &str, task_id: Option<&str>) -> Result<Vec<(String, String)>, ExecError> {
@@ -116,6 +123,7 @@ impl Executor for DockerExecutor {
             docker: self.docker.clone(),
             task: task.clone(),
             node_id: node_id.to_string(),
+            hostname: self.hostname.clone(),
             name: container_name(task),
             container_id: String::new(),
             pid: 0,
