@@ -8,6 +8,7 @@ pub mod controller;
 pub mod dispatcher;
 pub mod events;
 pub mod health;
+pub mod ipam;
 pub mod leader;
 pub mod orchestrator;
 pub mod peer;

@@ -702,6 +702,31 @@ async fn overlay_networks_are_created_used_and_removed() {
         .trim(),
         "backend overlay swarm true"
     );
+    // The network has a subnet of the default pool and its first address as the gateway.
+    let ipam = d.ok(&["network", "inspect", "backend", "--format", "{{json .IPAM.Config}}"]);
+    let ipam: serde_json::Value = serde_json::from_str(ipam.trim()).expect("IPAM config JSON");
+    let subnet = ipam[0]["Subnet"].as_str().unwrap_or_default().to_string();
+    assert!(subnet.starts_with("10.") && subnet.ends_with(".0/24"), "{ipam}");
+    assert_eq!(ipam[0]["Gateway"], subnet.replace(".0/24", ".1"), "{ipam}");
+    d.fails(
+        &["network", "create", "-d", "overlay", "--subnet", "10.0.0.0/8", "clash"],
+        &format!("overlaps {subnet}"),
+    );
+    d.fails(
+        &[
+            "network",
+            "create",
+            "-d",
+            "overlay",
+            "--subnet",
+            "10.77.0.0/16",
+            "--gateway",
+            "10.77.255.255",
+            "badgw",
+        ],
+        "gateway \"10.77.255.255\" is not a host address of subnet 10.77.0.0/16",
+    );
+    d.fails(&["network", "inspect", "clash"], "network clash not found");
     d.ok(&[
         "service",
         "create",

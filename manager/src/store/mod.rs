@@ -5,6 +5,7 @@
 mod action;
 pub mod ports;
 mod state;
+pub mod subnets;
 mod watch;
 
 use std::sync::Mutex;

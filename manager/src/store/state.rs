@@ -272,6 +272,10 @@ impl StoreState {
                     super::ports::allocate(s, None, self.services.iter())
                         .map_err(|e| StoreError::Refused(e.to_string()))?;
                 }
+                if let Object::Network(n) = &mut obj {
+                    super::subnets::allocate(n, self.cluster(), self.networks.iter())
+                        .map_err(|e| StoreError::Refused(format!("network {}: {e}", n.name)))?;
+                }
                 self.put(obj.clone());
                 undo.push(Undo::Delete(kind, id));
                 events.push(Event::Create(obj));

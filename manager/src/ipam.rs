@@ -1,0 +1,335 @@
+//! Overlay address management, as Swarm's allocator does it: each network gets a subnet carved
+//! from the cluster's pool (`10.0.0.0/8` in /24s by default) that overlaps no other network and
+//! none of the nodes' own networks; inside a subnet the first address is the gateway and tasks
+//! and VIPs get the next free ones.
+//!
+//! Pure: what is taken is handed in (read from the store), and the answer is a value the
+//! caller commits through raft, so two managers never hand out one address.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+/// Swarm's default address pool and subnet size.
+pub const DEFAULT_POOL: &str = "10.0.0.0/8";
+pub const DEFAULT_SUBNET_SIZE: u8 = 24;
+
+/// An IPv4 network: an address with a prefix length, e.g. `10.0.1.0/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ipv4Net {
+    network: u32,
+    prefix: u8,
+}
+
+/// Why an address or subnet could not be given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IpamError {
+    #[error("invalid subnet {text:?}: {problem}")]
+    Malformed { text: String, problem: &'static str },
+    #[error("subnet {subnet} overlaps {other}")]
+    Overlaps { subnet: Ipv4Net, other: Ipv4Net },
+    #[error("subnet {subnet} is too small for a network (at most /{max})", max = MAX_PREFIX)]
+    TooSmall { subnet: Ipv4Net },
+    #[error("address pool {pool} has no free /{size} left")]
+    PoolExhausted { pool: Ipv4Net, size: u8 },
+    #[error("subnet {subnet} has no free address left")]
+    SubnetFull { subnet: Ipv4Net },
+    #[error("subnet size /{size} does not fit in address pool {pool}")]
+    BadSize { pool: Ipv4Net, size: u8 },
+    #[error("gateway {gateway:?} is not a host address of subnet {subnet}")]
+    BadGateway { gateway: String, subnet: Ipv4Net },
+    #[error("a network has one IPv4 subnet here; {count} were given")]
+    TooManySubnets { count: usize },
+}
+
+/// The smallest subnet that still holds a gateway and a task: /29 (6 hosts).
+const MAX_PREFIX: u8 = 29;
+
+fn mask(prefix: u8) -> u32 {
+    if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) }
+}
+
+impl Ipv4Net {
+    /// The network containing `addr`, with host bits cleared.
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Option<Self> {
+        (prefix <= 32).then(|| Ipv4Net {
+            network: u32::from(addr) & mask(prefix),
+            prefix,
+        })
+    }
+
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.network)
+    }
+
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    fn size(&self) -> u64 {
+        1u64 << (32 - self.prefix)
+    }
+
+    fn last(&self) -> u32 {
+        self.network | !mask(self.prefix)
+    }
+
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        u32::from(addr) & mask(self.prefix) == self.network
+    }
+
+    pub fn overlaps(&self, other: &Ipv4Net) -> bool {
+        self.network <= other.last() && other.network <= self.last()
+    }
+
+    /// The gateway: the first address after the network address.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.network + 1)
+    }
+
+    /// `addr/prefix`, the form task attachments show (`10.0.1.5/24`).
+    pub fn with_host(&self, addr: Ipv4Addr) -> String {
+        format!("{addr}/{}", self.prefix)
+    }
+}
+
+impl fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network(), self.prefix)
+    }
+}
+
+impl FromStr for Ipv4Net {
+    type Err = IpamError;
+
+    /// `a.b.c.d/n`; host bits must be zero, as dockerd requires of `--subnet`.
+    fn from_str(text: &str) -> Result<Self, IpamError> {
+        let bad = |problem| IpamError::Malformed {
+            text: text.to_string(),
+            problem,
+        };
+        let (addr, prefix) = text.split_once('/').ok_or_else(|| bad("expected ADDRESS/PREFIX"))?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad("not an IPv4 address"))?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad("the prefix length is not a number"))?;
+        let net = Ipv4Net::new(addr, prefix).ok_or_else(|| bad("the prefix length is over 32"))?;
+        if net.network() != addr {
+            return Err(bad("host bits are set (the address is not the network's first)"));
+        }
+        Ok(net)
+    }
+}
+
+/// The subnet for a new network: the one asked for, if it overlaps nothing taken, else the
+/// first free `size` subnet of `pool`. `taken` are the other networks' subnets; `avoid` are
+/// networks the nodes themselves use (their addresses, routes and resolvers).
+pub fn pick_subnet(
+    pool: Ipv4Net,
+    size: u8,
+    asked: Option<Ipv4Net>,
+    taken: &[Ipv4Net],
+    avoid: &[Ipv4Net],
+) -> Result<Ipv4Net, IpamError> {
+    if let Some(subnet) = asked {
+        if subnet.prefix > MAX_PREFIX {
+            return Err(IpamError::TooSmall { subnet });
+        }
+        if let Some(other) = taken.iter().chain(avoid).find(|o| o.overlaps(&subnet)) {
+            return Err(IpamError::Overlaps { subnet, other: *other });
+        }
+        return Ok(subnet);
+    }
+    if size < pool.prefix || size > MAX_PREFIX {
+        return Err(IpamError::BadSize { pool, size });
+    }
+    let step = 1u64 << (32 - size);
+    let mut candidate = u64::from(pool.network);
+    let end = u64::from(pool.network) + pool.size();
+    while candidate < end {
+        let net = Ipv4Net {
+            network: candidate as u32,
+            prefix: size,
+        };
+        match taken
+            .iter()
+            .chain(avoid)
+            .filter(|o| o.overlaps(&net))
+            .map(|o| u64::from(o.last()))
+            .max()
+        {
+            None => return Ok(net),
+            // Skip past whatever is in the way, aligned to the next subnet boundary.
+            Some(last) => candidate = (last + 1).div_ceil(step).max(candidate / step + 1) * step,
+        }
+    }
+    Err(IpamError::PoolExhausted { pool, size })
+}
+
+/// The gateway asked for (`--gateway`), which must be a host address of `subnet`, or the
+/// subnet's first address.
+pub fn pick_gateway(subnet: Ipv4Net, asked: &str) -> Result<Ipv4Addr, IpamError> {
+    if asked.is_empty() {
+        return Ok(subnet.gateway());
+    }
+    let bad = || IpamError::BadGateway {
+        gateway: asked.to_string(),
+        subnet,
+    };
+    let gateway: Ipv4Addr = asked.parse().map_err(|_| bad())?;
+    let host = subnet.contains(gateway) && gateway != subnet.network() && u32::from(gateway) != subnet.last();
+    if host { Ok(gateway) } else { Err(bad()) }
+}
+
+/// The next free address of `subnet` for a task or VIP: after the gateway, never the
+/// broadcast address, not in `used`.
+pub fn pick_address(subnet: Ipv4Net, used: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr, IpamError> {
+    let first = subnet.network + 2;
+    let last = subnet.last().saturating_sub(1);
+    (first..=last)
+        .map(Ipv4Addr::from)
+        .find(|a| !used.contains(a))
+        .ok_or(IpamError::SubnetFull { subnet })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn subnets_parse_and_refuse_host_bits() {
+        assert_eq!(net("10.0.1.0/24").to_string(), "10.0.1.0/24");
+        for bad in [
+            "10.0.1.5/24",
+            "10.0.1.0",
+            "10.0.1.0/33",
+            "10.0.1/24",
+            "x/24",
+            "10.0.0.0/a",
+        ] {
+            assert!(
+                matches!(bad.parse::<Ipv4Net>(), Err(IpamError::Malformed { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_pool_gives_the_first_free_slash_24s() {
+        let pool = net(DEFAULT_POOL);
+        let first = pick_subnet(pool, 24, None, &[], &[]).unwrap();
+        assert_eq!(first, net("10.0.0.0/24"));
+        let second = pick_subnet(pool, 24, None, &[first], &[]).unwrap();
+        assert_eq!(second, net("10.0.1.0/24"));
+        assert_eq!(first.gateway(), Ipv4Addr::new(10, 0, 0, 1));
+    }
+
+    #[test]
+    fn a_node_network_inside_the_pool_is_never_picked() {
+        // A resolver at 10.0.0.2 on the host (common in clouds) and a /16 route.
+        let avoid = [net("10.0.0.0/30"), net("10.1.0.0/16")];
+        let pool = net(DEFAULT_POOL);
+        assert_eq!(pick_subnet(pool, 24, None, &[], &avoid).unwrap(), net("10.0.1.0/24"));
+        let taken: Vec<Ipv4Net> = (1..=255).map(|i| net(&format!("10.0.{i}.0/24"))).collect();
+        assert_eq!(pick_subnet(pool, 24, None, &taken, &avoid).unwrap(), net("10.2.0.0/24"));
+    }
+
+    #[test]
+    fn an_asked_subnet_that_overlaps_is_refused_naming_both() {
+        let err = pick_subnet(
+            net(DEFAULT_POOL),
+            24,
+            Some(net("10.0.0.0/16")),
+            &[net("10.0.5.0/24")],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "subnet 10.0.0.0/16 overlaps 10.0.5.0/24");
+        let err = pick_subnet(net(DEFAULT_POOL), 24, Some(net("10.9.0.0/30")), &[], &[]).unwrap_err();
+        assert!(matches!(err, IpamError::TooSmall { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_full_pool_and_a_full_subnet_say_so() {
+        let pool = net("192.168.0.0/23");
+        let taken = [net("192.168.0.0/24"), net("192.168.1.0/24")];
+        let err = pick_subnet(pool, 24, None, &taken, &[]).unwrap_err();
+        assert_eq!(err.to_string(), "address pool 192.168.0.0/23 has no free /24 left");
+        let small = net("192.168.2.0/29");
+        let used: BTreeSet<Ipv4Addr> = (2..=6).map(|i| Ipv4Addr::new(192, 168, 2, i)).collect();
+        assert_eq!(
+            pick_address(small, &used).unwrap_err().to_string(),
+            "subnet 192.168.2.0/29 has no free address left"
+        );
+        assert!(matches!(
+            pick_subnet(pool, 22, None, &[], &[]),
+            Err(IpamError::BadSize { .. })
+        ));
+    }
+
+    #[test]
+    fn addresses_start_after_the_gateway_and_skip_used_ones() {
+        let subnet = net("10.0.3.0/24");
+        let mut used = BTreeSet::new();
+        let a = pick_address(subnet, &used).unwrap();
+        assert_eq!(a, Ipv4Addr::new(10, 0, 3, 2));
+        used.insert(a);
+        assert_eq!(pick_address(subnet, &used).unwrap(), Ipv4Addr::new(10, 0, 3, 3));
+        assert_eq!(subnet.with_host(a), "10.0.3.2/24");
+    }
+
+    fn any_net() -> impl Strategy<Value = Ipv4Net> {
+        (any::<u32>(), 8u8..=30).prop_map(|(a, p)| Ipv4Net::new(Ipv4Addr::from(a), p).unwrap())
+    }
+
+    proptest! {
+        /// Whatever is taken or avoided, a picked subnet lies in the pool, has the asked size,
+        /// and overlaps nothing; if none is found, every candidate was indeed in the way.
+        #[test]
+        fn picked_subnets_never_overlap(
+            taken in proptest::collection::vec(any_net(), 0..20),
+            avoid in proptest::collection::vec(any_net(), 0..5),
+            pool_addr in any::<u32>(),
+            pool_prefix in 8u8..=20,
+            extra in 0u8..=8,
+        ) {
+            let pool = Ipv4Net::new(Ipv4Addr::from(pool_addr), pool_prefix).unwrap();
+            let size = pool_prefix + extra;
+            match pick_subnet(pool, size, None, &taken, &avoid) {
+                Ok(s) => {
+                    prop_assert_eq!(s.prefix(), size);
+                    prop_assert!(pool.contains(s.network()) && pool.contains(Ipv4Addr::from(s.last())));
+                    prop_assert!(taken.iter().chain(&avoid).all(|o| !o.overlaps(&s)));
+                }
+                Err(IpamError::PoolExhausted { .. }) => {
+                    let step = 1u64 << (32 - size);
+                    let count = pool.size() / step;
+                    for i in 0..count.min(4096) {
+                        let n = Ipv4Net { network: (u64::from(pool.network) + i * step) as u32, prefix: size };
+                        prop_assert!(taken.iter().chain(&avoid).any(|o| o.overlaps(&n)), "{} was free", n);
+                    }
+                }
+                Err(e) => prop_assert!(false, "{}", e),
+            }
+        }
+
+        /// Addresses handed out one after another are distinct, inside the subnet, and never
+        /// the network, gateway or broadcast address.
+        #[test]
+        fn addresses_are_unique_and_usable(prefix in 24u8..=29, addr in any::<u32>()) {
+            let subnet = Ipv4Net::new(Ipv4Addr::from(addr), prefix).unwrap();
+            let mut used = BTreeSet::new();
+            while let Ok(a) = pick_address(subnet, &used) {
+                prop_assert!(subnet.contains(a));
+                prop_assert!(a != subnet.network() && a != subnet.gateway() && u32::from(a) != subnet.last());
+                prop_assert!(used.insert(a));
+            }
+            prop_assert_eq!(used.len() as u64, subnet.size() - 3);
+        }
+    }
+}
