@@ -20,6 +20,22 @@ use swarm_protocol::dispatcher::LogOptions;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub type BoxStream<T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send + 'static>>;
 
+/// The name of a task's service: the name it was created with, else the service's ID.
+pub fn service_name(task: &Task) -> String {
+    task.service_annotations
+        .as_ref()
+        .map(|a| a.name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| task.service_id.clone())
+}
+
+/// Swarm's name of a task (`naming.Task`), which its container also gets and templates show as
+/// `{{.Task.Name}}`: `<service>.<slot>.<task id>`, or `<service>.<node id>.<task id>` for a
+/// global task.
+pub fn task_name(task: &Task) -> String {
+    format!("{}.{}", task.display_name(&service_name(task)), task.id)
+}
+
 /// Why an executor operation failed. The message is what the task's `Err` shows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {

@@ -41,12 +41,6 @@ impl TemplateContext {
     /// What a template of `task` sees on this node (`node_id`, `hostname`, this platform).
     pub fn for_task(task: &Task, node_id: &str, hostname: &str) -> Self {
         let annotations = task.service_annotations.clone().unwrap_or_default();
-        let service_name = annotations.name.clone();
-        let display_name = if service_name.is_empty() {
-            task.service_id.clone()
-        } else {
-            service_name.clone()
-        };
         TemplateContext {
             service_id: task.service_id.clone(),
             service_labels: annotations.labels.into_iter().collect(),
@@ -55,13 +49,13 @@ impl TemplateContext {
             node_os: swarm_protocol::host::os().to_string(),
             node_architecture: swarm_protocol::host::architecture().to_string(),
             task_id: task.id.clone(),
-            task_name: format!("{}.{}", task.display_name(&display_name), task.id),
+            task_name: crate::exec::task_name(task),
             task_slot: if task.slot != 0 {
                 task.slot.to_string()
             } else {
                 node_id.to_string()
             },
-            service_name,
+            service_name: annotations.name,
         }
     }
 

@@ -20,24 +20,13 @@ use swarm_model::Privileges;
 use swarm_model::Task;
 use swarm_model::defaults::DEFAULT_STOP_GRACE_PERIOD;
 
+use crate::exec::service_name;
+
 pub const LABEL_NODE: &str = "com.docker.swarm.node.id";
 pub const LABEL_SERVICE_ID: &str = "com.docker.swarm.service.id";
 pub const LABEL_SERVICE_NAME: &str = "com.docker.swarm.service.name";
 pub const LABEL_TASK_ID: &str = "com.docker.swarm.task.id";
 pub const LABEL_TASK_NAME: &str = "com.docker.swarm.task.name";
-
-pub fn service_name(task: &Task) -> String {
-    task.service_annotations
-        .as_ref()
-        .map(|a| a.name.clone())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| task.service_id.clone())
-}
-
-/// `<service>.<slot>.<task id>`, or `<service>.<node id>.<task id>` for a global task.
-pub fn container_name(task: &Task) -> String {
-    format!("{}.{}", task.display_name(&service_name(task)), task.id)
-}
 
 /// `name` → `name:latest` unless the reference has a tag or a digest.
 pub fn with_default_tag(image: &str) -> String {
@@ -352,7 +341,7 @@ mod tests {
     #[test]
     fn a_task_becomes_a_container_labelled_like_dockerds() {
         let t = task();
-        let name = container_name(&t);
+        let name = crate::exec::task_name(&t);
         assert_eq!(name, "web.2.t1");
         let secret = Mount {
             target: Some("/run/secrets/db".into()),

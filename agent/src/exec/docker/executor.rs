@@ -20,7 +20,6 @@ use swarm_protocol::dispatcher::LogOptions;
 use super::ENGINE_TIMEOUT;
 use super::container::LABEL_NODE;
 use super::container::LABEL_TASK_ID;
-use super::container::container_name;
 use super::controller::DockerController;
 use super::engine_message;
 use super::remove;
@@ -33,6 +32,7 @@ use crate::exec::EngineFacts;
 use crate::exec::ExecError;
 use crate::exec::Executor;
 use crate::exec::TaskFile;
+use crate::exec::task_name;
 
 #[derive(Clone)]
 pub struct DockerExecutor {
@@ -124,7 +124,7 @@ impl Executor for DockerExecutor {
             task: task.clone(),
             node_id: node_id.to_string(),
             hostname: self.hostname.clone(),
-            name: container_name(task),
+            name: task_name(task),
             container_id: String::new(),
             pid: 0,
             has_health: false,
