@@ -18,27 +18,25 @@ pub fn decode_json<T: DeserializeOwned>(body: &Bytes, what: &str) -> Result<GoDe
         )));
     }
     go_json::decode(body).map_err(|e| match e {
-        GoDecodeError::Syntax(inner) => ApiError::bad_request(format!("invalid {what}: {inner}")),
-        GoDecodeError::Value { path, source } if path.is_empty() => {
-            ApiError::bad_request(format!("invalid {what}: {source}"))
-        }
-        GoDecodeError::Value { path, source } => ApiError::bad_request(format!("invalid {what}: {path}: {source}")),
+        GoDecodeError::Syntax(inner) => invalid(what, "", inner),
+        GoDecodeError::Value { path, source } => invalid(what, &path, source),
     })
+}
+
+/// A 400 that names the body and, when known, the field: `invalid service spec: Mode: ...`.
+fn invalid(what: &str, path: &str, problem: impl std::fmt::Display) -> ApiError {
+    if path.is_empty() || path == "." {
+        ApiError::bad_request(format!("invalid {what}: {problem}"))
+    } else {
+        ApiError::bad_request(format!("invalid {what}: {path}: {problem}"))
+    }
 }
 
 /// A body of the managers' own peer protocol, decoded strictly: both sides are swarm-rs, so an
 /// unknown or misspelt field is a bug to report, not a client to tolerate.
 pub fn decode_exact<T: DeserializeOwned>(body: &Bytes, what: &str) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path.is_empty() || path == "." {
-            ApiError::bad_request(format!("invalid {what}: {inner}"))
-        } else {
-            ApiError::bad_request(format!("invalid {what}: {path}: {inner}"))
-        }
-    })
+    serde_path_to_error::deserialize(de).map_err(|e| invalid(what, &e.path().to_string(), e.into_inner()))
 }
 
 /// [`decode_json`] for endpoints whose response has no place for warnings: each skipped key is
