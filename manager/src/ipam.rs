@@ -1,12 +1,10 @@
 //! Overlay address management, as Swarm's allocator does it: each network gets a subnet carved
 //! from the cluster's pool (`10.0.0.0/8` in /24s by default) that overlaps no other network and
-//! none of the nodes' own networks; inside a subnet the first address is the gateway and tasks
-//! and VIPs get the next free ones.
+//! none of the nodes' own networks; inside a subnet the first address is the gateway.
 //!
 //! Pure: what is taken is handed in (read from the store), and the answer is a value the
 //! caller commits through raft, so two managers never hand out one address.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
@@ -33,8 +31,6 @@ pub enum IpamError {
     TooSmall { subnet: Ipv4Net },
     #[error("address pool {pool} has no free /{size} left")]
     PoolExhausted { pool: Ipv4Net, size: u8 },
-    #[error("subnet {subnet} has no free address left")]
-    SubnetFull { subnet: Ipv4Net },
     #[error("subnet size /{size} does not fit in address pool {pool}")]
     BadSize { pool: Ipv4Net, size: u8 },
     #[error("gateway {gateway:?} is not a host address of subnet {subnet}")]
@@ -86,11 +82,6 @@ impl Ipv4Net {
     /// The gateway: the first address after the network address.
     pub fn gateway(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.network + 1)
-    }
-
-    /// `addr/prefix`, the form task attachments show (`10.0.1.5/24`).
-    pub fn with_host(&self, addr: Ipv4Addr) -> String {
-        format!("{addr}/{}", self.prefix)
     }
 }
 
@@ -180,17 +171,6 @@ pub fn pick_gateway(subnet: Ipv4Net, asked: &str) -> Result<Ipv4Addr, IpamError>
     if host { Ok(gateway) } else { Err(bad()) }
 }
 
-/// The next free address of `subnet` for a task or VIP: after the gateway, never the
-/// broadcast address, not in `used`.
-pub fn pick_address(subnet: Ipv4Net, used: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr, IpamError> {
-    let first = subnet.network + 2;
-    let last = subnet.last().saturating_sub(1);
-    (first..=last)
-        .map(Ipv4Addr::from)
-        .find(|a| !used.contains(a))
-        .ok_or(IpamError::SubnetFull { subnet })
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -255,32 +235,15 @@ mod tests {
     }
 
     #[test]
-    fn a_full_pool_and_a_full_subnet_say_so() {
+    fn a_full_pool_says_so() {
         let pool = net("192.168.0.0/23");
         let taken = [net("192.168.0.0/24"), net("192.168.1.0/24")];
         let err = pick_subnet(pool, 24, None, &taken, &[]).unwrap_err();
         assert_eq!(err.to_string(), "address pool 192.168.0.0/23 has no free /24 left");
-        let small = net("192.168.2.0/29");
-        let used: BTreeSet<Ipv4Addr> = (2..=6).map(|i| Ipv4Addr::new(192, 168, 2, i)).collect();
-        assert_eq!(
-            pick_address(small, &used).unwrap_err().to_string(),
-            "subnet 192.168.2.0/29 has no free address left"
-        );
         assert!(matches!(
             pick_subnet(pool, 22, None, &[], &[]),
             Err(IpamError::BadSize { .. })
         ));
-    }
-
-    #[test]
-    fn addresses_start_after_the_gateway_and_skip_used_ones() {
-        let subnet = net("10.0.3.0/24");
-        let mut used = BTreeSet::new();
-        let a = pick_address(subnet, &used).unwrap();
-        assert_eq!(a, Ipv4Addr::new(10, 0, 3, 2));
-        used.insert(a);
-        assert_eq!(pick_address(subnet, &used).unwrap(), Ipv4Addr::new(10, 0, 3, 3));
-        assert_eq!(subnet.with_host(a), "10.0.3.2/24");
     }
 
     fn any_net() -> impl Strategy<Value = Ipv4Net> {
@@ -316,20 +279,6 @@ mod tests {
                 }
                 Err(e) => prop_assert!(false, "{}", e),
             }
-        }
-
-        /// Addresses handed out one after another are distinct, inside the subnet, and never
-        /// the network, gateway or broadcast address.
-        #[test]
-        fn addresses_are_unique_and_usable(prefix in 24u8..=29, addr in any::<u32>()) {
-            let subnet = Ipv4Net::new(Ipv4Addr::from(addr), prefix).unwrap();
-            let mut used = BTreeSet::new();
-            while let Ok(a) = pick_address(subnet, &used) {
-                prop_assert!(subnet.contains(a));
-                prop_assert!(a != subnet.network() && a != subnet.gateway() && u32::from(a) != subnet.last());
-                prop_assert!(used.insert(a));
-            }
-            prop_assert_eq!(used.len() as u64, subnet.size() - 3);
         }
     }
 }
