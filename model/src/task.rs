@@ -68,7 +68,7 @@ pub struct Task {
     #[serde(default)]
     pub desired_state: TaskState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub networks_attachments: Option<Vec<serde_json::Value>>,
+    pub networks_attachments: Option<Vec<super::NetworkAttachment>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_iteration: Option<Version>,
     /// The service spec version this task was built from.
