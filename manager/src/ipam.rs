@@ -5,6 +5,7 @@
 //! Pure: what is taken is handed in (read from the store), and the answer is a value the
 //! caller commits through raft, so two managers never hand out one address.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
@@ -37,6 +38,12 @@ pub enum IpamError {
     BadGateway { gateway: String, subnet: Ipv4Net },
     #[error("a network has one IPv4 subnet here; {count} were given")]
     TooManySubnets { count: usize },
+    #[error("VXLAN ID {0:?} is not a number from 1 to 16777215")]
+    BadVxlanId(String),
+    #[error("VXLAN ID {0} is used by another network")]
+    VxlanIdInUse(u32),
+    #[error("no free VXLAN ID is left")]
+    VxlanIdsExhausted,
 }
 
 /// The smallest subnet that still holds a gateway and a task: /29 (6 hosts).
@@ -156,6 +163,20 @@ pub fn pick_subnet(
     Err(IpamError::PoolExhausted { pool, size })
 }
 
+/// Checks a cluster's address pools and subnet size (`--default-addr-pool`,
+/// `--default-addr-pool-mask-length`) when the cluster is made, not at its first network.
+pub fn check_pools(pools: &[String], size: u8) -> Result<Vec<Ipv4Net>, IpamError> {
+    let mut out = Vec::new();
+    for text in pools {
+        let pool: Ipv4Net = text.parse()?;
+        if size < pool.prefix || size > MAX_PREFIX {
+            return Err(IpamError::BadSize { pool, size });
+        }
+        out.push(pool);
+    }
+    Ok(out)
+}
+
 /// The gateway asked for (`--gateway`), which must be a host address of `subnet`, or the
 /// subnet's first address.
 pub fn pick_gateway(subnet: Ipv4Net, asked: &str) -> Result<Ipv4Addr, IpamError> {
@@ -169,6 +190,38 @@ pub fn pick_gateway(subnet: Ipv4Net, asked: &str) -> Result<Ipv4Addr, IpamError>
     let gateway: Ipv4Addr = asked.parse().map_err(|_| bad())?;
     let host = subnet.contains(gateway) && gateway != subnet.network() && u32::from(gateway) != subnet.last();
     if host { Ok(gateway) } else { Err(bad()) }
+}
+
+/// The lowest host address of `subnet` that is neither its gateway nor `taken` (addresses as
+/// numbers). Lowest-first keeps allocation deterministic, which every manager's state machine
+/// needs; a freed address is only handed out again after its task has stopped.
+pub fn pick_address(subnet: Ipv4Net, gateway: Option<Ipv4Addr>, taken: &BTreeSet<u32>) -> Option<Ipv4Addr> {
+    let first = subnet.network + 1;
+    let last = subnet.last().checked_sub(1)?;
+    let gateway = gateway.map(u32::from);
+    let mut candidate = first;
+    // `taken` is sorted: walk it alongside the candidates instead of probing each one.
+    for held in taken.range(first..=last) {
+        while candidate < *held {
+            if Some(candidate) != gateway {
+                return Some(Ipv4Addr::from(candidate));
+            }
+            candidate += 1;
+        }
+        candidate = held + 1;
+    }
+    while candidate <= last {
+        if Some(candidate) != gateway {
+            return Some(Ipv4Addr::from(candidate));
+        }
+        candidate += 1;
+    }
+    None
+}
+
+/// The address part of a CIDR string such as `10.0.1.5/24`.
+pub fn address_of(cidr: &str) -> Option<Ipv4Addr> {
+    cidr.split_once('/').map_or(cidr, |(a, _)| a).parse().ok()
 }
 
 #[cfg(test)]
@@ -246,11 +299,51 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn addresses_skip_the_network_the_gateway_the_broadcast_and_what_is_taken() {
+        let subnet = net("10.0.1.0/29");
+        let gw = Some(Ipv4Addr::new(10, 0, 1, 1));
+        let taken = |v: &[u8]| {
+            v.iter()
+                .map(|o| u32::from(Ipv4Addr::new(10, 0, 1, *o)))
+                .collect::<BTreeSet<_>>()
+        };
+        assert_eq!(pick_address(subnet, gw, &taken(&[])), Some(Ipv4Addr::new(10, 0, 1, 2)));
+        assert_eq!(
+            pick_address(subnet, gw, &taken(&[2, 3, 5])),
+            Some(Ipv4Addr::new(10, 0, 1, 4))
+        );
+        assert_eq!(pick_address(subnet, gw, &taken(&[2, 3, 4, 5, 6])), None);
+        let other_gw = Some(Ipv4Addr::new(10, 0, 1, 6));
+        assert_eq!(
+            pick_address(subnet, other_gw, &taken(&[2, 3, 4, 5])),
+            Some(Ipv4Addr::new(10, 0, 1, 1))
+        );
+        assert_eq!(address_of("10.0.1.9/24"), Some(Ipv4Addr::new(10, 0, 1, 9)));
+        assert_eq!(address_of("nonsense"), None);
+    }
+
     fn any_net() -> impl Strategy<Value = Ipv4Net> {
         (any::<u32>(), 8u8..=30).prop_map(|(a, p)| Ipv4Net::new(Ipv4Addr::from(a), p).unwrap())
     }
 
     proptest! {
+
+        /// A picked address is a free host address of the subnet, and the lowest such one.
+        #[test]
+        fn picked_addresses_are_the_lowest_free(
+            prefix in 24u8..=29,
+            held in proptest::collection::btree_set(0u32..256, 0..256),
+            gw_offset in 0u32..8,
+        ) {
+            let subnet = net("10.7.0.0/24");
+            let subnet = Ipv4Net::new(subnet.network(), prefix).unwrap();
+            let taken: BTreeSet<u32> = held.iter().map(|o| subnet.network + o).collect();
+            let gateway = Ipv4Addr::from(subnet.network + 1 + gw_offset % 4);
+            let free = |a: u32| a > subnet.network && a < subnet.last() && a != u32::from(gateway) && !taken.contains(&a);
+            let want = (subnet.network..=subnet.last()).find(|a| free(*a)).map(Ipv4Addr::from);
+            prop_assert_eq!(pick_address(subnet, Some(gateway), &taken), want);
+        }
         /// Whatever is taken or avoided, a picked subnet lies in the pool, has the asked size,
         /// and overlaps nothing; if none is found, every candidate was indeed in the way.
         #[test]

@@ -3,6 +3,7 @@
 //! and write back through raft.
 
 mod action;
+pub mod addresses;
 pub mod ports;
 mod state;
 pub mod subnets;

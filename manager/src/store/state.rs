@@ -20,6 +20,9 @@ use swarm_model::Version;
 
 use super::action::StoreAction;
 use super::action::StoreError;
+use super::addresses::AddressIndex;
+use super::addresses::allocate_task;
+use super::addresses::allocate_vips;
 use super::watch::Event;
 
 /// Objects of one kind by ID, with a name index for kinds whose names are unique.
@@ -147,6 +150,8 @@ pub struct StoreState {
     pub secrets: Table<Secret>,
     pub configs: Table<Config>,
     task_index: TaskIndexes,
+    /// The overlay addresses held by tasks and services, per network.
+    pub addresses: AddressIndex,
     /// The raft index of the last applied entry.
     pub applied_index: u64,
 }
@@ -271,10 +276,21 @@ impl StoreState {
                     s.spec_version = Some(Version::new(index));
                     super::ports::allocate(s, None, self.services.iter())
                         .map_err(|e| StoreError::Refused(e.to_string()))?;
+                    allocate_vips(self, s, None).map_err(|e| StoreError::Refused(e.to_string()))?;
                 }
                 if let Object::Network(n) = &mut obj {
+                    if let Some(other) = self.networks.iter().find(|o| n.ingress && o.ingress) {
+                        return Err(StoreError::Refused(format!(
+                            "network {}: an ingress network already exists ({}); a swarm has one",
+                            n.name, other.name
+                        )));
+                    }
                     super::subnets::allocate(n, self.cluster(), self.networks.iter())
                         .map_err(|e| StoreError::Refused(format!("network {}: {e}", n.name)))?;
+                }
+                if let Object::Task(t) = &mut obj {
+                    // Addresses are given when the task leaves NEW, never by the writer.
+                    t.networks_attachments = None;
                 }
                 self.put(obj.clone());
                 undo.push(Undo::Delete(kind, id));
@@ -301,6 +317,11 @@ impl StoreState {
                     };
                     super::ports::allocate(new_s, Some(old_s), self.services.iter())
                         .map_err(|e| StoreError::Refused(e.to_string()))?;
+                    allocate_vips(self, new_s, Some(old_s)).map_err(|e| StoreError::Refused(e.to_string()))?;
+                }
+                if let (Object::Task(old_t), Object::Task(new_t)) = (&old, &mut obj) {
+                    // A task's addresses belong to the state machine: writers cannot change them.
+                    new_t.networks_attachments = old_t.networks_attachments.clone();
                 }
                 self.put(obj.clone());
                 undo.push(Undo::Restore(old.clone()));
@@ -326,6 +347,10 @@ impl StoreState {
                 }
                 let mut new = old.clone();
                 new.updated_at = status.timestamp;
+                let leaves_new = old.status.state == TaskState::New && status.state > TaskState::New;
+                if leaves_new && !status.state.is_terminal() && old.networks_attachments.is_none() {
+                    allocate_task(self, &mut new).map_err(|e| StoreError::Refused(format!("task {id}: {e}")))?;
+                }
                 if status.state >= TaskState::Running && old.status.state < TaskState::Running {
                     new.running_since = (status.state == TaskState::Running).then_some(status.timestamp);
                 }
@@ -443,13 +468,19 @@ impl StoreState {
                 self.nodes.insert(*o);
             }
             Object::Service(o) => {
+                if let Some(old) = self.services.get(&o.id) {
+                    self.addresses.remove_service(old);
+                }
+                self.addresses.add_service(&o);
                 self.services.insert(*o);
             }
             Object::Task(o) => {
-                if let Some(old) = self.tasks.get(&o.id).cloned() {
-                    self.task_index.remove(&old);
+                if let Some(old) = self.tasks.get(&o.id) {
+                    self.task_index.remove(old);
+                    self.addresses.remove_task(old);
                 }
                 self.task_index.add(&o);
+                self.addresses.add_task(&o);
                 self.tasks.insert(*o);
             }
             Object::Network(o) => {
@@ -473,11 +504,14 @@ impl StoreState {
                 self.nodes.remove(id);
             }
             Kind::Service => {
-                self.services.remove(id);
+                if let Some(old) = self.services.remove(id) {
+                    self.addresses.remove_service(&old);
+                }
             }
             Kind::Task => {
                 if let Some(old) = self.tasks.remove(id) {
                     self.task_index.remove(&old);
+                    self.addresses.remove_task(&old);
                 }
             }
             Kind::Network => {
@@ -508,8 +542,13 @@ impl StoreState {
 
     pub(crate) fn from_snapshot(data: SnapshotData) -> Self {
         let mut task_index = TaskIndexes::default();
+        let mut addresses = AddressIndex::default();
         for t in &data.tasks {
             task_index.add(t);
+            addresses.add_task(t);
+        }
+        for s in &data.services {
+            addresses.add_service(s);
         }
         Self {
             clusters: Table::rebuild(data.clusters),
@@ -520,6 +559,7 @@ impl StoreState {
             secrets: Table::rebuild(data.secrets),
             configs: Table::rebuild(data.configs),
             task_index,
+            addresses,
             applied_index: data.applied_index,
         }
     }

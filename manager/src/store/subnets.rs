@@ -5,32 +5,36 @@
 //! subnet asked for (`--subnet`) must overlap no other network; without one, the first free
 //! subnet of the cluster's address pool is taken (`DefaultAddrPool`, `SubnetSize`; Swarm's
 //! defaults `10.0.0.0/8` and /24). The gateway is the one asked for, or the first address.
+//! Each network also gets its VXLAN ID, from 4096 up as in Swarm, unless one was asked for
+//! with the `com.docker.network.driver.overlay.vxlanid_list` option.
+
+use std::collections::BTreeSet;
 
 use swarm_model::Cluster;
 use swarm_model::IpamConfig;
 use swarm_model::Network;
+use swarm_model::VXLAN_ID_OPTION;
 
 use crate::ipam::DEFAULT_POOL;
 use crate::ipam::DEFAULT_SUBNET_SIZE;
 use crate::ipam::IpamError;
 use crate::ipam::Ipv4Net;
+use crate::ipam::check_pools;
 use crate::ipam::pick_gateway;
 use crate::ipam::pick_subnet;
 
-/// The cluster's address pool and subnet size.
-fn pool_of(cluster: Option<&Cluster>) -> Result<(Ipv4Net, u8), IpamError> {
-    let pool = cluster
-        .and_then(|c| c.default_addr_pool.as_ref())
-        .and_then(|p| p.first())
-        .map(String::as_str)
-        .unwrap_or(DEFAULT_POOL)
-        .parse()?;
+/// The cluster's address pools and subnet size.
+fn pools_of(cluster: Option<&Cluster>) -> Result<(Vec<Ipv4Net>, u8), IpamError> {
     let size = cluster
         .map(|c| c.subnet_size)
         .filter(|s| *s != 0)
         .and_then(|s| u8::try_from(s).ok())
         .unwrap_or(DEFAULT_SUBNET_SIZE);
-    Ok((pool, size))
+    let pools = match cluster.and_then(|c| c.default_addr_pool.as_ref()) {
+        Some(p) if !p.is_empty() => p.clone(),
+        _ => vec![DEFAULT_POOL.to_string()],
+    };
+    Ok((check_pools(&pools, size)?, size))
 }
 
 /// Gives `net` its subnet and gateway (`IPAM.Config[0]`), or says why it cannot have them.
@@ -48,20 +52,60 @@ pub fn allocate<'a>(
         "" => None,
         text => Some(text.parse::<Ipv4Net>()?),
     };
+    let others: Vec<&Network> = others.filter(|o| o.id != net.id).collect();
     let taken: Vec<Ipv4Net> = others
-        .filter(|o| o.id != net.id)
+        .iter()
         .flat_map(|o| o.ipam.config.iter().flatten())
         .filter_map(|c| c.subnet.parse().ok())
         .collect();
-    let (pool, size) = pool_of(cluster)?;
-    let subnet = pick_subnet(pool, size, asked_subnet, &taken, &[])?;
+    let (pools, size) = pools_of(cluster)?;
+    // The first pool with room, or the error of the last one (`pools_of` gives at least one).
+    let mut picked = None;
+    for pool in pools {
+        let result = pick_subnet(pool, size, asked_subnet, &taken, &[]);
+        let done = result.is_ok() || asked_subnet.is_some();
+        picked = Some(result);
+        if done {
+            break;
+        }
+    }
+    let subnet = picked.unwrap_or(Err(IpamError::PoolExhausted {
+        pool: DEFAULT_POOL.parse()?,
+        size,
+    }))?;
     let gateway = pick_gateway(subnet, &asked.gateway)?;
     *configs = vec![IpamConfig {
         subnet: subnet.to_string(),
         ip_range: asked.ip_range,
         gateway: gateway.to_string(),
     }];
+    let ids: BTreeSet<u32> = others.iter().filter_map(|o| o.vxlan_id()).collect();
+    let id = pick_vxlan_id(net, &ids)?;
+    net.options.insert(VXLAN_ID_OPTION.to_string(), id.to_string());
     Ok(())
+}
+
+/// Swarm's first VXLAN ID; IDs below it are left to other uses of VXLAN on the hosts.
+pub const FIRST_VXLAN_ID: u32 = 4096;
+const MAX_VXLAN_ID: u32 = (1 << 24) - 1;
+
+/// The VXLAN ID asked for in the network's options, if free, or the lowest free one.
+fn pick_vxlan_id(net: &Network, taken: &BTreeSet<u32>) -> Result<u32, IpamError> {
+    if let Some(text) = net.options.get(VXLAN_ID_OPTION) {
+        let id = text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|id| (1..=MAX_VXLAN_ID).contains(id))
+            .ok_or_else(|| IpamError::BadVxlanId(text.clone()))?;
+        if taken.contains(&id) {
+            return Err(IpamError::VxlanIdInUse(id));
+        }
+        return Ok(id);
+    }
+    (FIRST_VXLAN_ID..=MAX_VXLAN_ID)
+        .find(|id| !taken.contains(id))
+        .ok_or(IpamError::VxlanIdsExhausted)
 }
 
 #[cfg(test)]
@@ -94,6 +138,32 @@ mod tests {
         let mut n = network("n", "", "");
         allocate(&mut n, None, existing.iter()).unwrap();
         assert_eq!(config(&n), ("10.0.1.0/24".to_string(), "10.0.1.1".to_string()));
+        assert_eq!(n.vxlan_id(), Some(FIRST_VXLAN_ID));
+    }
+
+    #[test]
+    fn vxlan_ids_are_the_lowest_free_or_the_one_asked_for() {
+        let mut a = network("a", "", "");
+        allocate(&mut a, None, std::iter::empty()).unwrap();
+        let mut b = network("b", "", "");
+        b.options.insert(VXLAN_ID_OPTION.to_string(), "5000".to_string());
+        allocate(&mut b, None, [&a].into_iter()).unwrap();
+        let mut c = network("c", "", "");
+        allocate(&mut c, None, [&a, &b].into_iter()).unwrap();
+        let ids: Vec<_> = [&a, &b, &c].iter().map(|n| n.vxlan_id()).collect();
+        assert_eq!(ids, vec![Some(4096), Some(5000), Some(4097)]);
+
+        let refused = |asked: &str| {
+            let mut n = network("n", "", "");
+            n.options.insert(VXLAN_ID_OPTION.to_string(), asked.to_string());
+            allocate(&mut n, None, [&a, &b].into_iter()).unwrap_err().to_string()
+        };
+        assert_eq!(refused("5000"), "VXLAN ID 5000 is used by another network");
+        assert_eq!(refused("0"), "VXLAN ID \"0\" is not a number from 1 to 16777215");
+        assert_eq!(
+            refused("4096,4097"),
+            "VXLAN ID \"4096,4097\" is not a number from 1 to 16777215"
+        );
     }
 
     #[test]
