@@ -11,12 +11,15 @@ use swarm_agent::exec::sim::SimExecutor;
 use swarm_ca as ca;
 use swarm_ca::CertIdentity;
 use swarm_ca::JoinToken;
+use swarm_manager::ipam;
 use swarm_manager::store::StoreAction;
 use swarm_model::Availability;
 use swarm_model::Cluster;
 use swarm_model::ClusterSpec;
+use swarm_model::Ipam;
 use swarm_model::JoinTokens;
 use swarm_model::Labels;
+use swarm_model::Network;
 use swarm_model::Node;
 use swarm_model::NodeRole;
 use swarm_model::NodeSpec;
@@ -62,6 +65,10 @@ pub struct InitOptions {
     pub availability: Option<Availability>,
     /// `docker` (default) or `sim`.
     pub executor: String,
+    /// Where overlay subnets come from (Swarm's `--default-addr-pool`); empty: `10.0.0.0/8`.
+    pub default_addr_pool: Vec<String>,
+    /// The size of each overlay subnet (`--default-addr-pool-mask-length`); default 24.
+    pub default_addr_pool_mask_length: Option<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +88,11 @@ pub struct JoinOptions {
 
 /// Creates a new cluster with this node as its only manager, then runs until stopped.
 pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
+    let subnet_size = opts.default_addr_pool_mask_length.unwrap_or(ipam::DEFAULT_SUBNET_SIZE);
+    match opts.default_addr_pool.is_empty() {
+        true => ipam::check_pools(&[ipam::DEFAULT_POOL.to_string()], subnet_size)?,
+        false => ipam::check_pools(&opts.default_addr_pool, subnet_size)?,
+    };
     let dir = DataDir::new(&opts.data_dir);
     let lock = dir.lock()?;
     dir.ensure_fresh()?;
@@ -138,8 +150,8 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
         updated_at: now,
         spec,
         tls_info: ca::tls_info(&ca_pem),
-        default_addr_pool: None,
-        subnet_size: 24,
+        default_addr_pool: (!opts.default_addr_pool.is_empty()).then(|| opts.default_addr_pool.clone()),
+        subnet_size: u32::from(subnet_size),
         data_path_port: 4789,
         join_tokens: Some(JoinTokens {
             worker: JoinToken::generate(&digest),
@@ -177,6 +189,7 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
         .commit(vec![
             StoreAction::Create(cluster.into_object()),
             StoreAction::Create(node.into_object()),
+            StoreAction::Create(ingress_network(now).into_object()),
         ])
         .await
         .map_err(DaemonError::CreateCluster)?;
@@ -191,6 +204,25 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
     println!("    swarmd join --token {} {advertise}\n", tokens.manager);
     println!("Control socket: {}", dir.socket().display());
     role_change::supervise(running, cfg).await
+}
+
+/// The routing mesh's network, which Swarm makes with the cluster. The state machine gives it
+/// the pool's first subnet and the first VXLAN ID, as Swarm's ingress usually has.
+fn ingress_network(now: Timestamp) -> Network {
+    Network {
+        name: "ingress".to_string(),
+        id: new_id(),
+        created_at: now,
+        updated_at: now,
+        scope: "swarm".to_string(),
+        driver: "overlay".to_string(),
+        ipam: Ipam {
+            driver: "default".to_string(),
+            ..Default::default()
+        },
+        ingress: true,
+        ..Default::default()
+    }
 }
 
 /// Joins an existing cluster as a worker or a manager (the token decides), then runs.

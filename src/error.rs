@@ -42,6 +42,8 @@ pub enum DaemonError {
         path.display()
     )]
     CertificateExpired { path: PathBuf, expired: String },
+    #[error("--default-addr-pool: {0}")]
+    AddressPool(#[from] swarm_manager::ipam::IpamError),
     #[error("--snapshot-interval must be at least 1")]
     SnapshotInterval,
     #[error("--failure-rate must be between 0 and 1")]

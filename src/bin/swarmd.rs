@@ -55,6 +55,12 @@ enum Command {
         /// How tasks run on this node: docker or sim (simulated, for benchmarks).
         #[arg(long, default_value = "docker", value_parser = ["docker", "sim"])]
         executor: String,
+        /// Address pool (CIDR) that overlay subnets come from, instead of 10.0.0.0/8 (repeatable).
+        #[arg(long)]
+        default_addr_pool: Vec<String>,
+        /// Prefix length of each overlay subnet taken from the pool.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=32))]
+        default_addr_pool_mask_length: Option<u8>,
     },
     /// Join a cluster as a worker or a manager; the token decides which.
     Join {
@@ -165,6 +171,8 @@ fn main() -> ExitCode {
                 log_entries_for_slow_followers,
                 availability,
                 executor,
+                default_addr_pool,
+                default_addr_pool_mask_length,
             }) => {
                 daemon::init(daemon::InitOptions {
                     data_dir,
@@ -176,6 +184,8 @@ fn main() -> ExitCode {
                     log_entries_for_slow_followers,
                     availability,
                     executor,
+                    default_addr_pool,
+                    default_addr_pool_mask_length,
                 })
                 .await
             }
