@@ -29,6 +29,18 @@ pub enum NetworkCmd {
         /// No access to the outside from the network.
         #[arg(long)]
         internal: bool,
+        /// Make it the routing mesh's network (a swarm has one, made with the swarm).
+        #[arg(long)]
+        ingress: bool,
+        /// Subnet in CIDR form, instead of the next free one of the cluster's pool.
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Gateway address inside the subnet, instead of its first address.
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Driver option, `key=value` (repeatable).
+        #[arg(short = 'o', long = "opt")]
+        opts: Vec<String>,
         /// Label, `key=value` (repeatable).
         #[arg(long = "label")]
         labels: Vec<String>,
@@ -39,6 +51,9 @@ pub enum NetworkCmd {
     Ls(FilteredListArgs),
     /// Show networks in detail (JSON).
     Inspect {
+        /// Also show each service's virtual IP and its tasks' addresses and nodes.
+        #[arg(short, long)]
+        verbose: bool,
         #[arg(required = true)]
         networks: Vec<String>,
     },
@@ -56,14 +71,27 @@ pub async fn run(client: &ApiClient, cmd: NetworkCmd) -> Result<(), CtlError> {
             driver,
             attachable,
             internal,
+            ingress,
+            subnet,
+            gateway,
+            opts,
             labels,
             name,
         } => {
+            let config = match (subnet, gateway) {
+                (None, None) => json!([]),
+                (None, Some(_)) => return Err(CtlError::Usage("--gateway needs --subnet".to_string())),
+                (Some(subnet), gateway) => json!([{ "Subnet": subnet, "Gateway": gateway.unwrap_or_default() }]),
+            };
             let body = json!({
                 "Name": name,
                 "Driver": driver,
                 "Attachable": attachable,
                 "Internal": internal,
+                "Ingress": ingress,
+                "IPAM": { "Driver": "default", "Config": config },
+                "Options": parse_labels(&opts)
+                    .map_err(|_| CtlError::Usage(format!("invalid --opt in {opts:?}: expected key=value")))?,
                 "Labels": parse_labels(&labels)?,
             });
             let resp: Value = client.post("/networks/create", &body).await?;
@@ -74,10 +102,15 @@ pub async fn run(client: &ApiClient, cmd: NetworkCmd) -> Result<(), CtlError> {
             Ok(())
         }
         NetworkCmd::Ls(args) => network_ls(client, args).await,
-        NetworkCmd::Inspect { networks } => {
+        NetworkCmd::Inspect { verbose, networks } => {
             let mut out = Vec::new();
+            let query = if verbose { "?verbose=true" } else { "" };
             for n in networks {
-                out.push(client.get::<Value>(&format!("/networks/{}", encode_query(&n))).await?);
+                out.push(
+                    client
+                        .get::<Value>(&format!("/networks/{}{query}", encode_query(&n)))
+                        .await?,
+                );
             }
             print_json(&out)
         }

@@ -30,8 +30,11 @@ use super::error::ApiResult;
 use super::filters::Filters;
 use super::references::resolve_in;
 use super::validate::valid_name;
+use crate::ipam::address_of;
 use crate::store::StoreAction;
 use crate::store::StoreState;
+use crate::store::addresses::holds_addresses;
+use crate::store::addresses::publishes_ingress;
 
 const FILTERS: &[&str] = &["id", "name", "label", "driver", "scope", "type"];
 
@@ -181,9 +184,70 @@ pub async fn list(
     Ok(Json(out))
 }
 
-pub async fn inspect(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Json<Network>> {
+pub async fn inspect(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
     let m = state.manager()?;
-    Ok(Json(m.store.view(|s| resolve_network(s, &id))?))
+    let verbose = q.get("verbose").is_some_and(|v| v == "true" || v == "1");
+    let out = m.store.view(|s| {
+        let net = resolve_network(s, &id)?;
+        let mut out = serde_json::to_value(&net).map_err(|e| ApiError::internal(e.to_string()))?;
+        if verbose && let Value::Object(map) = &mut out {
+            let (services, peers) = attached(s, &net);
+            map.insert("Services".to_string(), services);
+            map.insert("Peers".to_string(), peers);
+        }
+        Ok::<_, ApiError>(out)
+    })?;
+    Ok(Json(out))
+}
+
+/// What `docker network inspect --verbose` adds: each service on the network with its
+/// virtual IP and its tasks' addresses and nodes, and the nodes that have tasks there.
+fn attached(s: &StoreState, net: &Network) -> (Value, Value) {
+    let mut services = serde_json::Map::new();
+    let mut peers = std::collections::BTreeMap::new();
+    for svc in s.services.iter() {
+        let vip = svc
+            .endpoint
+            .virtual_ips
+            .iter()
+            .flatten()
+            .find(|v| v.network_id == net.id)
+            .and_then(|v| address_of(&v.addr));
+        let mut tasks = Vec::new();
+        for t in s.tasks_by_service(&svc.id).filter(|t| holds_addresses(t)) {
+            let Some(att) = t.networks_attachments.iter().flatten().find(|a| a.network.id == net.id) else {
+                continue;
+            };
+            let node = s.nodes.get(&t.node_id);
+            let host_ip = node.map(|n| n.status.addr.clone()).unwrap_or_default();
+            if let Some(n) = node {
+                peers.insert(n.id.clone(), json!({ "Name": n.description.hostname, "IP": host_ip }));
+            }
+            tasks.push(json!({
+                "Name": format!("{}.{}", t.display_name(&svc.spec.name), t.id),
+                "EndpointID": "",
+                "EndpointIP": att.addresses.first().and_then(|a| address_of(a)).map(|a| a.to_string()).unwrap_or_default(),
+                "Info": { "Host IP": host_ip },
+            }));
+        }
+        if vip.is_none() && tasks.is_empty() {
+            continue;
+        }
+        services.insert(
+            svc.spec.name.clone(),
+            json!({
+                "VIP": vip.map(|a| a.to_string()).unwrap_or_default(),
+                "Ports": [],
+                "LocalLBIndex": 0,
+                "Tasks": tasks,
+            }),
+        );
+    }
+    (Value::Object(services), Value::Array(peers.into_values().collect()))
 }
 
 pub async fn remove(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -207,6 +271,19 @@ pub async fn remove(State(state): State<ApiState>, Path(id): Path<String>) -> Ap
             (n, users)
         })
     })?;
+    let mesh_users: Vec<String> = m.store.view(|s| {
+        s.services
+            .iter()
+            .filter(|svc| net.ingress && publishes_ingress(svc))
+            .map(|svc| svc.spec.name.clone())
+            .collect()
+    });
+    if !mesh_users.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "ingress network cannot be removed because service {} depends on it",
+            mesh_users.join(", ")
+        )));
+    }
     if !users.is_empty() {
         return Err(ApiError::bad_request(format!(
             "network {} is in use by service {}",
