@@ -677,7 +677,19 @@ async fn configs_are_created_inspected_and_removed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn overlay_networks_are_created_used_and_removed() {
     let Some(()) = docker_available() else { return };
-    let (_pair, d) = pair().await;
+    let (pair, d) = pair().await;
+    // The routing mesh's network exists from the start, with the pool's first subnet.
+    let ingress = d.ok(&[
+        "network",
+        "inspect",
+        "ingress",
+        "--format",
+        "{{.Ingress}} {{.Scope}} {{json .IPAM.Config}} {{index .Options \"com.docker.network.driver.overlay.vxlanid_list\"}}",
+    ]);
+    assert_eq!(
+        ingress.trim(),
+        r#"true swarm [{"Subnet":"10.0.0.0/24","Gateway":"10.0.0.1"}] 4096"#
+    );
     let id = d
         .ok(&["network", "create", "-d", "overlay", "--attachable", "backend"])
         .trim()
@@ -691,6 +703,7 @@ async fn overlay_networks_are_created_used_and_removed() {
     assert_eq!(header(&ls), ["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
     let r = rows(&ls);
     assert!(r.iter().any(|row| row[1..] == ["backend", "overlay", "swarm"]), "{ls}");
+    assert!(r.iter().any(|row| row[1..] == ["ingress", "overlay", "swarm"]), "{ls}");
     assert_eq!(
         d.ok(&[
             "network",
@@ -710,7 +723,11 @@ async fn overlay_networks_are_created_used_and_removed() {
     assert_eq!(ipam[0]["Gateway"], subnet.replace(".0/24", ".1"), "{ipam}");
     d.fails(
         &["network", "create", "-d", "overlay", "--subnet", "10.0.0.0/8", "clash"],
-        &format!("overlaps {subnet}"),
+        "network clash: subnet 10.0.0.0/8 overlaps 10.0.",
+    );
+    d.fails(
+        &["network", "create", "-d", "overlay", "--ingress", "mesh2"],
+        "network mesh2: an ingress network already exists (ingress)",
     );
     d.fails(
         &[
@@ -727,18 +744,8 @@ async fn overlay_networks_are_created_used_and_removed() {
         "gateway \"10.77.255.255\" is not a host address of subnet 10.77.0.0/16",
     );
     d.fails(&["network", "inspect", "clash"], "network clash not found");
-    d.ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "usesnet",
-        "--network",
-        "backend",
-        IMAGE,
-        "sleep",
-        "3600",
-    ]);
+    run_service(&d, "usesnet", 2, &["--network", "backend", "--publish", "18080:80"]).await;
+    check_addresses(&d, &pair, &subnet);
     let target = d.ok(&[
         "service",
         "inspect",
@@ -764,6 +771,82 @@ async fn overlay_networks_are_created_used_and_removed() {
     d.fails(
         &["network", "create", "-d", "bridge", "y"],
         "network driver \"bridge\" is not supported",
+    );
+}
+
+/// `usesnet`'s two tasks and its virtual IPs have distinct addresses on `backend` (whose
+/// subnet is `subnet`) and on ingress, as `docker inspect` and `network inspect --verbose` show.
+fn check_addresses(d: &Docker, pair: &DockerPair, subnet: &str) {
+    let prefix = subnet.trim_end_matches("0/24");
+    let vips = d.ok(&[
+        "service",
+        "inspect",
+        "usesnet",
+        "--format",
+        "{{json .Endpoint.VirtualIPs}}",
+    ]);
+    let vips: serde_json::Value = serde_json::from_str(vips.trim()).expect("VirtualIPs JSON");
+    let vip_addrs: Vec<&str> = vips
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["Addr"].as_str())
+        .collect();
+    assert_eq!(vip_addrs.len(), 2, "one on ingress, one on backend: {vips}");
+    assert!(
+        vip_addrs[0].starts_with("10.0.0.") && vip_addrs[1].starts_with(prefix),
+        "{vips}"
+    );
+    let mut seen: Vec<String> = vip_addrs.iter().map(|a| a.to_string()).collect();
+    for task in d.ok(&["service", "ps", "-q", "usesnet"]).lines() {
+        let att = d.ok(&["inspect", "--format", "{{json .NetworksAttachments}}", task.trim()]);
+        let att: serde_json::Value = serde_json::from_str(att.trim()).expect("NetworksAttachments JSON");
+        let names: Vec<&str> = att
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["Network"]["Spec"]["Name"].as_str())
+            .collect();
+        assert_eq!(names, ["ingress", "backend"], "{att}");
+        for a in att.as_array().into_iter().flatten() {
+            let addr = a["Addresses"][0].as_str().unwrap_or_default().to_string();
+            assert!(
+                addr.ends_with("/24") && !addr.ends_with(".1/24"),
+                "not the gateway: {addr}"
+            );
+            assert!(!seen.contains(&addr), "{addr} given twice: {seen:?}");
+            seen.push(addr);
+        }
+    }
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    let verbose = d.ok(&[
+        "network",
+        "inspect",
+        "--verbose",
+        "backend",
+        "--format",
+        "{{json .Services}}",
+    ]);
+    let verbose: serde_json::Value = serde_json::from_str(verbose.trim()).expect("Services JSON");
+    let svc = &verbose["usesnet"];
+    assert_eq!(
+        Some(svc["VIP"].as_str().unwrap_or_default()),
+        vip_addrs[1].strip_suffix("/24"),
+        "{verbose}"
+    );
+    let ips: Vec<&str> = svc["Tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["EndpointIP"].as_str())
+        .collect();
+    assert_eq!(ips.len(), 2, "{verbose}");
+    assert!(ips.iter().all(|ip| ip.starts_with(prefix)), "{verbose}");
+    let out = pair.cluster.ctl(pair.m1, &["network", "rm", "ingress"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("ingress network cannot be removed because service usesnet depends on it"),
+        "{out:?}"
     );
 }
 

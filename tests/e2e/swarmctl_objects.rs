@@ -249,7 +249,14 @@ async fn swarmctl_secrets_configs_networks_and_events() {
     }
     let mut args: Vec<&str> = vec!["events"];
     args.extend(window.iter().map(String::as_str));
-    args.extend(["--filter", "type=network", "--format", "json"]);
+    args.extend([
+        "--filter",
+        "type=network",
+        "--filter",
+        "network=ctl-front",
+        "--format",
+        "json",
+    ]);
     let history = c.ctl_ok(m1, &args);
     let events: Vec<Value> = history.lines().map(json).collect();
     let actions: Vec<&str> = events.iter().filter_map(|e| e["Action"].as_str()).collect();
@@ -375,4 +382,82 @@ async fn swarmctl_service_logs() {
     drop(follow);
 
     assert_eq!(c.ctl_ok(m1, &["service", "rm", "ctl-talk"]), "ctl-talk\n");
+}
+
+/// The address pool is chosen when the cluster is made: ingress and later networks take their
+/// subnets from it, and a pool that cannot work stops `swarmd init` with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_pool_is_set_when_the_cluster_is_made() {
+    let refused = |args: &[&str]| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = Command::new(crate::support::SWARMD)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["init", "--listen-addr", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run swarmd");
+        assert!(!out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = refused(&["--default-addr-pool", "172.30.0.1/16"]);
+    assert!(
+        err.contains("--default-addr-pool: invalid subnet \"172.30.0.1/16\": host bits are set"),
+        "{err}"
+    );
+    let err = refused(&[
+        "--default-addr-pool",
+        "172.30.0.0/16",
+        "--default-addr-pool-mask-length",
+        "12",
+    ]);
+    assert!(
+        err.contains("subnet size /12 does not fit in address pool 172.30.0.0/16"),
+        "{err}"
+    );
+
+    let mut c = Cluster::new();
+    let m1 = c.init(
+        "m1",
+        &[
+            "--default-addr-pool",
+            "172.30.0.0/16",
+            "--default-addr-pool-mask-length",
+            "26",
+        ],
+    );
+    c.ctl_ok(
+        m1,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "192.168.77.0/24",
+            "--opt",
+            "x=1",
+            "asked",
+        ],
+    );
+    c.ctl_ok(m1, &["network", "create", "pooled"]);
+    let nets: Value = serde_json::from_str(&c.ctl_ok(m1, &["network", "inspect", "ingress", "asked", "pooled"]))
+        .expect("inspect JSON");
+    let subnets: Vec<&str> = nets
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| n["IPAM"]["Config"][0]["Subnet"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        subnets,
+        ["172.30.0.0/26", "192.168.77.0/24", "172.30.0.64/26"],
+        "{nets}"
+    );
+    assert_eq!(nets[1]["Options"]["x"], "1", "{nets}");
+    let out = c.ctl(m1, &["network", "create", "--subnet", "172.30.0.0/24", "clash"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("network clash: subnet 172.30.0.0/24 overlaps 172.30.0.0/26"),
+        "{err}"
+    );
 }

@@ -317,8 +317,13 @@ async fn replicas_and_label_updates_restart_nothing() {
     let before = running_containers("web");
     c.ctl_ok(m, &["service", "update", "--replicas", "5", "web"]);
     c.ctl_ok(m, &["service", "update", "--label-add", "tier=front", "web"]);
-    let after = running_containers("web");
-    assert_eq!(after.len(), 5);
+    // `service update` returns once the store has the change; the two new containers may
+    // still be starting.
+    let after = eventually("five web containers", Duration::from_secs(60), || async {
+        let after = running_containers("web");
+        (after.len() == 5).then_some(after)
+    })
+    .await;
     assert!(before.iter().all(|id| after.contains(id)), "{before:?} {after:?}");
     let st = update_status(&c, m, "web").await;
     assert!(st.is_null(), "no rolling update for a replicas or label change: {st}");
