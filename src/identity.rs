@@ -83,6 +83,7 @@ pub(crate) fn local_description(hostname: &str, ca_pem: &str) -> NodeDescription
         },
         engine: Default::default(),
         tls_info: ca::tls_info(ca_pem),
+        host_networks: Some(host::networks()),
     }
 }
 

@@ -172,6 +172,7 @@ impl Agent {
             resources: facts.resources,
             engine: facts.engine,
             tls_info: Default::default(),
+            host_networks: Some(swarm_protocol::host::networks()),
         }
     }
 

@@ -120,7 +120,8 @@ impl FromStr for Ipv4Net {
 
 /// The subnet for a new network: the one asked for, if it overlaps nothing taken, else the
 /// first free `size` subnet of `pool`. `taken` are the other networks' subnets; `avoid` are
-/// networks the nodes themselves use (their addresses, routes and resolvers).
+/// networks the nodes themselves use (their addresses, routes and resolvers), which only a
+/// picked subnet stays clear of.
 pub fn pick_subnet(
     pool: Ipv4Net,
     size: u8,
@@ -132,7 +133,7 @@ pub fn pick_subnet(
         if subnet.prefix > MAX_PREFIX {
             return Err(IpamError::TooSmall { subnet });
         }
-        if let Some(other) = taken.iter().chain(avoid).find(|o| o.overlaps(&subnet)) {
+        if let Some(other) = taken.iter().find(|o| o.overlaps(&subnet)) {
             return Err(IpamError::Overlaps { subnet, other: *other });
         }
         return Ok(subnet);

@@ -116,6 +116,10 @@ pub struct NodeDescription {
     pub engine: EngineDescription,
     #[serde(rename = "TLSInfo", default)]
     pub tls_info: TlsInfo,
+    /// The IPv4 networks the node itself uses (routes and resolvers, as CIDRs): overlay
+    /// subnets are picked around them. Not in Swarm, which overlaps them silently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_networks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,9 +55,65 @@ pub fn operating_system() -> String {
         .unwrap_or_else(|| os().to_string())
 }
 
+/// The IPv4 networks this host uses, as CIDR strings: the destinations of its routes (which
+/// include the subnets of its own addresses) and its resolvers, so that managers never give an
+/// overlay a subnet that would hide them. The default route is left out: it covers everything.
+pub fn networks() -> Vec<String> {
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = routed_networks(&routes);
+    out.extend(resolvers(&resolv).into_iter().map(|r| format!("{r}/32")));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Route destinations from `/proc/net/route`, whose addresses and masks are hex in the
+/// kernel's (little-endian) byte order.
+fn routed_networks(table: &str) -> Vec<String> {
+    // The kernel prints each network-order value as a native-endian number.
+    let hex = |s: &str| {
+        u32::from_str_radix(s, 16)
+            .ok()
+            .map(|v| u32::from(std::net::Ipv4Addr::from(v.to_ne_bytes())))
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let dest = hex(fields.get(1)?)?;
+            let mask = hex(fields.get(7)?)?;
+            (mask != 0 && mask.leading_ones() + mask.trailing_zeros() == 32)
+                .then(|| format!("{}/{}", std::net::Ipv4Addr::from(dest & mask), mask.leading_ones()))
+        })
+        .collect()
+}
+
+/// The IPv4 `nameserver` lines of a resolv.conf.
+pub fn resolvers(resolv_conf: &str) -> Vec<std::net::Ipv4Addr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|v| v.trim().parse().ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_and_resolvers_are_read_without_the_default_route() {
+        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+            docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
+            eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+            bad\tzz\n";
+        assert_eq!(routed_networks(table), ["172.17.0.0/16", "192.0.2.0/24"]);
+        let conf = "# comment\nnameserver 10.255.255.53\nnameserver ::1\nsearch example\n";
+        assert_eq!(resolvers(conf), [std::net::Ipv4Addr::new(10, 255, 255, 53)]);
+    }
 
     #[test]
     fn facts_are_plausible() {

@@ -113,6 +113,8 @@ pub(super) async fn join(
             resources: req.resources,
             engine: req.engine,
             tls_info: tls_info(&root.ca_cert_pem),
+            // Reported with the node's first session.
+            host_networks: None,
         },
         status: NodeStatus {
             state: NodeState::Unknown,

@@ -285,7 +285,13 @@ impl StoreState {
                             n.name, other.name
                         )));
                     }
-                    super::subnets::allocate(n, self.cluster(), self.networks.iter())
+                    let host_networks: Vec<crate::ipam::Ipv4Net> = self
+                        .nodes
+                        .iter()
+                        .flat_map(|node| node.description.host_networks.iter().flatten())
+                        .filter_map(|c| c.parse().ok())
+                        .collect();
+                    super::subnets::allocate(n, self.cluster(), self.networks.iter(), &host_networks)
                         .map_err(|e| StoreError::Refused(format!("network {}: {e}", n.name)))?;
                 }
                 if let Object::Task(t) = &mut obj {

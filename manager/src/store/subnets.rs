@@ -38,10 +38,13 @@ fn pools_of(cluster: Option<&Cluster>) -> Result<(Vec<Ipv4Net>, u8), IpamError> 
 }
 
 /// Gives `net` its subnet and gateway (`IPAM.Config[0]`), or says why it cannot have them.
+/// A subnet picked from the pool also avoids `host_networks`, the networks the nodes use
+/// themselves; one asked for explicitly may overlap them, as in Swarm.
 pub fn allocate<'a>(
     net: &mut Network,
     cluster: Option<&Cluster>,
     others: impl Iterator<Item = &'a Network>,
+    host_networks: &[Ipv4Net],
 ) -> Result<(), IpamError> {
     let configs = net.ipam.config.get_or_insert_with(Vec::new);
     if configs.len() > 1 {
@@ -53,16 +56,18 @@ pub fn allocate<'a>(
         text => Some(text.parse::<Ipv4Net>()?),
     };
     let others: Vec<&Network> = others.filter(|o| o.id != net.id).collect();
-    let taken: Vec<Ipv4Net> = others
+    let mut taken: Vec<Ipv4Net> = others
         .iter()
         .flat_map(|o| o.ipam.config.iter().flatten())
         .filter_map(|c| c.subnet.parse().ok())
         .collect();
+    // Lowest first, so that an overlap is reported the same way every time.
+    taken.sort();
     let (pools, size) = pools_of(cluster)?;
     // The first pool with room, or the error of the last one (`pools_of` gives at least one).
     let mut picked = None;
     for pool in pools {
-        let result = pick_subnet(pool, size, asked_subnet, &taken, &[]);
+        let result = pick_subnet(pool, size, asked_subnet, &taken, host_networks);
         let done = result.is_ok() || asked_subnet.is_some();
         picked = Some(result);
         if done {
@@ -136,7 +141,7 @@ mod tests {
     fn networks_get_the_next_free_subnet_of_the_pool() {
         let existing = [network("a", "10.0.0.0/24", "10.0.0.1"), network("b", "10.0.2.0/24", "")];
         let mut n = network("n", "", "");
-        allocate(&mut n, None, existing.iter()).unwrap();
+        allocate(&mut n, None, existing.iter(), &[]).unwrap();
         assert_eq!(config(&n), ("10.0.1.0/24".to_string(), "10.0.1.1".to_string()));
         assert_eq!(n.vxlan_id(), Some(FIRST_VXLAN_ID));
     }
@@ -144,19 +149,21 @@ mod tests {
     #[test]
     fn vxlan_ids_are_the_lowest_free_or_the_one_asked_for() {
         let mut a = network("a", "", "");
-        allocate(&mut a, None, std::iter::empty()).unwrap();
+        allocate(&mut a, None, std::iter::empty(), &[]).unwrap();
         let mut b = network("b", "", "");
         b.options.insert(VXLAN_ID_OPTION.to_string(), "5000".to_string());
-        allocate(&mut b, None, [&a].into_iter()).unwrap();
+        allocate(&mut b, None, [&a].into_iter(), &[]).unwrap();
         let mut c = network("c", "", "");
-        allocate(&mut c, None, [&a, &b].into_iter()).unwrap();
+        allocate(&mut c, None, [&a, &b].into_iter(), &[]).unwrap();
         let ids: Vec<_> = [&a, &b, &c].iter().map(|n| n.vxlan_id()).collect();
         assert_eq!(ids, vec![Some(4096), Some(5000), Some(4097)]);
 
         let refused = |asked: &str| {
             let mut n = network("n", "", "");
             n.options.insert(VXLAN_ID_OPTION.to_string(), asked.to_string());
-            allocate(&mut n, None, [&a, &b].into_iter()).unwrap_err().to_string()
+            allocate(&mut n, None, [&a, &b].into_iter(), &[])
+                .unwrap_err()
+                .to_string()
         };
         assert_eq!(refused("5000"), "VXLAN ID 5000 is used by another network");
         assert_eq!(refused("0"), "VXLAN ID \"0\" is not a number from 1 to 16777215");
@@ -174,7 +181,7 @@ mod tests {
             ..Default::default()
         };
         let mut n = network("n", "", "");
-        allocate(&mut n, Some(&cluster), std::iter::empty()).unwrap();
+        allocate(&mut n, Some(&cluster), std::iter::empty(), &[]).unwrap();
         assert_eq!(config(&n), ("172.20.0.0/26".to_string(), "172.20.0.1".to_string()));
     }
 
@@ -182,12 +189,12 @@ mod tests {
     fn an_asked_subnet_and_gateway_are_kept_or_refused_clearly() {
         let existing = [network("a", "10.0.0.0/24", "")];
         let mut n = network("n", "192.168.5.0/24", "192.168.5.254");
-        allocate(&mut n, None, existing.iter()).unwrap();
+        allocate(&mut n, None, existing.iter(), &[]).unwrap();
         assert_eq!(config(&n), ("192.168.5.0/24".to_string(), "192.168.5.254".to_string()));
 
         let refused = |subnet: &str, gateway: &str| {
             let mut n = network("n", subnet, gateway);
-            allocate(&mut n, None, existing.iter()).unwrap_err().to_string()
+            allocate(&mut n, None, existing.iter(), &[]).unwrap_err().to_string()
         };
         assert_eq!(refused("10.0.0.0/16", ""), "subnet 10.0.0.0/16 overlaps 10.0.0.0/24");
         assert!(refused("10.1.0.7/24", "").contains("host bits"));
@@ -197,10 +204,24 @@ mod tests {
     }
 
     #[test]
+    fn pooled_subnets_avoid_the_hosts_networks_but_asked_ones_may_overlap_them() {
+        let host: Vec<Ipv4Net> = ["10.0.0.0/23", "10.0.2.53/32"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let mut n = network("n", "", "");
+        allocate(&mut n, None, std::iter::empty(), &host).unwrap();
+        assert_eq!(config(&n).0, "10.0.3.0/24");
+        let mut asked = network("m", "10.0.1.0/24", "");
+        allocate(&mut asked, None, std::iter::empty(), &host).unwrap();
+        assert_eq!(config(&asked).0, "10.0.1.0/24");
+    }
+
+    #[test]
     fn a_network_keeps_its_own_subnet_when_checked_again() {
         let mut n = network("n", "10.0.7.0/24", "10.0.7.1");
         let same = n.clone();
-        allocate(&mut n, None, [same].iter()).unwrap();
+        allocate(&mut n, None, [same].iter(), &[]).unwrap();
         assert_eq!(config(&n).0, "10.0.7.0/24");
     }
 }
