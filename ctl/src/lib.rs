@@ -1,6 +1,7 @@
 //! `swarmctl`: the command line client. It speaks only the Engine API, like the docker CLI.
 
 pub mod client;
+mod endpoint;
 mod events;
 mod logs;
 mod network;

@@ -7,6 +7,7 @@ use swarm_model::ContainerSpec;
 use swarm_model::DiscreteGenericResource;
 use swarm_model::GenericResource;
 use swarm_model::Limit;
+use swarm_model::NetworkAttachmentConfig;
 use swarm_model::Placement;
 use swarm_model::PlacementPreference;
 use swarm_model::ReplicatedJob;
@@ -23,6 +24,8 @@ use swarm_model::TaskSpec;
 use super::CtlError;
 use super::ListArgs;
 use super::check_format;
+use super::endpoint::endpoint_spec_of;
+use super::endpoint::parse_network;
 use super::for_each;
 use super::logs::LogsArgs;
 use super::parse_labels;
@@ -146,6 +149,15 @@ pub struct CreateArgs {
     /// Signal that stops a container.
     #[arg(long)]
     pub stop_signal: Option<String>,
+    /// Network to attach to: `NAME` or `name=NAME,alias=A` (repeatable).
+    #[arg(long = "network")]
+    pub networks: Vec<String>,
+    /// Port to publish: `[PUBLISHED:]TARGET[/PROTO]` or `target=T,published=P,mode=host` (repeatable).
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// How the service is reached: `vip` (a virtual IP) or `dnsrr` (its tasks' addresses).
+    #[arg(long, value_parser = ["vip", "dnsrr"])]
+    pub endpoint_mode: Option<String>,
     #[command(flatten)]
     pub health: HealthArgs,
     pub image: String,
@@ -320,6 +332,11 @@ fn restart_policy_of(args: &CreateArgs, job: bool) -> Result<Option<RestartPolic
     Ok((p != RestartPolicy::default()).then_some(p))
 }
 
+fn networks_of(flags: &[String]) -> Result<Option<Vec<NetworkAttachmentConfig>>, CtlError> {
+    let networks = flags.iter().map(|n| parse_network(n)).collect::<Result<Vec<_>, _>>()?;
+    Ok((!networks.is_empty()).then_some(networks))
+}
+
 async fn service_create(client: &ApiClient, args: CreateArgs) -> Result<(), CtlError> {
     let mode = mode_of(&args)?;
     let grace = args
@@ -349,9 +366,11 @@ async fn service_create(client: &ApiClient, args: CreateArgs) -> Result<(), CtlE
             placement: placement_of(&args)?,
             resources: resources_of(&args)?,
             restart_policy: restart_policy_of(&args, mode.is_job())?,
+            networks: networks_of(&args.networks)?,
             ..Default::default()
         },
         mode,
+        endpoint_spec: endpoint_spec_of(args.endpoint_mode.as_deref(), &args.publish)?,
         ..Default::default()
     };
     let resp: Value = client.post("/services/create", &spec).await?;

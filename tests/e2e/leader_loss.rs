@@ -13,6 +13,26 @@ use crate::support::eventually;
 use crate::support::service_names;
 use crate::support::service_spec;
 
+/// The service's virtual IPs and its tasks' overlay addresses as node `i` shows them, keyed by
+/// "vip NETWORK" and "TASKID NETWORK"; None until every task has its addresses.
+async fn addresses_of(c: &Cluster, i: usize, service: &str) -> Option<std::collections::BTreeMap<String, String>> {
+    let svc: Value = c.nodes[i].client().get(&format!("/services/{service}")).await.ok()?;
+    let mut out = std::collections::BTreeMap::new();
+    for vip in svc["Endpoint"]["VirtualIPs"].as_array().into_iter().flatten() {
+        out.insert(format!("vip {}", vip["NetworkID"]), vip["Addr"].as_str()?.to_string());
+    }
+    for t in crate::support::tasks_of(c, i, service).await? {
+        let attachments = t["NetworksAttachments"].as_array()?;
+        for a in attachments {
+            out.insert(
+                format!("{} {}", t["ID"], a["Network"]["ID"]),
+                a["Addresses"][0].as_str()?.to_string(),
+            );
+        }
+    }
+    Some(out)
+}
+
 #[derive(Default)]
 struct LoadLog {
     /// (name, started, finished) of every create that returned success.
@@ -31,6 +51,30 @@ async fn leader_kill_under_load_loses_no_acknowledged_write() {
     c.join("m2", &token, m1);
     c.join("m3", &token, m1);
     let leader = c.wait_leader(Duration::from_secs(30)).await;
+
+    // Addresses: a service on an overlay, whose VIP and task addresses must outlive the leader.
+    c.ctl_ok(m1, &["network", "create", "pinned-net"]);
+    c.ctl_ok(
+        m1,
+        &[
+            "service",
+            "create",
+            "--name",
+            "pinned",
+            "--replicas",
+            "3",
+            "--network",
+            "pinned-net",
+        ]
+        .into_iter()
+        .chain(["swarm-test/busybox:latest", "sleep", "3600"])
+        .collect::<Vec<_>>(),
+    );
+    let addresses_before = eventually("pinned has its addresses", Duration::from_secs(30), || {
+        let c = &c;
+        async move { addresses_of(c, m1, "pinned").await.filter(|a| a.len() == 4) }
+    })
+    .await;
 
     // Phase: steady load from four clients spread over all managers.
     let clients: Vec<ApiClient> = c
@@ -142,6 +186,13 @@ async fn leader_kill_under_load_loses_no_acknowledged_write() {
         )
         .await;
     }
+
+    // Phase: the new leader and every survivor show the same addresses, still distinct.
+    for &i in &survivors {
+        assert_eq!(addresses_of(&c, i, "pinned").await.as_ref(), Some(&addresses_before));
+    }
+    let distinct: BTreeSet<&String> = addresses_before.values().collect();
+    assert_eq!(distinct.len(), addresses_before.len(), "{addresses_before:?}");
 
     // Phase: the killed manager restarts without flags and catches up.
     c.restart(leader);
