@@ -3,6 +3,7 @@
 //! dies the agent reconnects to another; its tasks keep running meanwhile.
 
 pub mod exec;
+pub mod overlay;
 pub mod worker;
 
 use std::sync::Arc;
