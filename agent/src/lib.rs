@@ -23,6 +23,7 @@ use swarm_protocol::dispatcher::LogBatch;
 use swarm_protocol::dispatcher::LogLine;
 use swarm_protocol::dispatcher::LogRequest;
 use swarm_protocol::dispatcher::NotLeader;
+use swarm_protocol::dispatcher::OverlayPeer;
 use swarm_protocol::dispatcher::SessionMessage;
 use swarm_protocol::dispatcher::SessionRequest;
 use swarm_protocol::dispatcher::StatusRequest;
@@ -48,6 +49,8 @@ pub struct Agent {
     pub worker: Arc<Worker>,
     on_managers: Option<ManagersChanged>,
     on_role: Option<RoleWanted>,
+    /// The overlay peers the managers last sent, for the node's overlay networks.
+    overlay_peers: watch::Sender<Vec<OverlayPeer>>,
 }
 
 enum SessionEnd {
@@ -75,7 +78,14 @@ impl Agent {
             worker,
             on_managers,
             on_role: None,
+            overlay_peers: watch::Sender::new(Vec::new()),
         }
+    }
+
+    /// The overlay peers this node needs, as the managers last sent them; changes wake
+    /// receivers.
+    pub fn overlay_peers(&self) -> watch::Receiver<Vec<OverlayPeer>> {
+        self.overlay_peers.subscribe()
     }
 
     /// Lets the daemon know which role the managers want for this node.
@@ -272,6 +282,17 @@ impl Agent {
                             self.node_id.clone(),
                             req,
                         ));
+                    }
+                    SessionMessage::Peers { peers } => {
+                        let count = peers.len();
+                        let changed = self.overlay_peers.send_if_modified(|current| {
+                            let changed = *current != peers;
+                            *current = peers;
+                            changed
+                        });
+                        if changed {
+                            tracing::info!(peers = count, "overlay peers changed");
+                        }
                     }
                     SessionMessage::Welcome { .. } => {}
                 }

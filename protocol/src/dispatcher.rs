@@ -52,6 +52,18 @@ pub enum SessionMessage {
     Role { role: NodeRole, raft_id: Option<u64> },
     /// Send the output of these tasks' containers to `POST /dispatcher/logs`.
     Logs(LogRequest),
+    /// The whole set of overlay peers the node needs (sent when it changes): tasks on other
+    /// nodes that share a network with one of this node's tasks.
+    Peers { peers: Vec<OverlayPeer> },
+}
+
+/// A task on another node, as an overlay on this node reaches it: its address on the network
+/// with VXLAN ID `vni`, and the address of the node it runs on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OverlayPeer {
+    pub vni: u32,
+    pub addr: std::net::Ipv4Addr,
+    pub node: std::net::Ipv4Addr,
 }
 
 /// Whether a [`FileData`] is a secret's or a config's.

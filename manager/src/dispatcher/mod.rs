@@ -3,6 +3,7 @@
 //! status reports written to raft in batches, and log subscriptions ([`logbroker`]).
 
 mod logbroker;
+pub mod peers;
 mod session;
 
 use std::collections::HashMap;

@@ -29,6 +29,7 @@ use super::DispatchError;
 use super::Dispatcher;
 use super::MISSED_HEARTBEATS;
 use super::heartbeat_period;
+use super::peers::peers_for;
 use crate::store::Event;
 use crate::store::StoreAction;
 use crate::store::StoreState;
@@ -86,6 +87,17 @@ fn as_sent(s: &StoreState, mut task: Task) -> Task {
         task.spec.log_driver = s.cluster().and_then(|c| c.spec.task_defaults.log_driver.clone());
     }
     task
+}
+
+/// Whether an event can change some node's overlay peers: a task, node or network changed.
+fn touches_peers(e: &Event) -> bool {
+    match e {
+        Event::Create(o) | Event::Delete(o) | Event::Update { new: o, .. } => {
+            matches!(o, Object::Task(_) | Object::Node(_) | Object::Network(_))
+        }
+        Event::Restored { .. } => true,
+        Event::Commit { .. } => false,
+    }
 }
 
 /// The tasks a node is told about: those assigned to it.
@@ -190,6 +202,14 @@ impl Dispatcher {
             if let Some((r, raft_id)) = role {
                 alive = alive && send(SessionMessage::Role { role: r, raft_id }).await;
             }
+            let mut peers = me.store.view(|s| peers_for(s, &node_id));
+            if !peers.is_empty() {
+                alive = alive
+                    && send(SessionMessage::Peers {
+                        peers: peers.iter().cloned().collect(),
+                    })
+                    .await;
+            }
             // Raft membership changes are not store events: look at the managers on every
             // wake-up and at least every 5 s, so a node learns of new managers before it needs
             // them (a demoted leader's agent must find the next leader).
@@ -211,6 +231,7 @@ impl Dispatcher {
                 let mut removed: HashSet<String> = HashSet::new();
                 let mut full_again = false;
                 let mut role_changed = false;
+                let mut peers_may_change = false;
                 tokio::select! {
                     batch = watcher.next() => {
                         let Some(first) = batch else { break };
@@ -222,6 +243,7 @@ impl Dispatcher {
                         }
                         for b in batches {
                             for e in b.iter() {
+                                peers_may_change |= touches_peers(e);
                                 match e {
                                     Event::Create(Object::Task(t)) | Event::Update { new: Object::Task(t), .. }
                                         if assigned_to(t, &node_id) =>
@@ -239,7 +261,10 @@ impl Dispatcher {
                                         role = Some((n.spec.role, n.raft_id));
                                         role_changed = true;
                                     }
-                                    Event::Restored { .. } => full_again = true,
+                                    Event::Restored { .. } => {
+                                        full_again = true;
+                                        peers_may_change = true;
+                                    }
                                     _ => {}
                                 }
                             }
@@ -288,6 +313,16 @@ impl Dispatcher {
                         files,
                     })
                     .await;
+                }
+                if alive && peers_may_change {
+                    let now = me.store.view(|s| peers_for(s, &node_id));
+                    if now != peers {
+                        peers = now;
+                        alive = send(SessionMessage::Peers {
+                            peers: peers.iter().cloned().collect(),
+                        })
+                        .await;
+                    }
                 }
             }
             let mut sessions = me.lock_sessions();
