@@ -57,6 +57,11 @@ pub enum NetworkCmd {
         #[arg(required = true)]
         networks: Vec<String>,
     },
+    /// Connect a standalone container to an attachable network (as docker's; a swarm-rs
+    /// manager answers why it cannot yet).
+    Connect { network: String, container: String },
+    /// Disconnect a standalone container from a network.
+    Disconnect { network: String, container: String },
     /// Remove networks.
     #[command(alias = "remove")]
     Rm {
@@ -114,6 +119,8 @@ pub async fn run(client: &ApiClient, cmd: NetworkCmd) -> Result<(), CtlError> {
             }
             print_json(&out)
         }
+        NetworkCmd::Connect { network, container } => container_op(client, "connect", &network, &container).await,
+        NetworkCmd::Disconnect { network, container } => container_op(client, "disconnect", &network, &container).await,
         NetworkCmd::Rm { networks } => {
             for_each(networks, "remove", |n| async move {
                 client.delete(&format!("/networks/{}", encode_query(&n))).await?;
@@ -123,6 +130,17 @@ pub async fn run(client: &ApiClient, cmd: NetworkCmd) -> Result<(), CtlError> {
             .await
         }
     }
+}
+
+/// `POST /networks/{network}/{verb}` for a standalone container.
+async fn container_op(client: &ApiClient, verb: &str, network: &str, container: &str) -> Result<(), CtlError> {
+    let _: Value = client
+        .post(
+            &format!("/networks/{}/{verb}", encode_query(network)),
+            &json!({ "Container": container }),
+        )
+        .await?;
+    Ok(())
 }
 
 /// The first 12 characters, as docker shows network IDs.

@@ -774,6 +774,14 @@ async fn overlay_networks_are_created_used_and_removed() {
         "network target {target:?} is the ID {id}"
     );
     d.fails(
+        &["network", "connect", "backend", "some-container"],
+        "swarm-rs runs no standalone containers yet",
+    );
+    d.fails(
+        &["network", "disconnect", "ingress", "some-container"],
+        "network ingress not manually attachable",
+    );
+    d.fails(
         &["network", "rm", "backend"],
         "network backend is in use by service usesnet",
     );

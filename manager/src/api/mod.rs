@@ -91,6 +91,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route("/networks/{id}", get(networks::inspect).delete(networks::remove))
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::connect))
         .route("/events", get(events::events))
         .route("/tasks", get(tasks::list))
         .route("/tasks/{id}", get(tasks::inspect))

@@ -250,6 +250,27 @@ fn attached(s: &StoreState, net: &Network) -> (Value, Value) {
     (Value::Object(services), Value::Array(peers.into_values().collect()))
 }
 
+/// `docker network connect`/`disconnect`: standalone containers join attachable networks on
+/// their own engine, which a swarm-rs manager is not; say so rather than answer 404.
+pub async fn connect(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let m = state.manager()?;
+    let net = m.store.view(|s| resolve_network(s, &id))?;
+    if !net.attachable {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("network {} not manually attachable", net.name),
+        ));
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        format!(
+            "cannot connect a container to network {}: swarm-rs runs no standalone containers yet; \
+             put services on it with --network or service update --network-add",
+            net.name
+        ),
+    ))
+}
+
 pub async fn remove(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let m = state.manager()?;
     let (net, users) = m.store.view(|s| {
