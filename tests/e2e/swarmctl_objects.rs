@@ -460,6 +460,9 @@ async fn the_address_pool_is_set_when_the_cluster_is_made() {
         err.contains("network clash: subnet 172.30.0.0/24 overlaps 172.30.0.0/26"),
         "{err}"
     );
+    let out = c.ctl(m1, &["network", "connect", "pooled", "some-container"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("network pooled not manually attachable"), "{err}");
 }
 
 /// Subnets picked from the pool stay clear of the networks the nodes use themselves: here the
