@@ -277,3 +277,160 @@ async fn a_failed_attach_leaves_nothing_and_errors_say_what_failed() {
     );
     assert_eq!(mac_for(Ipv4Addr::new(10, 0, 1, 3)), [0x02, 0x42, 10, 0, 1, 3]);
 }
+
+/// Two nodes with one container each on an overlay, as the first test builds them; returns
+/// the node and task addresses.
+async fn two_node_overlay(hosts: &mut TestHosts, vni: u32) -> (Vec<Ipv4Addr>, [Ipv4Addr; 2]) {
+    let nodes = hosts.underlay(2);
+    hosts.add_namespace("c1");
+    hosts.add_namespace("c2");
+    let tasks = [Ipv4Addr::new(10, 0, 1, 3), Ipv4Addr::new(10, 0, 1, 4)];
+    for me in 0..2 {
+        let other = 1 - me;
+        let spec = OverlaySpec {
+            vni,
+            mtu: 1450,
+            local: nodes[me],
+        };
+        let container = hosts.path(&format!("c{}", me + 1));
+        let ep = Endpoint {
+            name: format!("bench{me}"),
+            ifname: "eth0".to_string(),
+            addr: tasks[me],
+            prefix: 24,
+            mtu: 1450,
+        };
+        let (peer, peer_node) = (tasks[other], nodes[other]);
+        in_netns(&hosts.path(&format!("n{}", me + 1)), move |h| async move {
+            ensure_network(&h, &spec).await?;
+            add_peer(&h, vni, peer, peer_node).await?;
+            attach(&h, vni, &container, &ep).await
+        })
+        .await
+        .unwrap_or_else(|e| panic!("node {}: {e}", me + 1));
+    }
+    (nodes, tasks)
+}
+
+/// Bytes per second from namespace `from` to a server at `to` in namespace `server`, over
+/// `secs` seconds of 128 KiB writes.
+fn throughput(from: &std::path::Path, server: &std::path::Path, to: Ipv4Addr, port: u16, secs: u64) -> f64 {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let sink = spawn_in_netns(server, move || {
+        let l = TcpListener::bind((to, port)).map_err(|e| OverlayError::Missing(e.to_string()))?;
+        let _ = ready_tx.send(());
+        let (mut s, _) = l.accept().map_err(|e| OverlayError::Missing(e.to_string()))?;
+        let mut buf = vec![0u8; 1 << 17];
+        let mut total = 0u64;
+        let start = std::time::Instant::now();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n as u64,
+            }
+        }
+        Ok(total as f64 / start.elapsed().as_secs_f64())
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5)).expect("sink ready");
+    let _ = spawn_in_netns(from, move || {
+        let mut s = TcpStream::connect((to, port)).map_err(|e| OverlayError::Missing(e.to_string()))?;
+        let buf = vec![7u8; 1 << 17];
+        let end = std::time::Instant::now() + Duration::from_secs(secs);
+        while std::time::Instant::now() < end {
+            s.write_all(&buf).map_err(|e| OverlayError::Missing(e.to_string()))?;
+        }
+        Ok(())
+    })
+    .join();
+    sink.join().expect("sink thread").expect("sink")
+}
+
+/// The median round trip of a one-byte request and reply, in microseconds, over `count`.
+fn round_trip_us(from: &std::path::Path, server: &std::path::Path, to: Ipv4Addr, port: u16, count: usize) -> f64 {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let echo = spawn_in_netns(server, move || {
+        let l = TcpListener::bind((to, port)).map_err(|e| OverlayError::Missing(e.to_string()))?;
+        let _ = ready_tx.send(());
+        let (mut s, _) = l.accept().map_err(|e| OverlayError::Missing(e.to_string()))?;
+        let _ = s.set_nodelay(true);
+        let mut b = [0u8; 1];
+        while let Ok(1) = s.read(&mut b) {
+            if s.write_all(&b).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5)).expect("echo ready");
+    let mut times = spawn_in_netns(from, move || {
+        let mut s = TcpStream::connect((to, port)).map_err(|e| OverlayError::Missing(e.to_string()))?;
+        let _ = s.set_nodelay(true);
+        let mut times = Vec::with_capacity(count);
+        let mut b = [1u8; 1];
+        for _ in 0..count {
+            let start = std::time::Instant::now();
+            s.write_all(&b).map_err(|e| OverlayError::Missing(e.to_string()))?;
+            s.read_exact(&mut b).map_err(|e| OverlayError::Missing(e.to_string()))?;
+            times.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+        Ok(times)
+    })
+    .join()
+    .expect("client thread")
+    .expect("client");
+    let _ = echo.join();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Cross-node throughput and latency, overlay against the veth underlay it runs on, as
+/// medians of three runs (`make bench`; figures in docs/benchmarks.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run by make bench"]
+async fn bench_overlay_against_underlay() {
+    let Some(mut hosts) = TestHosts::new("z") else { return };
+    let (nodes, tasks) = two_node_overlay(&mut hosts, 4200).await;
+    let (n1, n2, c1, c2) = (hosts.path("n1"), hosts.path("n2"), hosts.path("c1"), hosts.path("c2"));
+    let mut port = 7100;
+    let mut next = || {
+        port += 1;
+        port
+    };
+    let runs = 3;
+    let under_bps = median((0..runs).map(|_| throughput(&n1, &n2, nodes[1], next(), 5)).collect());
+    let over_bps = median((0..runs).map(|_| throughput(&c1, &c2, tasks[1], next(), 5)).collect());
+    let under_rtt = median(
+        (0..runs)
+            .map(|_| round_trip_us(&n1, &n2, nodes[1], next(), 5000))
+            .collect(),
+    );
+    let over_rtt = median(
+        (0..runs)
+            .map(|_| round_trip_us(&c1, &c2, tasks[1], next(), 5000))
+            .collect(),
+    );
+    let gbit = |bps: f64| bps * 8.0 / 1e9;
+    println!("| path | throughput (Gbit/s) | round trip, median (µs) |");
+    println!("|---|---|---|");
+    println!(
+        "| underlay (veth to veth through the switch namespace) | {:.2} | {:.1} |",
+        gbit(under_bps),
+        under_rtt
+    );
+    println!(
+        "| overlay (container to container over VXLAN) | {:.2} | {:.1} |",
+        gbit(over_bps),
+        over_rtt
+    );
+    println!(
+        "overlay/underlay: throughput {:.2}x, round trip {:.2}x",
+        over_bps / under_bps,
+        over_rtt / under_rtt
+    );
+    assert!(over_bps > 0.0 && under_bps > 0.0);
+}
