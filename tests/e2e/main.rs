@@ -13,6 +13,7 @@ mod forming;
 mod group_commit;
 mod leader_loss;
 mod orchestration;
+mod overlay;
 mod quorum;
 mod request_bodies;
 mod restart;

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod hosts;
 pub mod shared;
 pub mod view;
 
@@ -37,6 +38,8 @@ pub struct NodeProc {
     pub child: Option<Child>,
     pub log: PathBuf,
     pub out: PathBuf,
+    /// The network namespace the node runs in (a separate host), if not the test's own.
+    pub netns: Option<String>,
 }
 
 impl NodeProc {
@@ -139,13 +142,23 @@ impl Cluster {
                     child: None,
                     log: log.clone(),
                     out: out.clone(),
+                    netns: None,
                 });
                 self.nodes.len() - 1
             }
         };
         let logf = File::options().create(true).append(true).open(&log).expect("log file");
         let outf = File::options().create(true).append(true).open(&out).expect("out file");
-        let child = Command::new(SWARMD)
+        let mut command = match &self.nodes[idx].netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                // `ip netns exec` execs swarmd: the child's PID is swarmd's.
+                c.args(["netns", "exec", ns, SWARMD]);
+                c
+            }
+            None => Command::new(SWARMD),
+        };
+        let child = command
             .arg("--data-dir")
             .arg(&data_dir)
             .args(args)
@@ -182,6 +195,69 @@ impl Cluster {
             }
         }
         unreachable!()
+    }
+
+    /// `swarmd init` as a separate host: in network namespace `ns`, listening on `addr`.
+    pub fn init_in(&mut self, name: &str, ns: &str, addr: &str, extra: &[&str]) -> usize {
+        self.add_host(name, ns);
+        let mut args = vec![
+            "init".to_string(),
+            "--listen-addr".to_string(),
+            addr.to_string(),
+            "--hostname".to_string(),
+            name.to_string(),
+            "--executor".to_string(),
+            self.executor.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let i = self.spawn(name, &args);
+        self.nodes[i].addr = addr.to_string();
+        if let Err(log) = self.try_wait_api(i) {
+            panic!("swarmd {name} did not come up in {ns}:\n{log}");
+        }
+        i
+    }
+
+    /// `swarmd join` through node `via` as a separate host: in network namespace `ns`,
+    /// listening on `addr`.
+    pub fn join_in(&mut self, name: &str, ns: &str, addr: &str, token: &str, via: usize) -> usize {
+        self.add_host(name, ns);
+        let remote = self.nodes[via].addr.clone();
+        let args: Vec<String> = [
+            "join",
+            "--token",
+            token,
+            "--listen-addr",
+            addr,
+            "--hostname",
+            name,
+            "--executor",
+            self.executor,
+            &remote,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let i = self.spawn(name, &args);
+        self.nodes[i].addr = addr.to_string();
+        if let Err(log) = self.try_wait_api(i) {
+            panic!("swarmd {name} did not come up in {ns}:\n{log}");
+        }
+        i
+    }
+
+    /// Registers node `name` to run in namespace `ns` from its first start on.
+    fn add_host(&mut self, name: &str, ns: &str) {
+        let data_dir = self.root.path().join(name);
+        self.nodes.push(NodeProc {
+            name: name.to_string(),
+            data_dir,
+            addr: String::new(),
+            child: None,
+            log: self.root.path().join(format!("{name}.log")),
+            out: self.root.path().join(format!("{name}.out")),
+            netns: Some(ns.to_string()),
+        });
     }
 
     /// `swarmd join` through node `via`; waits until its API answers (retrying a taken port).
