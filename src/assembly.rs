@@ -149,6 +149,7 @@ pub(crate) async fn connect_executor(
     kind: &str,
     files_root: &Path,
     hostname: &str,
+    advertise_addr: &str,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Arc<dyn Executor>> {
     if kind == "sim" {
@@ -158,7 +159,8 @@ pub(crate) async fn connect_executor(
         }));
     }
     loop {
-        match DockerExecutor::connect(files_root.to_path_buf(), hostname.to_string()).await {
+        let overlay_local = overlay_address(advertise_addr);
+        match DockerExecutor::connect(files_root.to_path_buf(), hostname.to_string(), overlay_local).await {
             Ok(d) => return Some(Arc::new(d)),
             Err(e) => {
                 tracing::error!(error = %e, "this node runs no tasks until the Docker engine answers; retrying in 5 s");
@@ -169,6 +171,18 @@ pub(crate) async fn connect_executor(
             }
         }
     }
+}
+
+/// The node's underlay address for overlay networks: its advertised IPv4 address. A node that
+/// advertises a loopback address shares its host with the other nodes (a one-machine cluster),
+/// so it builds no overlays and its containers keep the engine's default network.
+fn overlay_address(advertise_addr: &str) -> Option<std::net::Ipv4Addr> {
+    let ip: std::net::Ipv4Addr = crate::identity::ip_of(advertise_addr).parse().ok()?;
+    if ip.is_loopback() || ip.is_unspecified() {
+        tracing::info!(%ip, "this node advertises a loopback address: it builds no overlay networks");
+        return None;
+    }
+    Some(ip)
 }
 
 /// Puts the task files dir on a tmpfs so secrets stay off the disk; says where they are kept.
@@ -215,11 +229,12 @@ fn start_agent(running: &mut Running, cfg: &NodeConfig, roles: mpsc::UnboundedSe
         });
         cb
     });
-    let (node_id, hostname, kind, runs_as) = (
+    let (node_id, hostname, kind, runs_as, advertise) = (
         cfg.node_id.clone(),
         cfg.hostname.clone(),
         cfg.executor.clone(),
         (cfg.role, cfg.raft_id),
+        cfg.advertise_addr.clone(),
     );
     let mut shutdown = running.shutdown.subscribe();
     let files_root = running.dir.task_files();
@@ -227,7 +242,7 @@ fn start_agent(running: &mut Running, cfg: &NodeConfig, roles: mpsc::UnboundedSe
         if kind != "sim" {
             keep_task_files_in_memory(files_root.clone()).await;
         }
-        let Some(executor) = connect_executor(&kind, &files_root, &hostname, &mut shutdown).await else {
+        let Some(executor) = connect_executor(&kind, &files_root, &hostname, &advertise, &mut shutdown).await else {
             return;
         };
         let on_role: RoleWanted = Arc::new(move |role, raft_id| {
@@ -329,22 +344,33 @@ pub(crate) async fn leave_swarm(dir: &DataDir, cfg: &NodeConfig, lock: File) -> 
     let mut never = watch::channel(false).1;
     let executor = tokio::time::timeout(
         Duration::from_secs(15),
-        connect_executor(&cfg.executor, &dir.task_files(), &cfg.hostname, &mut never),
+        connect_executor(
+            &cfg.executor,
+            &dir.task_files(),
+            &cfg.hostname,
+            &cfg.advertise_addr,
+            &mut never,
+        ),
     )
     .await
     .ok()
     .flatten();
     match executor {
-        Some(executor) => match executor.task_ids(&cfg.node_id).await {
-            Ok(ids) => {
-                for id in ids {
-                    if let Err(e) = executor.remove_task(&cfg.node_id, &id).await {
-                        tracing::warn!(task_id = %id, error = %e, "cannot remove the task's container");
+        Some(executor) => {
+            match executor.task_ids(&cfg.node_id).await {
+                Ok(ids) => {
+                    for id in ids {
+                        if let Err(e) = executor.remove_task(&cfg.node_id, &id).await {
+                            tracing::warn!(task_id = %id, error = %e, "cannot remove the task's container");
+                        }
                     }
                 }
+                Err(e) => tracing::warn!(error = %e, "cannot list this node's containers to remove them"),
             }
-            Err(e) => tracing::warn!(error = %e, "cannot list this node's containers to remove them"),
-        },
+            if let Err(e) = executor.remove_networks().await {
+                tracing::warn!(error = %e, "cannot remove this node's overlay networks");
+            }
+        }
         None => tracing::warn!("the engine did not answer; this node's containers are left as they are"),
     }
     memory_dir::release(&dir.task_files()).map_err(DaemonError::TaskFiles)?;

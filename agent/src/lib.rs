@@ -114,6 +114,21 @@ impl Agent {
     /// Runs until `shutdown`: adopts leftover containers, then keeps a session open. At the end
     /// the tasks' containers are left running, for the next start to adopt.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        // The executor applies the latest peer set, one at a time, so an older set never
+        // lands after a newer one.
+        let mut peers = self.overlay_peers();
+        let executor = self.executor.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = peers.changed() => if changed.is_err() { return },
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                let latest = peers.borrow_and_update().clone();
+                executor.set_overlay_peers(latest).await;
+            }
+        });
         self.worker.scan().await;
         self.keep_session(shutdown).await;
         self.worker.detach();

@@ -16,6 +16,7 @@ use swarm_model::Task;
 use swarm_protocol::dispatcher::FileKind;
 use swarm_protocol::dispatcher::LogLine;
 use swarm_protocol::dispatcher::LogOptions;
+use swarm_protocol::dispatcher::OverlayPeer;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub type BoxStream<T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send + 'static>>;
@@ -158,6 +159,16 @@ pub trait Executor: Send + Sync + 'static {
     fn task_ids(&self, node_id: &str) -> BoxFuture<'_, Result<Vec<String>, ExecError>>;
     /// Removes whatever belongs to task `task_id` on this node.
     fn remove_task(&self, node_id: &str, task_id: &str) -> BoxFuture<'_, Result<(), ExecError>>;
+    /// The overlay peers the managers last sent, for the node's overlay networks. Executors
+    /// without overlays ignore them.
+    fn set_overlay_peers(&self, peers: Vec<OverlayPeer>) -> BoxFuture<'_, ()> {
+        let _ = peers;
+        Box::pin(async {})
+    }
+    /// Removes the node's overlay networks, when it leaves the swarm.
+    fn remove_networks(&self) -> BoxFuture<'_, Result<(), ExecError>> {
+        Box::pin(async { Ok(()) })
+    }
     /// The output of task `task_id`'s container, as `options` ask. Executors without output
     /// have none.
     fn logs(&self, node_id: &str, task_id: &str, options: &LogOptions) -> BoxStream<Result<LogLine, ExecError>> {

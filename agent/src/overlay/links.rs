@@ -142,6 +142,34 @@ pub async fn remove_network(h: &Handle, vni: u32) -> Result<(), OverlayError> {
     Ok(())
 }
 
+/// Removes every overlay network's bridge and VXLAN device in this namespace (what a node
+/// leaving the swarm leaves behind: nothing).
+pub async fn remove_all_networks(h: &Handle) -> Result<(), OverlayError> {
+    let mut doomed = Vec::new();
+    let mut links = h.link().get().execute();
+    while let Some(link) = links
+        .try_next()
+        .await
+        .map_err(|e| OverlayError::netlink("list links", e))?
+    {
+        for attr in &link.attributes {
+            if let rtnetlink::packet_route::link::LinkAttribute::IfName(name) = attr
+                && (name.starts_with("swbr") || name.starts_with("swvx"))
+            {
+                doomed.push((link.header.index, name.clone()));
+            }
+        }
+    }
+    for (index, name) in doomed {
+        match h.link().del(index).execute().await {
+            Ok(()) => {}
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == ENODEV => {}
+            Err(e) => return Err(OverlayError::netlink(format!("remove {name}"), e)),
+        }
+    }
+    Ok(())
+}
+
 /// Sends traffic for the task at `addr` to the node at `node`: an FDB entry for its MAC and a
 /// neighbour entry for its address, both on the network's VXLAN device.
 pub async fn add_peer(h: &Handle, vni: u32, addr: Ipv4Addr, node: Ipv4Addr) -> Result<(), OverlayError> {

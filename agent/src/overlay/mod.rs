@@ -28,6 +28,7 @@ pub use links::bridge_name;
 pub use links::detach;
 pub use links::ensure_network;
 pub use links::mac_for;
+pub use links::remove_all_networks;
 pub use links::remove_network;
 pub use links::remove_peer;
 pub use links::vxlan_name;

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -27,6 +28,7 @@ use super::container::grace_secs;
 use super::container::with_default_tag;
 use super::engine_message;
 use super::is_not_found;
+use super::overlays::NodeOverlays;
 use super::remove;
 use super::remove_files;
 use crate::exec::BoxFuture;
@@ -89,6 +91,9 @@ pub(super) struct DockerController {
     pub(super) node_id: String,
     /// This node's hostname, for `{{.Node.Hostname}}` in templates.
     pub(super) hostname: String,
+    /// The node's overlays, when it builds them: the container then starts with no Docker
+    /// network and is joined to the task's networks once it runs.
+    pub(super) overlays: Option<Arc<NodeOverlays>>,
     pub(super) name: String,
     pub(super) container_id: String,
     pub(super) pid: i64,
@@ -170,6 +175,12 @@ impl Controller for DockerController {
             let state = c.state.unwrap_or_default();
             Ok(Some(match state.status {
                 Some(ContainerStateStatusEnum::RUNNING) | Some(ContainerStateStatusEnum::RESTARTING) => {
+                    if let Some(o) = &self.overlays
+                        && NodeOverlays::wants(&self.task)
+                        && let Err(e) = o.adopt(&self.task).await
+                    {
+                        tracing::warn!(task_id = %self.task.id, error = %e, "cannot rebuild the task's overlay networks");
+                    }
                     Existing::Running {
                         container_id: id,
                         pid: state.pid.unwrap_or(0),
@@ -206,6 +217,9 @@ impl Controller for DockerController {
             }
             let mut body =
                 create_body(&task, &self.node_id, &self.name).map_err(|e| ExecError::Rejected(e.to_string()))?;
+            if self.overlays.is_some() && NodeOverlays::wants(&task) {
+                body.host_config.get_or_insert_with(Default::default).network_mode = Some("none".to_string());
+            }
             self.pull_if_missing(&image).await?;
             if !self.files.is_empty() {
                 add_mounts(&mut body, write_files(&self.files_dir, &self.files)?);
@@ -249,6 +263,13 @@ impl Controller for DockerController {
                 }
             }
             self.inspect().await?;
+            if let Some(o) = &self.overlays
+                && NodeOverlays::wants(&self.task)
+            {
+                o.join(&self.task, self.pid)
+                    .await
+                    .map_err(|e| ExecError::Failed(format!("joining the task's overlay networks: {e}")))?;
+            }
             Ok(())
         })
     }
@@ -341,6 +362,11 @@ impl Controller for DockerController {
     fn remove(&mut self) -> BoxFuture<'_, Result<(), ExecError>> {
         Box::pin(async move {
             remove(&self.docker, &self.name).await?;
+            if let Some(o) = &self.overlays
+                && let Err(e) = o.leave(&self.task.id).await
+            {
+                tracing::warn!(task_id = %self.task.id, error = %e, "cannot take the task off its overlay networks");
+            }
             remove_files(&self.files_dir)
         })
     }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -16,12 +17,14 @@ use swarm_model::Task;
 use swarm_model::Timestamp;
 use swarm_protocol::dispatcher::LogLine;
 use swarm_protocol::dispatcher::LogOptions;
+use swarm_protocol::dispatcher::OverlayPeer;
 
 use super::ENGINE_TIMEOUT;
 use super::container::LABEL_NODE;
 use super::container::LABEL_TASK_ID;
 use super::controller::DockerController;
 use super::engine_message;
+use super::overlays::NodeOverlays;
 use super::remove;
 use super::remove_files;
 use super::timed;
@@ -42,14 +45,22 @@ pub struct DockerExecutor {
     files_root: PathBuf,
     /// This node's hostname, for `{{.Node.Hostname}}` in service templates.
     hostname: String,
+    /// The node's overlay networks; None on a node that advertises a loopback address, whose
+    /// containers keep the engine's default network.
+    overlays: Option<Arc<NodeOverlays>>,
 }
 
 impl DockerExecutor {
     /// Connects to the local engine (`DOCKER_HOST` or `/var/run/docker.sock`) and negotiates
     /// the API version. Task secret and config files go under `files_root` (which the daemon
     /// puts on a tmpfs, see [`crate::exec::memory_dir`]). `hostname` is this node's, as the
-    /// managers know it, for service templates.
-    pub async fn connect(files_root: PathBuf, hostname: String) -> Result<Self, ExecError> {
+    /// managers know it, for service templates. `overlay_local` is the node's underlay address
+    /// for overlay networks, if it builds them.
+    pub async fn connect(
+        files_root: PathBuf,
+        hostname: String,
+        overlay_local: Option<std::net::Ipv4Addr>,
+    ) -> Result<Self, ExecError> {
         let docker = Docker::connect_with_local_defaults()
             .map_err(|e| ExecError::Engine(format!("cannot reach the Docker engine: {e}")))?;
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
@@ -60,6 +71,7 @@ impl DockerExecutor {
             docker,
             files_root,
             hostname,
+            overlays: overlay_local.map(NodeOverlays::new),
         })
     }
 
@@ -124,6 +136,7 @@ impl Executor for DockerExecutor {
             task: task.clone(),
             node_id: node_id.to_string(),
             hostname: self.hostname.clone(),
+            overlays: self.overlays.clone(),
             name: task_name(task),
             container_id: String::new(),
             pid: 0,
@@ -186,7 +199,34 @@ impl Executor for DockerExecutor {
             for (id, _) in self.containers_of(&node_id, Some(&task_id)).await? {
                 remove(&self.docker, &id).await?;
             }
+            if let Some(o) = &self.overlays
+                && let Err(e) = o.leave(&task_id).await
+            {
+                tracing::warn!(%task_id, error = %e, "cannot take the task off its overlay networks");
+            }
             remove_files(&self.files_root.join(&task_id))
+        })
+    }
+
+    fn set_overlay_peers(&self, peers: Vec<OverlayPeer>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(o) = &self.overlays
+                && let Err(e) = o.set_peers(peers).await
+            {
+                tracing::warn!(error = %e, "cannot apply the overlay peers");
+            }
+        })
+    }
+
+    fn remove_networks(&self) -> BoxFuture<'_, Result<(), ExecError>> {
+        Box::pin(async move {
+            match &self.overlays {
+                Some(o) => o
+                    .remove_all()
+                    .await
+                    .map_err(|e| ExecError::Failed(format!("removing overlay networks: {e}"))),
+                None => Ok(()),
+            }
         })
     }
 }

@@ -7,6 +7,7 @@ mod controller;
 mod executor;
 #[cfg(test)]
 mod field_walk;
+pub mod overlays;
 
 use std::path::Path;
 use std::time::Duration;

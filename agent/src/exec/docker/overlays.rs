@@ -1,0 +1,257 @@
+//! A node's overlay networks as its tasks use them: built when the first task on a network
+//! starts here, removed when the last one is gone, with the peers the managers push applied to
+//! each. Containers on an overlay start with no Docker network and are joined to theirs here.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use swarm_model::Task;
+use swarm_model::VXLAN_ID_OPTION;
+use swarm_protocol::dispatcher::OverlayPeer;
+use tokio::sync::Mutex;
+
+use crate::overlay;
+use crate::overlay::Endpoint;
+use crate::overlay::OverlayError;
+use crate::overlay::OverlaySpec;
+
+/// The MTU of an overlay unless its `com.docker.network.driver.mtu` option says otherwise:
+/// 1500 less the 50 bytes of VXLAN headers.
+pub const DEFAULT_MTU: u32 = 1450;
+const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+
+/// One network of a task, as the node builds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Joined {
+    spec: OverlaySpec,
+    endpoint: Endpoint,
+}
+
+#[derive(Default)]
+struct State {
+    handle: Option<rtnetlink::Handle>,
+    /// The tasks on each network (by VXLAN ID) of this node.
+    users: BTreeMap<u32, BTreeSet<String>>,
+    /// What the managers last sent, and what is in the kernel.
+    wanted: BTreeSet<OverlayPeer>,
+    applied: BTreeSet<OverlayPeer>,
+}
+
+/// The overlays of one node, whose underlay address is `local`.
+pub struct NodeOverlays {
+    local: Ipv4Addr,
+    state: Mutex<State>,
+}
+
+/// The networks `task` joins, as this node builds them; errors name the network.
+fn networks_of(task: &Task, local: Ipv4Addr) -> Result<Vec<Joined>, OverlayError> {
+    let mut out = Vec::new();
+    for (i, a) in task.networks_attachments.iter().flatten().enumerate() {
+        let name = &a.network.spec.name;
+        let options = a.network.driver_state.options.clone().unwrap_or_default();
+        let vni = options
+            .get(VXLAN_ID_OPTION)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| OverlayError::Missing(format!("network {name} has no VXLAN ID")))?;
+        let mtu = match options.get(MTU_OPTION) {
+            None => DEFAULT_MTU,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|m| (576..=9000).contains(m))
+                .ok_or_else(|| OverlayError::Missing(format!("network {name}: MTU {v:?} is not 576 to 9000")))?,
+        };
+        let cidr = a.addresses.first().map(String::as_str).unwrap_or_default();
+        let (addr, prefix) = cidr
+            .split_once('/')
+            .and_then(|(a, p)| Some((a.parse().ok()?, p.parse().ok()?)))
+            .ok_or_else(|| OverlayError::Missing(format!("network {name}: no address for the task")))?;
+        out.push(Joined {
+            spec: OverlaySpec { vni, mtu, local },
+            endpoint: Endpoint {
+                // Unique on the node: the task ID's start and the attachment's place.
+                name: format!("{}{i}", task.id.chars().take(9).collect::<String>()),
+                ifname: format!("eth{i}"),
+                addr,
+                prefix,
+                mtu,
+            },
+        });
+    }
+    Ok(out)
+}
+
+impl NodeOverlays {
+    pub fn new(local: Ipv4Addr) -> Arc<Self> {
+        Arc::new(NodeOverlays {
+            local,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// Whether `task`'s container is joined here rather than given a Docker network.
+    pub fn wants(task: &Task) -> bool {
+        task.networks_attachments.as_ref().is_some_and(|a| !a.is_empty())
+    }
+
+    fn handle(state: &mut State) -> Result<rtnetlink::Handle, OverlayError> {
+        if let Some(h) = &state.handle {
+            return Ok(h.clone());
+        }
+        let h = overlay::connect()?;
+        state.handle = Some(h.clone());
+        Ok(h)
+    }
+
+    /// Joins the started container of `task` (process `pid`) to each of its networks,
+    /// building a network on first use.
+    pub async fn join(&self, task: &Task, pid: i64) -> Result<(), OverlayError> {
+        let joined = networks_of(task, self.local)?;
+        let ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        let mut state = self.state.lock().await;
+        let h = Self::handle(&mut state)?;
+        for j in &joined {
+            overlay::ensure_network(&h, &j.spec).await?;
+            state.users.entry(j.spec.vni).or_default().insert(task.id.clone());
+            overlay::attach(&h, j.spec.vni, &ns, &j.endpoint).await?;
+        }
+        Self::apply_peers(&h, &mut state).await
+    }
+
+    /// Counts a container that was already running (after a restart of swarmd) as a user of
+    /// its networks, which are built again if missing.
+    pub async fn adopt(&self, task: &Task) -> Result<(), OverlayError> {
+        let joined = networks_of(task, self.local)?;
+        let mut state = self.state.lock().await;
+        let h = Self::handle(&mut state)?;
+        for j in &joined {
+            overlay::ensure_network(&h, &j.spec).await?;
+            state.users.entry(j.spec.vni).or_default().insert(task.id.clone());
+        }
+        Self::apply_peers(&h, &mut state).await
+    }
+
+    /// Takes task `task_id` off its networks, once its container is gone (its veth pair went
+    /// with the container's namespace); a network no task here uses any more is removed.
+    pub async fn leave(&self, task_id: &str) -> Result<(), OverlayError> {
+        let mut state = self.state.lock().await;
+        let mut emptied = Vec::new();
+        for (vni, users) in state.users.iter_mut() {
+            if users.remove(task_id) && users.is_empty() {
+                emptied.push(*vni);
+            }
+        }
+        if emptied.is_empty() {
+            return Ok(());
+        }
+        let h = Self::handle(&mut state)?;
+        for vni in emptied {
+            state.users.remove(&vni);
+            overlay::remove_network(&h, vni).await?;
+            state.applied.retain(|p| p.vni != vni);
+        }
+        Ok(())
+    }
+
+    /// Removes every overlay network device on the node, whoever made it: when the node
+    /// leaves the swarm.
+    pub async fn remove_all(&self) -> Result<(), OverlayError> {
+        let mut state = self.state.lock().await;
+        let h = Self::handle(&mut state)?;
+        overlay::remove_all_networks(&h).await?;
+        state.users.clear();
+        state.applied.clear();
+        Ok(())
+    }
+
+    /// Takes the managers' latest peer set and applies it to the networks this node has.
+    pub async fn set_peers(&self, peers: Vec<OverlayPeer>) -> Result<(), OverlayError> {
+        let mut state = self.state.lock().await;
+        state.wanted = peers.into_iter().collect();
+        if state.users.is_empty() {
+            return Ok(());
+        }
+        let h = Self::handle(&mut state)?;
+        Self::apply_peers(&h, &mut state).await
+    }
+
+    /// Adds the wanted peers of the networks present and removes the others.
+    async fn apply_peers(h: &rtnetlink::Handle, state: &mut State) -> Result<(), OverlayError> {
+        let want: BTreeSet<OverlayPeer> = state
+            .wanted
+            .iter()
+            .filter(|p| state.users.contains_key(&p.vni))
+            .cloned()
+            .collect();
+        for gone in state.applied.difference(&want).cloned().collect::<Vec<_>>() {
+            overlay::remove_peer(h, gone.vni, gone.addr, gone.node).await?;
+            state.applied.remove(&gone);
+        }
+        for new in want.difference(&state.applied.clone()) {
+            overlay::add_peer(h, new.vni, new.addr, new.node).await?;
+            state.applied.insert(new.clone());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use swarm_model::NetworkAttachment;
+    use swarm_model::SwarmNetwork;
+
+    use super::*;
+
+    fn task(options: &[(&str, &str)], addr: &str) -> Task {
+        let mut network = SwarmNetwork::default();
+        network.spec.name = "back".to_string();
+        network.driver_state.options = Some(options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        Task {
+            id: "abcdefghijklmnop".to_string(),
+            networks_attachments: Some(vec![NetworkAttachment {
+                network,
+                addresses: vec![addr.to_string()],
+                aliases: None,
+            }]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_tasks_networks_come_from_its_attachments_or_say_what_is_missing() {
+        let local = Ipv4Addr::new(198, 18, 0, 1);
+        let j = networks_of(&task(&[(VXLAN_ID_OPTION, "4097")], "10.0.1.3/24"), local).unwrap();
+        assert_eq!(
+            j[0].spec,
+            OverlaySpec {
+                vni: 4097,
+                mtu: 1450,
+                local
+            }
+        );
+        assert_eq!(j[0].endpoint.name, "abcdefghi0");
+        assert_eq!(
+            (j[0].endpoint.addr, j[0].endpoint.prefix),
+            (Ipv4Addr::new(10, 0, 1, 3), 24)
+        );
+        let j = networks_of(
+            &task(&[(VXLAN_ID_OPTION, "4097"), (MTU_OPTION, "1400")], "10.0.1.3/24"),
+            local,
+        )
+        .unwrap();
+        assert_eq!(j[0].spec.mtu, 1400);
+        let err = |t: Task| networks_of(&t, local).unwrap_err().to_string();
+        assert_eq!(err(task(&[], "10.0.1.3/24")), "network back has no VXLAN ID");
+        assert_eq!(
+            err(task(&[(VXLAN_ID_OPTION, "1"), (MTU_OPTION, "70000")], "10.0.1.3/24")),
+            "network back: MTU \"70000\" is not 576 to 9000"
+        );
+        assert_eq!(
+            err(task(&[(VXLAN_ID_OPTION, "1")], "")),
+            "network back: no address for the task"
+        );
+    }
+}
