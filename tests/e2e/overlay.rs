@@ -88,4 +88,95 @@ async fn nodes_on_separate_hosts_share_an_overlays_addresses() {
         })
         .await;
     }
+
+    // The two containers reach each other over the overlay, and only through it.
+    let (a, b) = (&tasks[0], &tasks[1]);
+    let b_addr = b["NetworksAttachments"][0]["Addresses"][0]
+        .as_str()
+        .and_then(|c| c.split('/').next())
+        .unwrap_or_default()
+        .to_string();
+    let a_container = container_of(a["ID"].as_str().unwrap_or_default());
+    let a_ns = if a["NodeID"] == c.node_id(m1).as_str() {
+        hosts.ns(1)
+    } else {
+        hosts.ns(2)
+    };
+    eventually("a reaches b over the overlay", Duration::from_secs(30), || {
+        let ok = pings(&a_container, &b_addr);
+        async move { ok.then_some(()) }
+    })
+    .await;
+    ip(&["-n", &a_ns, "link", "set", &vxlan_of(&a_ns), "down"]);
+    assert!(
+        !pings(&a_container, &b_addr),
+        "with the VXLAN device down, b is out of reach"
+    );
+    ip(&["-n", &a_ns, "link", "set", &vxlan_of(&a_ns), "up"]);
+    eventually("and back in reach", Duration::from_secs(30), || {
+        let ok = pings(&a_container, &b_addr);
+        async move { ok.then_some(()) }
+    })
+    .await;
+
+    // Removing the service leaves no overlay device on either node.
+    c.ctl_ok(m1, &["service", "rm", "app"]);
+    for ns in [hosts.ns(1), hosts.ns(2)] {
+        eventually("no overlay device left", Duration::from_secs(60), || {
+            let links = links_in(&ns);
+            async move { (!links.iter().any(|l| l.starts_with("swbr") || l.starts_with("swvx"))).then_some(()) }
+        })
+        .await;
+    }
+    c.ctl_ok(m1, &["network", "rm", "appnet"]);
+}
+
+fn ip(args: &[&str]) -> String {
+    let out = std::process::Command::new("ip").args(args).output().expect("ip runs");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The names of the links in namespace `ns`.
+fn links_in(ns: &str) -> Vec<String> {
+    ip(&["-n", ns, "-o", "link", "show"])
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
+
+/// The overlay's VXLAN device in namespace `ns` (the test makes one network).
+fn vxlan_of(ns: &str) -> String {
+    links_in(ns)
+        .into_iter()
+        .find(|l| l.starts_with("swvx"))
+        .unwrap_or_else(|| panic!("no VXLAN device in {ns}"))
+}
+
+/// The container of task `task_id`.
+fn container_of(task_id: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.task.id={task_id}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Whether one ping from `container` to `addr` is answered within two seconds.
+fn pings(container: &str, addr: &str) -> bool {
+    std::process::Command::new("docker")
+        .args(["exec", container, "ping", "-c", "1", "-W", "2", addr])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
