@@ -119,7 +119,37 @@ async fn nodes_on_separate_hosts_share_an_overlays_addresses() {
     })
     .await;
 
-    // Removing the service leaves no overlay device on either node.
+    // The way out: app's containers keep the engine's network (for outbound traffic) beside
+    // the overlay; a task on --internal networks only gets none.
+    assert_ne!(network_mode(&a_container), "none");
+    c.ctl_ok(m1, &["network", "create", "--internal", "sealed"]);
+    c.ctl_ok(
+        m1,
+        &[
+            "service",
+            "create",
+            "--name",
+            "iso",
+            "--network",
+            "sealed",
+            IMAGE,
+            "sleep",
+            "3600",
+        ],
+    );
+    let iso = eventually("iso runs", Duration::from_secs(60), || {
+        let c = &c;
+        async move {
+            let tasks = tasks_of(c, m1, "iso").await?;
+            let t = tasks.into_iter().find(|t| t["Status"]["State"] == "running")?;
+            Some(container_of(t["ID"].as_str()?))
+        }
+    })
+    .await;
+    assert_eq!(network_mode(&iso), "none");
+    c.ctl_ok(m1, &["service", "rm", "iso"]);
+
+    // Removing the services leaves no overlay device on either node.
     c.ctl_ok(m1, &["service", "rm", "app"]);
     for ns in [hosts.ns(1), hosts.ns(2)] {
         eventually("no overlay device left", Duration::from_secs(60), || {
@@ -128,7 +158,16 @@ async fn nodes_on_separate_hosts_share_an_overlays_addresses() {
         })
         .await;
     }
-    c.ctl_ok(m1, &["network", "rm", "appnet"]);
+    c.ctl_ok(m1, &["network", "rm", "appnet", "sealed"]);
+}
+
+/// The Docker network mode `container` was created with.
+fn network_mode(container: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args(["inspect", "--format", "{{.HostConfig.NetworkMode}}", container])
+        .output()
+        .expect("docker inspect");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn ip(args: &[&str]) -> String {

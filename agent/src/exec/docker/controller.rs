@@ -217,7 +217,7 @@ impl Controller for DockerController {
             }
             let mut body =
                 create_body(&task, &self.node_id, &self.name).map_err(|e| ExecError::Rejected(e.to_string()))?;
-            if self.overlays.is_some() && NodeOverlays::wants(&task) {
+            if self.overlays.is_some() && NodeOverlays::isolated(&task) {
                 body.host_config.get_or_insert_with(Default::default).network_mode = Some("none".to_string());
             }
             self.pull_if_missing(&image).await?;

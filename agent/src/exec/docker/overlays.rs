@@ -1,6 +1,9 @@
 //! A node's overlay networks as its tasks use them: built when the first task on a network
 //! starts here, removed when the last one is gone, with the peers the managers push applied to
-//! each. Containers on an overlay start with no Docker network and are joined to theirs here.
+//! each. Containers are joined to their overlays here, after they start. Until the node has
+//! its own gateway bridge with NAT, a container keeps the engine's default network for
+//! outbound traffic (its `eth0`, the overlays from `eth1`), unless every network it joins is
+//! `--internal`: then it starts with no Docker network and has no way out.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -49,6 +52,8 @@ pub struct NodeOverlays {
 /// The networks `task` joins, as this node builds them; errors name the network.
 fn networks_of(task: &Task, local: Ipv4Addr) -> Result<Vec<Joined>, OverlayError> {
     let mut out = Vec::new();
+    // `eth0` is the engine's default network, unless the task has none.
+    let first = if NodeOverlays::isolated(task) { 0 } else { 1 };
     for (i, a) in task.networks_attachments.iter().flatten().enumerate() {
         let name = &a.network.spec.name;
         let options = a.network.driver_state.options.clone().unwrap_or_default();
@@ -74,7 +79,7 @@ fn networks_of(task: &Task, local: Ipv4Addr) -> Result<Vec<Joined>, OverlayError
             endpoint: Endpoint {
                 // Unique on the node: the task ID's start and the attachment's place.
                 name: format!("{}{i}", task.id.chars().take(9).collect::<String>()),
-                ifname: format!("eth{i}"),
+                ifname: format!("eth{}", i + first),
                 addr,
                 prefix,
                 mtu,
@@ -92,9 +97,20 @@ impl NodeOverlays {
         })
     }
 
-    /// Whether `task`'s container is joined here rather than given a Docker network.
+    /// Whether `task`'s container is joined to overlays here.
     pub fn wants(task: &Task) -> bool {
         task.networks_attachments.as_ref().is_some_and(|a| !a.is_empty())
+    }
+
+    /// Whether `task` joins only `--internal` networks, so its container gets no Docker
+    /// network and no way out.
+    pub fn isolated(task: &Task) -> bool {
+        Self::wants(task)
+            && task
+                .networks_attachments
+                .iter()
+                .flatten()
+                .all(|a| a.network.spec.internal)
     }
 
     fn handle(state: &mut State) -> Result<rtnetlink::Handle, OverlayError> {
@@ -233,6 +249,16 @@ mod tests {
             }
         );
         assert_eq!(j[0].endpoint.name, "abcdefghi0");
+        assert_eq!(
+            j[0].endpoint.ifname, "eth1",
+            "eth0 is the engine's network, for the way out"
+        );
+        let mut internal = task(&[(VXLAN_ID_OPTION, "4097")], "10.0.1.3/24");
+        if let Some(a) = internal.networks_attachments.as_mut() {
+            a[0].network.spec.internal = true;
+        }
+        assert!(NodeOverlays::isolated(&internal));
+        assert_eq!(networks_of(&internal, local).unwrap()[0].endpoint.ifname, "eth0");
         assert_eq!(
             (j[0].endpoint.addr, j[0].endpoint.prefix),
             (Ipv4Addr::new(10, 0, 1, 3), 24)
