@@ -384,6 +384,15 @@ async fn swarmctl_service_logs() {
     assert_eq!(c.ctl_ok(m1, &["service", "rm", "ctl-talk"]), "ctl-talk\n");
 }
 
+/// The subnet of each network of a `network inspect`.
+fn subnets_of(nets: &Value) -> Vec<&str> {
+    nets.as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| n["IPAM"]["Config"][0]["Subnet"].as_str().unwrap_or_default())
+        .collect()
+}
+
 /// The address pool is chosen when the cluster is made: ingress and later networks take their
 /// subnets from it, and a pool that cannot work stops `swarmd init` with the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,12 +451,7 @@ async fn the_address_pool_is_set_when_the_cluster_is_made() {
     c.ctl_ok(m1, &["network", "create", "pooled"]);
     let nets: Value = serde_json::from_str(&c.ctl_ok(m1, &["network", "inspect", "ingress", "asked", "pooled"]))
         .expect("inspect JSON");
-    let subnets: Vec<&str> = nets
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|n| n["IPAM"]["Config"][0]["Subnet"].as_str().unwrap_or_default())
-        .collect();
+    let subnets = subnets_of(&nets);
     assert_eq!(
         subnets,
         ["172.30.0.0/26", "192.168.77.0/24", "172.30.0.64/26"],
@@ -509,11 +513,6 @@ async fn pooled_subnets_avoid_the_hosts_own_networks() {
     }
     let nets: Value =
         serde_json::from_str(&c.ctl_ok(m1, &["network", "inspect", "ingress", "a", "b", "c"])).expect("inspect JSON");
-    let subnets: Vec<&str> = nets
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|n| n["IPAM"]["Config"][0]["Subnet"].as_str().unwrap_or_default())
-        .collect();
+    let subnets = subnets_of(&nets);
     assert_eq!(subnets, want, "host routes: {routes:?}");
 }

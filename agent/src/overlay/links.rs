@@ -79,6 +79,43 @@ async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>, OverlayError> {
     }
 }
 
+/// Deletes link `name` (at `index`) if it still exists.
+async fn delete_link(h: &Handle, index: u32, name: &str) -> Result<(), OverlayError> {
+    match h.link().del(index).execute().await {
+        Ok(()) => Ok(()),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == ENODEV => Ok(()),
+        Err(e) => Err(OverlayError::netlink(format!("remove {name}"), e)),
+    }
+}
+
+/// Puts link `name` (at `index`) on the bridge at `bridge_index` and brings it up.
+async fn attach_up(h: &Handle, index: u32, bridge_index: u32, name: &str) -> Result<(), OverlayError> {
+    let msg = LinkUnspec::new_with_index(index).controller(bridge_index).up().build();
+    h.link()
+        .set(msg)
+        .execute()
+        .await
+        .map_err(|e| OverlayError::netlink(format!("attach {name} to its bridge"), e))
+}
+
+/// Every link in this namespace, as (index, name).
+pub async fn links(h: &Handle) -> Result<Vec<(u32, String)>, OverlayError> {
+    let mut out = Vec::new();
+    let mut stream = h.link().get().execute();
+    while let Some(link) = stream
+        .try_next()
+        .await
+        .map_err(|e| OverlayError::netlink("list links", e))?
+    {
+        for attr in link.attributes {
+            if let rtnetlink::packet_route::link::LinkAttribute::IfName(name) = attr {
+                out.push((link.header.index, name));
+            }
+        }
+    }
+    Ok(out)
+}
+
 async fn index_or_missing(h: &Handle, name: &str) -> Result<u32, OverlayError> {
     index_of(h, name)
         .await?
@@ -115,15 +152,7 @@ pub async fn ensure_network(h: &Handle, spec: &OverlaySpec) -> Result<u32, Overl
             .map_err(|e| OverlayError::netlink(format!("create VXLAN device {vxlan}"), e))?;
     }
     let vxlan_index = index_or_missing(h, &vxlan).await?;
-    let msg = LinkUnspec::new_with_index(vxlan_index)
-        .controller(bridge_index)
-        .up()
-        .build();
-    h.link()
-        .set(msg)
-        .execute()
-        .await
-        .map_err(|e| OverlayError::netlink(format!("attach {vxlan} to {bridge}"), e))?;
+    attach_up(h, vxlan_index, bridge_index, &vxlan).await?;
     Ok(bridge_index)
 }
 
@@ -132,11 +161,7 @@ pub async fn ensure_network(h: &Handle, spec: &OverlaySpec) -> Result<u32, Overl
 pub async fn remove_network(h: &Handle, vni: u32) -> Result<(), OverlayError> {
     for name in [vxlan_name(vni), bridge_name(vni)] {
         if let Some(index) = index_of(h, &name).await? {
-            h.link()
-                .del(index)
-                .execute()
-                .await
-                .map_err(|e| OverlayError::netlink(format!("remove {name}"), e))?;
+            delete_link(h, index, &name).await?;
         }
     }
     Ok(())
@@ -145,26 +170,9 @@ pub async fn remove_network(h: &Handle, vni: u32) -> Result<(), OverlayError> {
 /// Removes every overlay network's bridge and VXLAN device in this namespace (what a node
 /// leaving the swarm leaves behind: nothing).
 pub async fn remove_all_networks(h: &Handle) -> Result<(), OverlayError> {
-    let mut doomed = Vec::new();
-    let mut links = h.link().get().execute();
-    while let Some(link) = links
-        .try_next()
-        .await
-        .map_err(|e| OverlayError::netlink("list links", e))?
-    {
-        for attr in &link.attributes {
-            if let rtnetlink::packet_route::link::LinkAttribute::IfName(name) = attr
-                && (name.starts_with("swbr") || name.starts_with("swvx"))
-            {
-                doomed.push((link.header.index, name.clone()));
-            }
-        }
-    }
-    for (index, name) in doomed {
-        match h.link().del(index).execute().await {
-            Ok(()) => {}
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == ENODEV => {}
-            Err(e) => return Err(OverlayError::netlink(format!("remove {name}"), e)),
+    for (index, name) in links(h).await? {
+        if name.starts_with("swbr") || name.starts_with("swvx") {
+            delete_link(h, index, &name).await?;
         }
     }
     Ok(())
@@ -249,11 +257,7 @@ pub async fn attach(h: &Handle, vni: u32, container_ns: &Path, ep: &Endpoint) ->
 pub async fn detach(h: &Handle, ep: &Endpoint) -> Result<(), OverlayError> {
     let host = host_end(ep);
     if let Some(index) = index_of(h, &host).await? {
-        match h.link().del(index).execute().await {
-            Ok(()) => {}
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == ENODEV => {}
-            Err(e) => return Err(OverlayError::netlink(format!("remove veth {host}"), e)),
-        }
+        delete_link(h, index, &host).await?;
     }
     Ok(())
 }
@@ -261,15 +265,7 @@ pub async fn detach(h: &Handle, ep: &Endpoint) -> Result<(), OverlayError> {
 async fn plumb(h: &Handle, bridge_index: u32, container_ns: &Path, ep: &Endpoint) -> Result<(), OverlayError> {
     let (host, peer) = (host_end(ep), container_end(ep));
     let host_index = index_or_missing(h, &host).await?;
-    let msg = LinkUnspec::new_with_index(host_index)
-        .controller(bridge_index)
-        .up()
-        .build();
-    h.link()
-        .set(msg)
-        .execute()
-        .await
-        .map_err(|e| OverlayError::netlink(format!("attach {host} to its bridge"), e))?;
+    attach_up(h, host_index, bridge_index, &host).await?;
     let peer_index = index_or_missing(h, &peer).await?;
     let ns = std::fs::File::open(container_ns).map_err(|source| OverlayError::Namespace {
         path: container_ns.display().to_string(),

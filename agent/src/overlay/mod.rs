@@ -27,6 +27,7 @@ pub use links::attach;
 pub use links::bridge_name;
 pub use links::detach;
 pub use links::ensure_network;
+pub use links::links;
 pub use links::mac_for;
 pub use links::remove_all_networks;
 pub use links::remove_network;

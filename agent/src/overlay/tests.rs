@@ -143,37 +143,8 @@ fn ours(name: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_on_two_nodes_reach_each_other_only_through_the_overlay() {
     let Some(mut hosts) = TestHosts::new("a") else { return };
-    let nodes = hosts.underlay(2);
-    hosts.add_namespace("c1");
-    hosts.add_namespace("c2");
     let vni = 4097;
-    let tasks = [Ipv4Addr::new(10, 0, 1, 3), Ipv4Addr::new(10, 0, 1, 4)];
-    for i in 0..2 {
-        let (me, other) = (i, 1 - i);
-        let spec = OverlaySpec {
-            vni,
-            mtu: 1450,
-            local: nodes[me],
-        };
-        let container = hosts.path(&format!("c{}", me + 1));
-        let ep = Endpoint {
-            name: format!("task{me}"),
-            ifname: "eth0".to_string(),
-            addr: tasks[me],
-            prefix: 24,
-            mtu: 1450,
-        };
-        let (peer, peer_node) = (tasks[other], nodes[other]);
-        in_netns(&hosts.path(&format!("n{}", me + 1)), move |h| async move {
-            ensure_network(&h, &spec).await?;
-            // A second call changes nothing.
-            ensure_network(&h, &spec).await?;
-            add_peer(&h, vni, peer, peer_node).await?;
-            attach(&h, vni, &container, &ep).await
-        })
-        .await
-        .unwrap_or_else(|e| panic!("node {}: {e}", me + 1));
-    }
+    let (nodes, tasks) = two_node_overlay(&mut hosts, vni).await;
     let (c1, c2) = (hosts.path("c1"), hosts.path("c2"));
     assert!(reaches(&c1, &c2, tasks[1], 7001), "c1 reaches c2 over the overlay");
     assert!(reaches(&c2, &c1, tasks[0], 7002), "and back");
@@ -206,18 +177,7 @@ async fn containers_on_two_nodes_reach_each_other_only_through_the_overlay() {
         detach(&h, &ep).await?;
         remove_network(&h, vni).await?;
         remove_network(&h, vni).await?;
-        let mut names = Vec::new();
-        let mut stream = h.link().get().execute();
-        while let Some(link) = futures_util::TryStreamExt::try_next(&mut stream)
-            .await
-            .map_err(|e| OverlayError::netlink("list links", e))?
-        {
-            for attr in link.attributes {
-                if let rtnetlink::packet_route::link::LinkAttribute::IfName(n) = attr {
-                    names.push(n);
-                }
-            }
-        }
+        let names: Vec<String> = links(&h).await?.into_iter().map(|(_, n)| n).collect();
         Ok(names)
     })
     .await
@@ -248,18 +208,7 @@ async fn a_failed_attach_leaves_nothing_and_errors_say_what_failed() {
     let (err, links) = in_netns(&hosts.path("n1"), move |h| async move {
         ensure_network(&h, &spec).await?;
         let err = attach(&h, 4098, &missing, &ep).await.err();
-        let mut names = Vec::new();
-        let mut stream = h.link().get().execute();
-        while let Some(link) = futures_util::TryStreamExt::try_next(&mut stream)
-            .await
-            .map_err(|e| OverlayError::netlink("list links", e))?
-        {
-            for attr in link.attributes {
-                if let rtnetlink::packet_route::link::LinkAttribute::IfName(n) = attr {
-                    names.push(n);
-                }
-            }
-        }
+        let names: Vec<String> = links(&h).await?.into_iter().map(|(_, n)| n).collect();
         let no_bridge = attach(&h, 4999, &missing, &ep).await.err();
         Ok((err.map(|e| e.to_string()).zip(no_bridge.map(|e| e.to_string())), names))
     })
@@ -278,8 +227,7 @@ async fn a_failed_attach_leaves_nothing_and_errors_say_what_failed() {
     assert_eq!(mac_for(Ipv4Addr::new(10, 0, 1, 3)), [0x02, 0x42, 10, 0, 1, 3]);
 }
 
-/// Two nodes with one container each on an overlay, as the first test builds them; returns
-/// the node and task addresses.
+/// Two nodes with one container each on an overlay; returns the node and task addresses.
 async fn two_node_overlay(hosts: &mut TestHosts, vni: u32) -> (Vec<Ipv4Addr>, [Ipv4Addr; 2]) {
     let nodes = hosts.underlay(2);
     hosts.add_namespace("c1");
@@ -294,7 +242,7 @@ async fn two_node_overlay(hosts: &mut TestHosts, vni: u32) -> (Vec<Ipv4Addr>, [I
         };
         let container = hosts.path(&format!("c{}", me + 1));
         let ep = Endpoint {
-            name: format!("bench{me}"),
+            name: format!("task{me}"),
             ifname: "eth0".to_string(),
             addr: tasks[me],
             prefix: 24,
@@ -302,6 +250,8 @@ async fn two_node_overlay(hosts: &mut TestHosts, vni: u32) -> (Vec<Ipv4Addr>, [I
         };
         let (peer, peer_node) = (tasks[other], nodes[other]);
         in_netns(&hosts.path(&format!("n{}", me + 1)), move |h| async move {
+            ensure_network(&h, &spec).await?;
+            // A second call changes nothing.
             ensure_network(&h, &spec).await?;
             add_peer(&h, vni, peer, peer_node).await?;
             attach(&h, vni, &container, &ep).await

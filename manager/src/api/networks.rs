@@ -252,7 +252,9 @@ fn attached(s: &StoreState, net: &Network) -> (Value, Value) {
 
 /// `docker network connect`/`disconnect`: standalone containers join attachable networks on
 /// their own engine, which a swarm-rs manager is not; say so rather than answer 404.
-pub async fn connect(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn connect(State(state): State<ApiState>, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+    // Read the whole request before answering, so the client is not cut off mid-write.
+    drop(body);
     let m = state.manager()?;
     let net = m.store.view(|s| resolve_network(s, &id))?;
     if !net.attachable {
