@@ -726,6 +726,10 @@ async fn overlay_networks_are_created_used_and_removed() {
         "network clash: subnet 10.0.0.0/8 overlaps 10.0.",
     );
     d.fails(
+        &["network", "create", "-d", "overlay", "--opt", "encrypted=false", "secret-net"],
+        "network secret-net: encrypted overlay networks are not supported yet, and swarm-rs will not send their traffic in plaintext",
+    );
+    d.fails(
         &["network", "create", "-d", "overlay", "--ingress", "mesh2"],
         "network mesh2: an ingress network already exists (ingress)",
     );

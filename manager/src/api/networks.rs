@@ -38,6 +38,9 @@ use crate::store::addresses::publishes_ingress;
 
 const FILTERS: &[&str] = &["id", "name", "label", "driver", "scope", "type"];
 
+/// The network option that asks for an encrypted overlay (`--opt encrypted`).
+const ENCRYPTED_OPTION: &str = "encrypted";
+
 /// What `docker network create` sends.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +129,14 @@ pub async fn create(State(state): State<ApiState>, body: Bytes) -> ApiResult<(St
     }
     if req.config_only || req.config_from.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(ApiError::bad_request("config-only networks are not supported"));
+    }
+    // As in Swarm, the option's presence asks for encryption, whatever its value.
+    if req.options.as_ref().is_some_and(|o| o.contains_key(ENCRYPTED_OPTION)) {
+        return Err(ApiError::bad_request(format!(
+            "network {}: encrypted overlay networks are not supported yet, and swarm-rs will not \
+             send their traffic in plaintext; create the network without --opt {ENCRYPTED_OPTION}",
+            req.name
+        )));
     }
     let exists = m.store.view(|s| s.networks.by_name(&req.name).is_some());
     if exists {
