@@ -42,6 +42,8 @@ pub enum IpamError {
     BadVxlanId(String),
     #[error("VXLAN ID {0} is used by another network")]
     VxlanIdInUse(u32),
+    #[error("the cluster has no address pool")]
+    NoPool,
     #[error("no free VXLAN ID is left")]
     VxlanIdsExhausted,
 }

@@ -202,14 +202,13 @@ impl Dispatcher {
             if let Some((r, raft_id)) = role {
                 alive = alive && send(SessionMessage::Role { role: r, raft_id }).await;
             }
+            // Always, even empty: the node may still hold the set of an earlier session.
             let mut peers = me.store.view(|s| peers_for(s, &node_id));
-            if !peers.is_empty() {
-                alive = alive
-                    && send(SessionMessage::Peers {
-                        peers: peers.iter().cloned().collect(),
-                    })
-                    .await;
-            }
+            alive = alive
+                && send(SessionMessage::Peers {
+                    peers: peers.iter().cloned().collect(),
+                })
+                .await;
             // Raft membership changes are not store events: look at the managers on every
             // wake-up and at least every 5 s, so a node learns of new managers before it needs
             // them (a demoted leader's agent must find the next leader).

@@ -53,34 +53,34 @@ impl AddressIndex {
     }
 
     pub(crate) fn add_task(&mut self, t: &Task) {
-        for (net, addr) in task_addresses(t) {
-            self.held.entry(net.to_string()).or_default().insert(addr);
-        }
+        self.hold(task_addresses(t));
     }
 
     pub(crate) fn remove_task(&mut self, t: &Task) {
-        for (net, addr) in task_addresses(t) {
-            self.release(net, addr);
-        }
+        self.release(task_addresses(t));
     }
 
     pub(crate) fn add_service(&mut self, s: &Service) {
-        for (net, addr) in service_addresses(s) {
+        self.hold(service_addresses(s));
+    }
+
+    pub(crate) fn remove_service(&mut self, s: &Service) {
+        self.release(service_addresses(s));
+    }
+
+    fn hold<'a>(&mut self, addresses: impl Iterator<Item = (&'a str, u32)>) {
+        for (net, addr) in addresses {
             self.held.entry(net.to_string()).or_default().insert(addr);
         }
     }
 
-    pub(crate) fn remove_service(&mut self, s: &Service) {
-        for (net, addr) in service_addresses(s) {
-            self.release(net, addr);
-        }
-    }
-
-    fn release(&mut self, net: &str, addr: u32) {
-        if let Some(set) = self.held.get_mut(net) {
-            set.remove(&addr);
-            if set.is_empty() {
-                self.held.remove(net);
+    fn release<'a>(&mut self, addresses: impl Iterator<Item = (&'a str, u32)>) {
+        for (net, addr) in addresses {
+            if let Some(set) = self.held.get_mut(net) {
+                set.remove(&addr);
+                if set.is_empty() {
+                    self.held.remove(net);
+                }
             }
         }
     }
@@ -116,11 +116,7 @@ fn service_addresses(s: &Service) -> impl Iterator<Item = (&str, u32)> {
 /// Whether the service publishes a port through the routing mesh, which puts its tasks on the
 /// ingress network.
 pub fn publishes_ingress(s: &Service) -> bool {
-    s.endpoint
-        .ports
-        .iter()
-        .flatten()
-        .any(|p| p.publish_mode.is_empty() || p.publish_mode == "ingress")
+    s.endpoint.ports.iter().flatten().any(super::ports::is_ingress)
 }
 
 /// A network a task joins, with the task's extra DNS names there.

@@ -15,7 +15,8 @@ use swarm_model::Service;
 /// Swarm's dynamic range for ingress ports published as 0.
 pub const DYNAMIC_PORTS: std::ops::RangeInclusive<u32> = 30000..=32767;
 
-fn is_ingress(p: &PortConfig) -> bool {
+/// Whether `p` is published through the routing mesh (the default mode).
+pub(crate) fn is_ingress(p: &PortConfig) -> bool {
     p.publish_mode.is_empty() || p.publish_mode == "ingress"
 }
 

@@ -285,12 +285,7 @@ impl StoreState {
                             n.name, other.name
                         )));
                     }
-                    let host_networks: Vec<crate::ipam::Ipv4Net> = self
-                        .nodes
-                        .iter()
-                        .flat_map(|node| node.description.host_networks.iter().flatten())
-                        .filter_map(|c| c.parse().ok())
-                        .collect();
+                    let host_networks = super::subnets::host_networks(self.nodes.iter());
                     super::subnets::allocate(n, self.cluster(), self.networks.iter(), &host_networks)
                         .map_err(|e| StoreError::Refused(format!("network {}: {e}", n.name)))?;
                 }

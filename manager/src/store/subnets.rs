@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use swarm_model::Cluster;
 use swarm_model::IpamConfig;
 use swarm_model::Network;
+use swarm_model::Node;
 use swarm_model::VXLAN_ID_OPTION;
 
 use crate::ipam::DEFAULT_POOL;
@@ -64,20 +65,15 @@ pub fn allocate<'a>(
     // Lowest first, so that an overlap is reported the same way every time.
     taken.sort();
     let (pools, size) = pools_of(cluster)?;
-    // The first pool with room, or the error of the last one (`pools_of` gives at least one).
-    let mut picked = None;
+    // The first pool with room, or the last pool's reason; an asked subnet is checked once.
+    let mut picked = Err(IpamError::NoPool);
     for pool in pools {
-        let result = pick_subnet(pool, size, asked_subnet, &taken, host_networks);
-        let done = result.is_ok() || asked_subnet.is_some();
-        picked = Some(result);
-        if done {
+        picked = pick_subnet(pool, size, asked_subnet, &taken, host_networks);
+        if picked.is_ok() || asked_subnet.is_some() {
             break;
         }
     }
-    let subnet = picked.unwrap_or(Err(IpamError::PoolExhausted {
-        pool: DEFAULT_POOL.parse()?,
-        size,
-    }))?;
+    let subnet = picked?;
     let gateway = pick_gateway(subnet, &asked.gateway)?;
     *configs = vec![IpamConfig {
         subnet: subnet.to_string(),
@@ -88,6 +84,15 @@ pub fn allocate<'a>(
     let id = pick_vxlan_id(net, &ids)?;
     net.options.insert(VXLAN_ID_OPTION.to_string(), id.to_string());
     Ok(())
+}
+
+/// The networks the nodes report using themselves (their routes and resolvers), which a
+/// subnet picked from the pool stays clear of.
+pub fn host_networks<'a>(nodes: impl Iterator<Item = &'a Node>) -> Vec<Ipv4Net> {
+    nodes
+        .flat_map(|node| node.description.host_networks.iter().flatten())
+        .filter_map(|c| c.parse().ok())
+        .collect()
 }
 
 /// Swarm's first VXLAN ID; IDs below it are left to other uses of VXLAN on the hosts.

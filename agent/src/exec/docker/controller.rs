@@ -91,8 +91,8 @@ pub(super) struct DockerController {
     pub(super) node_id: String,
     /// This node's hostname, for `{{.Node.Hostname}}` in templates.
     pub(super) hostname: String,
-    /// The node's overlays, when it builds them: the container then starts with no Docker
-    /// network and is joined to the task's networks once it runs.
+    /// The node's overlays, when it builds them: the container is joined to the task's
+    /// networks once it runs (and starts with no Docker network if they are all internal).
     pub(super) overlays: Option<Arc<NodeOverlays>>,
     pub(super) name: String,
     pub(super) container_id: String,

@@ -206,9 +206,9 @@ impl NodeOverlays {
             overlay::remove_peer(h, gone.vni, gone.addr, gone.node).await?;
             state.applied.remove(&gone);
         }
-        for new in want.difference(&state.applied.clone()) {
+        for new in want.difference(&state.applied).cloned().collect::<Vec<_>>() {
             overlay::add_peer(h, new.vni, new.addr, new.node).await?;
-            state.applied.insert(new.clone());
+            state.applied.insert(new);
         }
         Ok(())
     }
