@@ -756,15 +756,17 @@ async fn overlay_networks_are_created_used_and_removed() {
         .lines()
         .map(str::to_string)
         .collect();
-    eprintln!("usesnet runs on {nodes:?}");
-    if nodes.len() == 2 {
-        for i in [pair.m1, pair.w1] {
-            eventually("each node has its two overlay peers", Duration::from_secs(30), || {
-                let log = pair.cluster.nodes[i].log_text();
-                async move { log.contains("overlay peers changed peers=2").then_some(()) }
-            })
-            .await;
-        }
+    assert_eq!(
+        nodes.len(),
+        2,
+        "the scheduler spreads the two tasks over both nodes: {nodes:?}"
+    );
+    for i in [pair.m1, pair.w1] {
+        eventually("each node has its two overlay peers", Duration::from_secs(30), || {
+            let log = pair.cluster.nodes[i].log_text();
+            async move { log.contains("overlay peers changed peers=2").then_some(()) }
+        })
+        .await;
     }
     let target = d.ok(&[
         "service",

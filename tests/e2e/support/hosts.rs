@@ -40,6 +40,13 @@ impl Hosts {
         Some(h)
     }
 
+    /// Gives node i (from 1) one more address on its underlay interface, e.g. to stand for a
+    /// LAN the host is on.
+    pub fn add_address(&self, i: usize, cidr: &str) {
+        let (ns, inner) = (self.ns(i), self.name(&format!("i{i}")));
+        self.ip(&format!("-n {ns} addr add {cidr} dev {inner}"));
+    }
+
     /// Node i's address (from 1).
     pub fn addr(i: usize) -> String {
         format!("198.18.0.{i}")
