@@ -55,6 +55,35 @@ pub enum SessionMessage {
     /// The whole set of overlay peers the node needs (sent when it changes): tasks on other
     /// nodes that share a network with one of this node's tasks.
     Peers { peers: Vec<OverlayPeer> },
+    /// The whole service directory the node needs (sent when it changes): each service on a
+    /// network one of this node's tasks is on, and every service published through the
+    /// routing mesh. The node's resolvers, virtual IPs and mesh answer from it.
+    Directory { records: Vec<ServiceRecord> },
+}
+
+/// A service as containers on one network find it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    pub service_id: String,
+    pub network_id: String,
+    /// Whether this is the `ingress` network, which carries the routing mesh but no names.
+    pub ingress: bool,
+    /// The service's name, then its aliases on this network.
+    pub names: Vec<String>,
+    /// Its virtual IP here; none in `dnsrr` mode.
+    pub vip: Option<std::net::Ipv4Addr>,
+    /// The addresses here of its tasks that are running and wanted running: the rotation.
+    pub tasks: Vec<std::net::Ipv4Addr>,
+    /// Ports published through the routing mesh (on the ingress record only).
+    pub mesh_ports: Vec<MeshPort>,
+}
+
+/// A port every node publishes for a service, sending connections to `target` on its tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MeshPort {
+    pub udp: bool,
+    pub published: u16,
+    pub target: u16,
 }
 
 /// A task on another node, as an overlay on this node reaches it: its address on the network

@@ -2,6 +2,7 @@
 //! ([`session`]), heartbeats kept in memory (a node is Down after three missed periods), task
 //! status reports written to raft in batches, and log subscriptions ([`logbroker`]).
 
+pub mod directory;
 mod logbroker;
 pub mod peers;
 mod session;

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use super::DispatchError;
 use super::Dispatcher;
 use super::MISSED_HEARTBEATS;
+use super::directory::directory_for;
 use super::heartbeat_period;
 use super::peers::peers_for;
 use crate::store::Event;
@@ -89,11 +90,15 @@ fn as_sent(s: &StoreState, mut task: Task) -> Task {
     task
 }
 
-/// Whether an event can change some node's overlay peers: a task, node or network changed.
+/// Whether an event can change some node's overlay peers or service directory: a task,
+/// service, node or network changed.
 fn touches_peers(e: &Event) -> bool {
     match e {
         Event::Create(o) | Event::Delete(o) | Event::Update { new: o, .. } => {
-            matches!(o, Object::Task(_) | Object::Node(_) | Object::Network(_))
+            matches!(
+                o,
+                Object::Task(_) | Object::Service(_) | Object::Node(_) | Object::Network(_)
+            )
         }
         Event::Restored { .. } => true,
         Event::Commit { .. } => false,
@@ -203,10 +208,14 @@ impl Dispatcher {
                 alive = alive && send(SessionMessage::Role { role: r, raft_id }).await;
             }
             // Always, even empty: the node may still hold the set of an earlier session.
-            let mut peers = me.store.view(|s| peers_for(s, &node_id));
+            let (mut peers, mut directory) = me.store.view(|s| (peers_for(s, &node_id), directory_for(s, &node_id)));
             alive = alive
                 && send(SessionMessage::Peers {
                     peers: peers.iter().cloned().collect(),
+                })
+                .await
+                && send(SessionMessage::Directory {
+                    records: directory.clone(),
                 })
                 .await;
             // Raft membership changes are not store events: look at the managers on every
@@ -290,6 +299,29 @@ impl Dispatcher {
                         break;
                     }
                 }
+                // The directory goes first: a task told to stop leaves every rotation before its
+                // node gets the order to stop it.
+                if peers_may_change {
+                    let (now_peers, now_directory) =
+                        me.store.view(|s| (peers_for(s, &node_id), directory_for(s, &node_id)));
+                    if now_directory != directory {
+                        directory = now_directory;
+                        alive = send(SessionMessage::Directory {
+                            records: directory.clone(),
+                        })
+                        .await;
+                    }
+                    if alive && now_peers != peers {
+                        peers = now_peers;
+                        alive = send(SessionMessage::Peers {
+                            peers: peers.iter().cloned().collect(),
+                        })
+                        .await;
+                    }
+                    if !alive {
+                        break;
+                    }
+                }
                 if full_again {
                     let (tasks, files) = me.store.view(|s| full_set(s, &mut sent));
                     alive = send(SessionMessage::Assignments {
@@ -312,16 +344,6 @@ impl Dispatcher {
                         files,
                     })
                     .await;
-                }
-                if alive && peers_may_change {
-                    let now = me.store.view(|s| peers_for(s, &node_id));
-                    if now != peers {
-                        peers = now;
-                        alive = send(SessionMessage::Peers {
-                            peers: peers.iter().cloned().collect(),
-                        })
-                        .await;
-                    }
                 }
             }
             let mut sessions = me.lock_sessions();

@@ -120,10 +120,10 @@ pub fn publishes_ingress(s: &Service) -> bool {
 }
 
 /// A network a task joins, with the task's extra DNS names there.
-type Wanted<'a> = (&'a Network, Option<Vec<String>>);
+pub(crate) type Wanted<'a> = (&'a Network, Option<Vec<String>>);
 
 /// The networks a service's tasks join, in order (ingress first), each with its aliases.
-fn wanted_networks<'a>(
+pub(crate) fn wanted_networks<'a>(
     s: &'a StoreState,
     service_name: &str,
     own: &[NetworkAttachmentConfig],
