@@ -22,6 +22,14 @@ pub enum OverlayError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot set the virtual IPs in {netns}: {detail}")]
+    Nft { netns: String, detail: String },
+    #[error("cannot open the container's resolver at 127.0.0.11:53 in {netns}: {source}")]
+    Resolver {
+        netns: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Missing(String),
 }

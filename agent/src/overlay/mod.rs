@@ -18,6 +18,7 @@ mod links;
 mod netns;
 #[cfg(test)]
 mod tests;
+mod vip;
 
 pub use error::OverlayError;
 pub use links::Endpoint;
@@ -36,3 +37,5 @@ pub use links::vxlan_name;
 pub use netns::connect;
 pub use netns::in_netns;
 pub use netns::spawn_in_netns;
+pub use vip::apply_nft;
+pub use vip::vip_script;
