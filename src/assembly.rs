@@ -150,6 +150,7 @@ pub(crate) async fn connect_executor(
     files_root: &Path,
     hostname: &str,
     advertise_addr: &str,
+    dns_upstream: &[String],
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Arc<dyn Executor>> {
     if kind == "sim" {
@@ -160,7 +161,8 @@ pub(crate) async fn connect_executor(
     }
     loop {
         let overlay_local = overlay_address(advertise_addr);
-        match DockerExecutor::connect(files_root.to_path_buf(), hostname.to_string(), overlay_local).await {
+        let upstream = swarm_agent::dns::upstream_resolvers(dns_upstream);
+        match DockerExecutor::connect(files_root.to_path_buf(), hostname.to_string(), overlay_local, upstream).await {
             Ok(d) => return Some(Arc::new(d)),
             Err(e) => {
                 tracing::error!(error = %e, "this node runs no tasks until the Docker engine answers; retrying in 5 s");
@@ -229,12 +231,13 @@ fn start_agent(running: &mut Running, cfg: &NodeConfig, roles: mpsc::UnboundedSe
         });
         cb
     });
-    let (node_id, hostname, kind, runs_as, advertise) = (
+    let (node_id, hostname, kind, runs_as, advertise, upstream) = (
         cfg.node_id.clone(),
         cfg.hostname.clone(),
         cfg.executor.clone(),
         (cfg.role, cfg.raft_id),
         cfg.advertise_addr.clone(),
+        cfg.dns_upstream.clone(),
     );
     let mut shutdown = running.shutdown.subscribe();
     let files_root = running.dir.task_files();
@@ -242,7 +245,9 @@ fn start_agent(running: &mut Running, cfg: &NodeConfig, roles: mpsc::UnboundedSe
         if kind != "sim" {
             keep_task_files_in_memory(files_root.clone()).await;
         }
-        let Some(executor) = connect_executor(&kind, &files_root, &hostname, &advertise, &mut shutdown).await else {
+        let Some(executor) =
+            connect_executor(&kind, &files_root, &hostname, &advertise, &upstream, &mut shutdown).await
+        else {
             return;
         };
         let on_role: RoleWanted = Arc::new(move |role, raft_id| {
@@ -349,6 +354,7 @@ pub(crate) async fn leave_swarm(dir: &DataDir, cfg: &NodeConfig, lock: File) -> 
             &dir.task_files(),
             &cfg.hostname,
             &cfg.advertise_addr,
+            &cfg.dns_upstream,
             &mut never,
         ),
     )

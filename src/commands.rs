@@ -65,6 +65,9 @@ pub struct InitOptions {
     pub availability: Option<Availability>,
     /// `docker` (default) or `sim`.
     pub executor: String,
+    /// Where containers' resolvers forward names outside the cluster (IP or IP:PORT); the
+    /// host's resolvers when empty.
+    pub dns_upstream: Vec<String>,
     /// Where overlay subnets come from (Swarm's `--default-addr-pool`); empty: `10.0.0.0/8`.
     pub default_addr_pool: Vec<String>,
     /// The size of each overlay subnet (`--default-addr-pool-mask-length`); default 24.
@@ -84,6 +87,9 @@ pub struct JoinOptions {
     pub availability: Option<Availability>,
     /// `docker` (default) or `sim`.
     pub executor: String,
+    /// Where containers' resolvers forward names outside the cluster (IP or IP:PORT); the
+    /// host's resolvers when empty.
+    pub dns_upstream: Vec<String>,
 }
 
 /// Creates a new cluster with this node as its only manager, then runs until stopped.
@@ -120,6 +126,7 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
     cfg.advertise_addr = advertise.clone();
     cfg.api_addr = opts.api_addr.clone();
     cfg.executor = opts.executor.clone();
+    cfg.dns_upstream = opts.dns_upstream.clone();
     dir.save_config(&cfg)?;
 
     let (mut running, manager) = start_manager(dir.clone(), &cfg, lock).await?;
@@ -265,6 +272,7 @@ pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
     cfg.api_addr = opts.api_addr.clone();
     cfg.managers = resp.managers.clone();
     cfg.executor = opts.executor.clone();
+    cfg.dns_upstream = opts.dns_upstream.clone();
     dir.save_config(&cfg)?;
 
     let mut running = match resp.role {

@@ -46,6 +46,9 @@ pub struct NodeConfig {
     /// How this node runs tasks: `docker` or `sim`.
     #[serde(default = "default_executor")]
     pub executor: String,
+    /// Where containers' resolvers forward names outside the cluster; the host's when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_upstream: Vec<String>,
 }
 
 fn default_executor() -> String {
@@ -67,6 +70,7 @@ impl NodeConfig {
             managers: Vec::new(),
             initialised: false,
             executor: default_executor(),
+            dns_upstream: Vec::new(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! and task statuses over it, and hands assignments to the [`worker::Worker`]. When a manager
 //! dies the agent reconnects to another; its tasks keep running meanwhile.
 
+pub mod dns;
 pub mod exec;
 pub mod overlay;
 pub mod worker;
@@ -24,6 +25,7 @@ use swarm_protocol::dispatcher::LogLine;
 use swarm_protocol::dispatcher::LogRequest;
 use swarm_protocol::dispatcher::NotLeader;
 use swarm_protocol::dispatcher::OverlayPeer;
+use swarm_protocol::dispatcher::ServiceRecord;
 use swarm_protocol::dispatcher::SessionMessage;
 use swarm_protocol::dispatcher::SessionRequest;
 use swarm_protocol::dispatcher::StatusRequest;
@@ -51,6 +53,9 @@ pub struct Agent {
     on_role: Option<RoleWanted>,
     /// The overlay peers the managers last sent, for the node's overlay networks.
     overlay_peers: watch::Sender<Vec<OverlayPeer>>,
+    /// The service directory the managers last sent, for the node's resolvers, virtual IPs
+    /// and routing mesh.
+    directory: watch::Sender<Vec<ServiceRecord>>,
 }
 
 enum SessionEnd {
@@ -79,6 +84,7 @@ impl Agent {
             on_managers,
             on_role: None,
             overlay_peers: watch::Sender::new(Vec::new()),
+            directory: watch::Sender::new(Vec::new()),
         }
     }
 
@@ -127,6 +133,20 @@ impl Agent {
                 }
                 let latest = peers.borrow_and_update().clone();
                 executor.set_overlay_peers(latest).await;
+            }
+        });
+        // The same for the service directory.
+        let mut directory = self.directory.subscribe();
+        let executor = self.executor.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = directory.changed() => if changed.is_err() { return },
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                let latest = directory.borrow_and_update().clone();
+                executor.set_service_directory(latest).await;
             }
         });
         self.worker.scan().await;
@@ -297,6 +317,17 @@ impl Agent {
                             self.node_id.clone(),
                             req,
                         ));
+                    }
+                    SessionMessage::Directory { records } => {
+                        let count = records.len();
+                        let changed = self.directory.send_if_modified(|current| {
+                            let changed = *current != records;
+                            *current = records;
+                            changed
+                        });
+                        if changed {
+                            tracing::debug!(records = count, "service directory changed");
+                        }
                     }
                     SessionMessage::Peers { peers } => {
                         let count = peers.len();

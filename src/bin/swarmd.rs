@@ -55,6 +55,10 @@ enum Command {
         /// How tasks run on this node: docker or sim (simulated, for benchmarks).
         #[arg(long, default_value = "docker", value_parser = ["docker", "sim"])]
         executor: String,
+        /// Resolver (IP or IP:PORT) that containers' names outside the cluster are forwarded
+        /// to, instead of the host's (repeatable).
+        #[arg(long = "dns-upstream", value_parser = parse_upstream)]
+        dns_upstream: Vec<String>,
         /// Address pool (CIDR) that overlay subnets come from, instead of 10.0.0.0/8 (repeatable).
         #[arg(long)]
         default_addr_pool: Vec<String>,
@@ -84,6 +88,10 @@ enum Command {
         /// How tasks run on this node: docker or sim (simulated, for benchmarks).
         #[arg(long, default_value = "docker", value_parser = ["docker", "sim"])]
         executor: String,
+        /// Resolver (IP or IP:PORT) that containers' names outside the cluster are forwarded
+        /// to, instead of the host's (repeatable).
+        #[arg(long = "dns-upstream", value_parser = parse_upstream)]
+        dns_upstream: Vec<String>,
         /// A manager's address, HOST:PORT.
         manager_addr: String,
     },
@@ -118,6 +126,15 @@ enum FlagError {
     Availability(String),
     #[error("invalid label {0:?}: expected key=value")]
     Label(String),
+    #[error("invalid DNS upstream {0:?}: expected an IP address or IP:PORT")]
+    Upstream(String),
+}
+
+fn parse_upstream(s: &str) -> Result<String, FlagError> {
+    match swarm_agent::dns::upstream_addr(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(FlagError::Upstream(s.to_string())),
+    }
 }
 
 fn parse_availability(s: &str) -> Result<Availability, FlagError> {
@@ -171,6 +188,7 @@ fn main() -> ExitCode {
                 log_entries_for_slow_followers,
                 availability,
                 executor,
+                dns_upstream,
                 default_addr_pool,
                 default_addr_pool_mask_length,
             }) => {
@@ -184,6 +202,7 @@ fn main() -> ExitCode {
                     log_entries_for_slow_followers,
                     availability,
                     executor,
+                    dns_upstream,
                     default_addr_pool,
                     default_addr_pool_mask_length,
                 })
@@ -198,6 +217,7 @@ fn main() -> ExitCode {
                 labels,
                 availability,
                 executor,
+                dns_upstream,
                 manager_addr,
             }) => {
                 daemon::join(daemon::JoinOptions {
@@ -211,6 +231,7 @@ fn main() -> ExitCode {
                     labels: labels.into_iter().collect::<Labels>(),
                     availability,
                     executor,
+                    dns_upstream,
                 })
                 .await
             }

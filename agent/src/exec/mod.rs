@@ -17,6 +17,7 @@ use swarm_protocol::dispatcher::FileKind;
 use swarm_protocol::dispatcher::LogLine;
 use swarm_protocol::dispatcher::LogOptions;
 use swarm_protocol::dispatcher::OverlayPeer;
+use swarm_protocol::dispatcher::ServiceRecord;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub type BoxStream<T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send + 'static>>;
@@ -163,6 +164,12 @@ pub trait Executor: Send + Sync + 'static {
     /// without overlays ignore them.
     fn set_overlay_peers(&self, peers: Vec<OverlayPeer>) -> BoxFuture<'_, ()> {
         let _ = peers;
+        Box::pin(async {})
+    }
+    /// The service directory the managers last sent, for the node's resolvers, virtual IPs and
+    /// routing mesh. Executors without overlays ignore it.
+    fn set_service_directory(&self, records: Vec<ServiceRecord>) -> BoxFuture<'_, ()> {
+        let _ = records;
         Box::pin(async {})
     }
     /// Removes the node's overlay networks, when it leaves the swarm.

@@ -165,6 +165,10 @@ impl DockerController {
     }
 }
 
+/// How long a task on overlays keeps serving after it left the rotations, before its stop
+/// signal: the time for the other nodes to hear of it and update their rules.
+const ROTATION_DRAIN: Duration = Duration::from_secs(1);
+
 impl Controller for DockerController {
     fn existing(&mut self) -> BoxFuture<'_, Result<Option<Existing>, ExecError>> {
         Box::pin(async move {
@@ -177,7 +181,7 @@ impl Controller for DockerController {
                 Some(ContainerStateStatusEnum::RUNNING) | Some(ContainerStateStatusEnum::RESTARTING) => {
                     if let Some(o) = &self.overlays
                         && NodeOverlays::wants(&self.task)
-                        && let Err(e) = o.adopt(&self.task).await
+                        && let Err(e) = o.adopt(&self.task, state.pid.unwrap_or(0)).await
                     {
                         tracing::warn!(task_id = %self.task.id, error = %e, "cannot rebuild the task's overlay networks");
                     }
@@ -217,8 +221,15 @@ impl Controller for DockerController {
             }
             let mut body =
                 create_body(&task, &self.node_id, &self.name).map_err(|e| ExecError::Rejected(e.to_string()))?;
-            if self.overlays.is_some() && NodeOverlays::isolated(&task) {
-                body.host_config.get_or_insert_with(Default::default).network_mode = Some("none".to_string());
+            if self.overlays.is_some() && NodeOverlays::wants(&task) {
+                let host = body.host_config.get_or_insert_with(Default::default);
+                if NodeOverlays::isolated(&task) {
+                    host.network_mode = Some("none".to_string());
+                }
+                // The node's resolver for this container, unless the service names its own.
+                if host.dns.as_ref().is_none_or(|d| d.is_empty()) {
+                    host.dns = Some(vec![crate::dns::RESOLVER_ADDR.to_string()]);
+                }
             }
             self.pull_if_missing(&image).await?;
             if !self.files.is_empty() {
@@ -337,6 +348,12 @@ impl Controller for DockerController {
 
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExecError>> {
         Box::pin(async move {
+            // The managers took the task out of every VIP, name and mesh rotation when they
+            // asked for the stop; give the other nodes that long to apply it before the
+            // container stops taking connections (moby/moby#26672).
+            if self.overlays.is_some() && NodeOverlays::wants(&self.task) {
+                tokio::time::sleep(ROTATION_DRAIN).await;
+            }
             let grace_ns = self
                 .task
                 .spec

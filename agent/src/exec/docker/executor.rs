@@ -18,6 +18,7 @@ use swarm_model::Timestamp;
 use swarm_protocol::dispatcher::LogLine;
 use swarm_protocol::dispatcher::LogOptions;
 use swarm_protocol::dispatcher::OverlayPeer;
+use swarm_protocol::dispatcher::ServiceRecord;
 
 use super::ENGINE_TIMEOUT;
 use super::container::LABEL_NODE;
@@ -55,11 +56,13 @@ impl DockerExecutor {
     /// the API version. Task secret and config files go under `files_root` (which the daemon
     /// puts on a tmpfs, see [`crate::exec::memory_dir`]). `hostname` is this node's, as the
     /// managers know it, for service templates. `overlay_local` is the node's underlay address
-    /// for overlay networks, if it builds them.
+    /// for overlay networks, if it builds them; `dns_upstream` is where its containers'
+    /// resolvers forward names outside the cluster.
     pub async fn connect(
         files_root: PathBuf,
         hostname: String,
         overlay_local: Option<std::net::Ipv4Addr>,
+        dns_upstream: Vec<std::net::SocketAddr>,
     ) -> Result<Self, ExecError> {
         let docker = Docker::connect_with_local_defaults()
             .map_err(|e| ExecError::Engine(format!("cannot reach the Docker engine: {e}")))?;
@@ -71,7 +74,7 @@ impl DockerExecutor {
             docker,
             files_root,
             hostname,
-            overlays: overlay_local.map(NodeOverlays::new),
+            overlays: overlay_local.map(|local| NodeOverlays::new(local, dns_upstream)),
         })
     }
 
@@ -214,6 +217,14 @@ impl Executor for DockerExecutor {
                 && let Err(e) = o.set_peers(peers).await
             {
                 tracing::warn!(error = %e, "cannot apply the overlay peers");
+            }
+        })
+    }
+
+    fn set_service_directory(&self, records: Vec<ServiceRecord>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(o) = &self.overlays {
+                o.set_directory(records).await;
             }
         })
     }

@@ -8,14 +8,22 @@
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use hickory_server::Server;
 use swarm_model::Task;
 use swarm_model::VXLAN_ID_OPTION;
 use swarm_protocol::dispatcher::OverlayPeer;
+use swarm_protocol::dispatcher::ServiceRecord;
 use tokio::sync::Mutex;
+use tokio::sync::watch;
 
+use crate::dns::ContainerResolver;
+use crate::dns::RESOLVER_ADDR;
 use crate::overlay;
 use crate::overlay::Endpoint;
 use crate::overlay::OverlayError;
@@ -41,12 +49,27 @@ struct State {
     /// What the managers last sent, and what is in the kernel.
     wanted: BTreeSet<OverlayPeer>,
     applied: BTreeSet<OverlayPeer>,
+    /// The containers joined here, by task ID.
+    sandboxes: BTreeMap<String, Sandbox>,
+}
+
+/// What the node runs for one container: its resolver, and the VIP rules last set in it.
+struct Sandbox {
+    netns: PathBuf,
+    /// The container's networks, by ID, in the order it joined them.
+    networks: Vec<String>,
+    /// Serves the resolver's sockets until dropped.
+    _resolver: Server<ContainerResolver>,
+    vips: String,
 }
 
 /// The overlays of one node, whose underlay address is `local`.
 pub struct NodeOverlays {
     local: Ipv4Addr,
     state: Mutex<State>,
+    directory: watch::Sender<Arc<Vec<ServiceRecord>>>,
+    /// Where the containers' resolvers send names that are not the cluster's.
+    upstream: Arc<Vec<SocketAddr>>,
 }
 
 /// The networks `task` joins, as this node builds them; errors name the network.
@@ -90,10 +113,12 @@ fn networks_of(task: &Task, local: Ipv4Addr) -> Result<Vec<Joined>, OverlayError
 }
 
 impl NodeOverlays {
-    pub fn new(local: Ipv4Addr) -> Arc<Self> {
+    pub fn new(local: Ipv4Addr, upstream: Vec<SocketAddr>) -> Arc<Self> {
         Arc::new(NodeOverlays {
             local,
             state: Mutex::new(State::default()),
+            directory: watch::Sender::new(Arc::new(Vec::new())),
+            upstream: Arc::new(upstream),
         })
     }
 
@@ -134,12 +159,80 @@ impl NodeOverlays {
             state.users.entry(j.spec.vni).or_default().insert(task.id.clone());
             overlay::attach(&h, j.spec.vni, &ns, &j.endpoint).await?;
         }
-        Self::apply_peers(&h, &mut state).await
+        Self::apply_peers(&h, &mut state).await?;
+        let sandbox = self.open_sandbox(task, &ns).await?;
+        state.sandboxes.insert(task.id.clone(), sandbox);
+        Ok(())
+    }
+
+    /// Starts the container's resolver inside its namespace and sets its VIP rules.
+    async fn open_sandbox(&self, task: &Task, ns: &Path) -> Result<Sandbox, OverlayError> {
+        let networks: Vec<String> = task
+            .networks_attachments
+            .iter()
+            .flatten()
+            .map(|a| a.network.id.clone())
+            .collect();
+        let shown = ns.display().to_string();
+        let opening = move |source| OverlayError::Resolver {
+            netns: shown.clone(),
+            source,
+        };
+        let thread = overlay::spawn_in_netns(ns, {
+            let opening = opening.clone();
+            move || {
+                let udp = std::net::UdpSocket::bind((RESOLVER_ADDR, 53)).map_err(&opening)?;
+                let tcp = std::net::TcpListener::bind((RESOLVER_ADDR, 53)).map_err(&opening)?;
+                udp.set_nonblocking(true).map_err(&opening)?;
+                tcp.set_nonblocking(true).map_err(&opening)?;
+                Ok((udp, tcp))
+            }
+        });
+        let (udp, tcp) = tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .ok()
+            .and_then(|joined| joined.ok())
+            .ok_or_else(|| OverlayError::Missing("the thread opening the resolver's sockets failed".to_string()))??;
+        let udp = tokio::net::UdpSocket::from_std(udp).map_err(&opening)?;
+        let tcp = tokio::net::TcpListener::from_std(tcp).map_err(&opening)?;
+        let mut resolver = Server::new(ContainerResolver::new(
+            self.directory.subscribe(),
+            networks.clone(),
+            self.upstream.clone(),
+        ));
+        resolver.register_socket(udp);
+        resolver.register_listener(tcp, Duration::from_secs(5), 64);
+        let vips = overlay::vip_script(&self.directory.borrow(), &networks);
+        overlay::apply_nft(ns, &vips).await?;
+        Ok(Sandbox {
+            netns: ns.to_path_buf(),
+            networks,
+            _resolver: resolver,
+            vips,
+        })
+    }
+
+    /// Takes the managers' latest service directory: the resolvers read it as they answer,
+    /// and each container's VIP rules follow its rotations.
+    pub async fn set_directory(&self, records: Vec<ServiceRecord>) {
+        self.directory.send_replace(Arc::new(records));
+        let records = self.directory.borrow().clone();
+        let mut state = self.state.lock().await;
+        for (task_id, sandbox) in state.sandboxes.iter_mut() {
+            let script = overlay::vip_script(&records, &sandbox.networks);
+            if script == sandbox.vips {
+                continue;
+            }
+            match overlay::apply_nft(&sandbox.netns, &script).await {
+                Ok(()) => sandbox.vips = script,
+                Err(e) => tracing::warn!(%task_id, error = %e, "cannot update the container's virtual IPs"),
+            }
+        }
     }
 
     /// Counts a container that was already running (after a restart of swarmd) as a user of
     /// its networks, which are built again if missing.
-    pub async fn adopt(&self, task: &Task) -> Result<(), OverlayError> {
+    pub async fn adopt(&self, task: &Task, pid: i64) -> Result<(), OverlayError> {
         let joined = networks_of(task, self.local)?;
         let mut state = self.state.lock().await;
         let h = Self::handle(&mut state)?;
@@ -147,13 +240,19 @@ impl NodeOverlays {
             overlay::ensure_network(&h, &j.spec).await?;
             state.users.entry(j.spec.vni).or_default().insert(task.id.clone());
         }
-        Self::apply_peers(&h, &mut state).await
+        Self::apply_peers(&h, &mut state).await?;
+        // The resolver's sockets went with the previous swarmd process.
+        let ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        let sandbox = self.open_sandbox(task, &ns).await?;
+        state.sandboxes.insert(task.id.clone(), sandbox);
+        Ok(())
     }
 
     /// Takes task `task_id` off its networks, once its container is gone (its veth pair went
     /// with the container's namespace); a network no task here uses any more is removed.
     pub async fn leave(&self, task_id: &str) -> Result<(), OverlayError> {
         let mut state = self.state.lock().await;
+        state.sandboxes.remove(task_id);
         let mut emptied = Vec::new();
         for (vni, users) in state.users.iter_mut() {
             if users.remove(task_id) && users.is_empty() {
@@ -178,6 +277,7 @@ impl NodeOverlays {
         let mut state = self.state.lock().await;
         let h = Self::handle(&mut state)?;
         overlay::remove_all_networks(&h).await?;
+        state.sandboxes.clear();
         state.users.clear();
         state.applied.clear();
         Ok(())
