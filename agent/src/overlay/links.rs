@@ -285,6 +285,8 @@ async fn plumb(h: &Handle, bridge_index: u32, container_ns: &Path, ep: &Endpoint
         let msg = LinkUnspec::new_with_index(index)
             .name(ep.ifname.clone())
             .address(mac_for(ep.addr).to_vec())
+            // The veth's MTU is set on the node's end only when the pair is made.
+            .mtu(ep.mtu)
             .build();
         c.link()
             .set(msg)

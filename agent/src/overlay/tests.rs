@@ -36,7 +36,7 @@ impl TestHosts {
         })
     }
 
-    fn ip(&self, args: &str) {
+    fn ip(&self, args: &str) -> String {
         let out = Command::new("ip")
             .args(args.split_whitespace())
             .output()
@@ -46,6 +46,7 @@ impl TestHosts {
             "ip {args}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn name(&self, what: &str) -> String {
@@ -148,6 +149,9 @@ async fn containers_on_two_nodes_reach_each_other_only_through_the_overlay() {
     let (c1, c2) = (hosts.path("c1"), hosts.path("c2"));
     assert!(reaches(&c1, &c2, tasks[1], 7001), "c1 reaches c2 over the overlay");
     assert!(reaches(&c2, &c1, tasks[0], 7002), "and back");
+    // Both ends of the container's veth have the overlay's MTU, room for the VXLAN header.
+    let eth0 = hosts.ip(&format!("-n {} link show eth0", hosts.name("c1")));
+    assert!(eth0.contains("mtu 1450 "), "{eth0}");
     // Nothing but the overlay connects them: with node 1's VXLAN device down, they are cut off.
     hosts.ip(&format!("-n {} link set {} down", hosts.name("n1"), vxlan_name(vni)));
     assert!(!reaches(&c1, &c2, tasks[1], 7003), "the traffic took the overlay");
