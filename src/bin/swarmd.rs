@@ -158,7 +158,7 @@ fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| {
             EnvFilter::try_new(format!(
-                "{},openraft=warn,raft_log=warn,chunked_wal=warn",
+                "{},openraft=warn,raft_log=warn,chunked_wal=warn,hickory_server=warn,hickory_proto=warn",
                 cli.log_level
             ))
         })
