@@ -6,8 +6,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::Cluster;
+use crate::support::containers_of_service;
 use crate::support::eventually;
 use crate::support::hosts::Hosts;
+use crate::support::resolver::FakeResolver;
 use crate::support::tasks_of;
 
 const IMAGE: &str = "swarm-test/busybox:latest";
@@ -21,7 +23,7 @@ async fn nodes_on_separate_hosts_share_an_overlays_addresses() {
     let mut c = Cluster::docker();
     let m1 = c.init_in("m1", &hosts.ns(1), &format!("{}:2377", Hosts::addr(1)), &[]);
     let token = c.token(m1, "worker");
-    let w1 = c.join_in("w1", &hosts.ns(2), &format!("{}:2377", Hosts::addr(2)), &token, m1);
+    let w1 = c.join_in("w1", &hosts.ns(2), &format!("{}:2377", Hosts::addr(2)), &token, m1, &[]);
 
     let addrs = eventually(
         "both nodes ready at their own addresses",
@@ -159,6 +161,194 @@ async fn nodes_on_separate_hosts_share_an_overlays_addresses() {
         .await;
     }
     c.ctl_ok(m1, &["network", "rm", "appnet", "sealed"]);
+}
+
+/// A stack on two hosts whose `app` calls `db` by its short name, as in every Swarm tutorial:
+/// the name resolves to db's VIP inside app's container, `tasks.db` to its running tasks, other
+/// names go to the node's upstream resolver (a fake one given with `--dns-upstream`), the VIP
+/// spreads connections over all three tasks on both nodes, and a killed task leaves the VIP's
+/// rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stacks_services_reach_each_other_by_name_across_hosts() {
+    let Some(hosts) = Hosts::new("d", 2) else { return };
+    hosts.add_address(1, "198.18.0.250/24");
+    let outside: std::net::Ipv4Addr = "192.0.2.77".parse().expect("an address");
+    let upstream = FakeResolver::start(
+        &hosts.ns(1),
+        "198.18.0.250:53".parse().expect("a socket address"),
+        &[("outside.example", outside)],
+    )
+    .await;
+    let mut c = Cluster::docker();
+    let dns = ["--dns-upstream", "198.18.0.250"];
+    let m1 = c.init_in("m1", &hosts.ns(1), &format!("{}:2377", Hosts::addr(1)), &dns);
+    let token = c.token(m1, "worker");
+    c.join_in(
+        "w1",
+        &hosts.ns(2),
+        &format!("{}:2377", Hosts::addr(2)),
+        &token,
+        m1,
+        &dns,
+    );
+    both_ready(&c, m1).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("stack.yml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"services:
+  db:
+    image: {IMAGE}
+    command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"]
+    deploy:
+      replicas: 3
+  app:
+    image: {IMAGE}
+    command: ["sleep", "3600"]
+"#
+        ),
+    )
+    .expect("stack file");
+    c.ctl_ok(m1, &["stack", "deploy", "-c", file.to_str().expect("utf-8"), "st"]);
+    let db = running(&c, m1, "st_db", 3).await;
+    running(&c, m1, "st_app", 1).await;
+    let db_nodes: BTreeSet<&str> = db.iter().filter_map(|t| t["NodeID"].as_str()).collect();
+    assert_eq!(db_nodes.len(), 2, "db runs on both hosts: {db:?}");
+    let task_addrs: BTreeSet<String> = db.iter().map(|t| overlay_addr(t)).collect();
+    let service: Value = c.nodes[m1].client().get("/services/st_db").await.expect("st_db");
+    let vip = service["Endpoint"]["VirtualIPs"][0]["Addr"]
+        .as_str()
+        .and_then(|a| a.split('/').next())
+        .expect("db has a VIP")
+        .to_string();
+    let app = containers_of_service("st_app")
+        .into_iter()
+        .find(|(_, _, up)| *up)
+        .map(|(name, _, _)| name)
+        .expect("app's container");
+
+    // Names: the short alias and the full name give the VIP, tasks.db every running task.
+    let started = std::time::Instant::now();
+    let found = eventually("app resolves db", Duration::from_secs(30), || {
+        let out = exec(&app, &["nslookup", "db"]);
+        let found = out.contains(&vip);
+        async move { found.then_some(out) }
+    })
+    .await;
+    eprintln!("name to VIP, from app's start: {:?}", started.elapsed());
+    assert!(found.contains("127.0.0.11"), "asked the node's resolver: {found}");
+    assert!(exec(&app, &["nslookup", "st_db"]).contains(&vip));
+    let tasks = exec(&app, &["nslookup", "tasks.db"]);
+    for a in &task_addrs {
+        assert!(tasks.contains(a.as_str()), "tasks.db gives {a}: {tasks}");
+    }
+    assert!(!tasks.contains(&vip), "{tasks}");
+    // Any other name is the upstream's.
+    let before = upstream.asked();
+    let out = exec(&app, &["nslookup", "outside.example"]);
+    assert!(out.contains("192.0.2.77"), "forwarded upstream: {out}");
+    assert!(upstream.asked() > before);
+    let out = exec(&app, &["nslookup", "missing.example"]);
+    assert!(!out.contains("Address: 1") && !out.contains("Address: 2"), "{out}");
+
+    // The VIP spreads connections over the three tasks, on both hosts.
+    let db_hosts: BTreeSet<String> = containers_of_service("st_db")
+        .into_iter()
+        .filter(|(_, _, up)| *up)
+        .map(|(name, _, _)| exec(&name, &["hostname"]).trim().to_string())
+        .collect();
+    assert_eq!(db_hosts.len(), 3, "{db_hosts:?}");
+    let served = fetch_many(&app, "db", 30);
+    assert_eq!(served.len(), 30, "every request is answered: {served:?}");
+    let spread: BTreeSet<String> = served.iter().cloned().collect();
+    assert_eq!(spread, db_hosts, "30 connections reach all three tasks");
+
+    // A killed task leaves the rotation: soon every request is answered by the others.
+    let (victim, _, _) = containers_of_service("st_db")
+        .into_iter()
+        .find(|(_, _, up)| *up)
+        .expect("a db container");
+    let victim_host = exec(&victim, &["hostname"]).trim().to_string();
+    let out = std::process::Command::new("docker")
+        .args(["kill", &victim])
+        .output()
+        .expect("docker kill");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let killed = std::time::Instant::now();
+    eventually(
+        "the killed task is out of db's rotation",
+        Duration::from_secs(60),
+        || {
+            let served = fetch_many(&app, "db", 10);
+            let done = served.len() == 10 && !served.contains(&victim_host);
+            async move { done.then_some(()) }
+        },
+    )
+    .await;
+    eprintln!("killed task out of the VIP's rotation after {:?}", killed.elapsed());
+    c.ctl_ok(m1, &["stack", "rm", "st"]);
+}
+
+/// Waits until both nodes of a two-host cluster are ready.
+async fn both_ready(c: &Cluster, m1: usize) {
+    eventually("both nodes ready", Duration::from_secs(60), || async move {
+        let nodes: Vec<Value> = c.nodes[m1].client().get("/nodes").await.ok()?;
+        (nodes.iter().filter(|n| n["Status"]["State"] == "ready").count() == 2).then_some(())
+    })
+    .await;
+}
+
+/// The running tasks of `service`, once there are `count`.
+async fn running(c: &Cluster, i: usize, service: &str, count: usize) -> Vec<Value> {
+    eventually(
+        &format!("{count} running tasks of {service}"),
+        Duration::from_secs(90),
+        || async move {
+            let tasks = tasks_of(c, i, service).await?;
+            let running: Vec<Value> = tasks
+                .into_iter()
+                .filter(|t| t["Status"]["State"] == "running")
+                .collect();
+            (running.len() == count).then_some(running)
+        },
+    )
+    .await
+}
+
+/// A task's address on its first network, without the prefix length.
+fn overlay_addr(task: &Value) -> String {
+    task["NetworksAttachments"][0]["Addresses"][0]
+        .as_str()
+        .and_then(|c| c.split('/').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// What `args` prints in `container`.
+fn exec(container: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .arg("exec")
+        .arg(container)
+        .args(args)
+        .output()
+        .expect("docker exec");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The bodies (one line each) of `count` fresh HTTP connections to port 80 of `host` from
+/// `container`, for those that were answered. (busybox-static's wget crashes in glibc's
+/// service lookup without NSS files, so this speaks HTTP with nc.)
+fn fetch_many(container: &str, host: &str, count: usize) -> Vec<String> {
+    let script = format!(
+        "for i in $(seq {count}); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} 80 | tail -n 1; echo; done"
+    );
+    exec(container, &["sh", "-c", &script])
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// The Docker network mode `container` was created with.

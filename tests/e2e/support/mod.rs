@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod hosts;
+pub mod resolver;
 pub mod shared;
 pub mod view;
 
@@ -220,10 +221,10 @@ impl Cluster {
 
     /// `swarmd join` through node `via` as a separate host: in network namespace `ns`,
     /// listening on `addr`.
-    pub fn join_in(&mut self, name: &str, ns: &str, addr: &str, token: &str, via: usize) -> usize {
+    pub fn join_in(&mut self, name: &str, ns: &str, addr: &str, token: &str, via: usize, extra: &[&str]) -> usize {
         self.add_host(name, ns);
         let remote = self.nodes[via].addr.clone();
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "join",
             "--token",
             token,
@@ -238,6 +239,7 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
         let i = self.spawn(name, &args);
         self.nodes[i].addr = addr.to_string();
         if let Err(log) = self.try_wait_api(i) {
