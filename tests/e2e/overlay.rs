@@ -216,7 +216,7 @@ async fn a_stacks_services_reach_each_other_by_name_across_hosts() {
     running(&c, m1, "st_app", 1).await;
     let db_nodes: BTreeSet<&str> = db.iter().filter_map(|t| t["NodeID"].as_str()).collect();
     assert_eq!(db_nodes.len(), 2, "db runs on both hosts: {db:?}");
-    let task_addrs: BTreeSet<String> = db.iter().map(|t| overlay_addr(t)).collect();
+    let task_addrs: BTreeSet<String> = db.iter().map(overlay_addr).collect();
     let service: Value = c.nodes[m1].client().get("/services/st_db").await.expect("st_db");
     let vip = service["Endpoint"]["VirtualIPs"][0]["Addr"]
         .as_str()
