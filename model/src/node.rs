@@ -88,6 +88,10 @@ pub struct Node {
     /// The raft id of this manager's current incarnation.
     #[serde(rename = "RaftID", default, skip_serializing_if = "Option::is_none")]
     pub raft_id: Option<u64>,
+    /// The node's own address on the ingress network, where its routing mesh connects from
+    /// (SwarmKit's `Node.Attachments`). Given by the state machine, never by a writer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<Vec<crate::NetworkAttachment>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

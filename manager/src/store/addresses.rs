@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use swarm_model::Network;
 use swarm_model::NetworkAttachment;
 use swarm_model::NetworkAttachmentConfig;
+use swarm_model::Node;
 use swarm_model::Service;
 use swarm_model::Task;
 use swarm_model::TaskState;
@@ -60,6 +61,14 @@ impl AddressIndex {
         self.release(task_addresses(t));
     }
 
+    pub(crate) fn add_node(&mut self, n: &Node) {
+        self.hold(attachment_addresses(n.attachments.iter().flatten()));
+    }
+
+    pub(crate) fn remove_node(&mut self, n: &Node) {
+        self.release(attachment_addresses(n.attachments.iter().flatten()));
+    }
+
     pub(crate) fn add_service(&mut self, s: &Service) {
         self.hold(service_addresses(s));
     }
@@ -93,16 +102,18 @@ pub fn holds_addresses(t: &Task) -> bool {
 }
 
 fn task_addresses(t: &Task) -> impl Iterator<Item = (&str, u32)> {
-    t.networks_attachments
-        .iter()
-        .flatten()
-        .filter(|_| holds_addresses(t))
-        .flat_map(|a| {
-            a.addresses
-                .iter()
-                .filter_map(|c| address_of(c))
-                .map(move |addr| (a.network.id.as_str(), u32::from(addr)))
-        })
+    attachment_addresses(t.networks_attachments.iter().flatten().filter(|_| holds_addresses(t)))
+}
+
+fn attachment_addresses<'a>(
+    attachments: impl Iterator<Item = &'a NetworkAttachment>,
+) -> impl Iterator<Item = (&'a str, u32)> {
+    attachments.flat_map(|a| {
+        a.addresses
+            .iter()
+            .filter_map(|c| address_of(c))
+            .map(move |addr| (a.network.id.as_str(), u32::from(addr)))
+    })
 }
 
 fn service_addresses(s: &Service) -> impl Iterator<Item = (&str, u32)> {
@@ -189,6 +200,30 @@ pub fn allocate_task(s: &StoreState, t: &mut Task) -> Result<(), AllocError> {
     }
     t.networks_attachments = (!attachments.is_empty()).then_some(attachments);
     Ok(())
+}
+
+/// Gives node `n` its address on the ingress network, keeping the one it had there (`previous`)
+/// so that the address survives every node update. No ingress network, no address; a full
+/// ingress leaves the node without one (its routing mesh stays off) rather than refusing the
+/// node's own updates.
+pub fn allocate_node(s: &StoreState, n: &mut Node, previous: Option<&Node>) {
+    let Some(ingress) = s.networks.iter().find(|net| net.ingress) else {
+        n.attachments = None;
+        return;
+    };
+    let kept = previous
+        .and_then(|p| p.attachments.as_ref())
+        .and_then(|atts| atts.iter().find(|a| a.network.id == ingress.id));
+    n.attachments = match kept {
+        Some(a) => Some(vec![a.clone()]),
+        None => next_free(s, ingress).ok().map(|(subnet, addr)| {
+            vec![NetworkAttachment {
+                network: ingress.into(),
+                addresses: vec![format!("{addr}/{}", subnet.prefix())],
+                aliases: None,
+            }]
+        }),
+    };
 }
 
 /// Gives a `vip`-mode service one virtual IP on each network its tasks join, keeping those it
@@ -502,6 +537,51 @@ mod tests {
         }
         assert_eq!(f.task("t5").status.state, TaskState::Pending);
         assert_eq!(f.addresses("t5")["small"], "10.9.0.3/29");
+    }
+
+    /// Each node has its own routing-mesh address on ingress: a node that exists before the
+    /// ingress network gets one when it is created, a new node at once; updates keep it, a
+    /// writer cannot set it, and removing the node frees it.
+    #[test]
+    fn nodes_hold_their_own_ingress_address() {
+        let mut f = Fixture {
+            state: StoreState::default(),
+            index: 0,
+        };
+        let node = |id: &str| Node {
+            id: id.to_string(),
+            ..Default::default()
+        };
+        let ingress_addr = |f: &Fixture, id: &str| {
+            f.state
+                .nodes
+                .get(id)
+                .and_then(|n| n.attachments.clone())
+                .map(|a| a.iter().map(|a| a.addresses.join(",")).collect::<Vec<_>>().join(" "))
+        };
+        f.ok(StoreAction::Create(node("n1").into_object()));
+        assert_eq!(ingress_addr(&f, "n1"), None, "no ingress, no address");
+        f.ok(StoreAction::Create(network("ing", "ingress", "", true).into_object()));
+        assert_eq!(ingress_addr(&f, "n1").as_deref(), Some("10.0.0.2/24"));
+        f.ok(StoreAction::Create(node("n2").into_object()));
+        assert_eq!(ingress_addr(&f, "n2").as_deref(), Some("10.0.0.3/24"));
+        // An update that says otherwise keeps the node's address.
+        let mut n2 = f.state.nodes.get("n2").cloned().unwrap_or_default();
+        n2.attachments = None;
+        n2.spec.labels.insert("zone".to_string(), "a".to_string());
+        f.ok(StoreAction::Update(n2.into_object()));
+        assert_eq!(ingress_addr(&f, "n2").as_deref(), Some("10.0.0.3/24"));
+        // Tasks never get a node's address; a removed node's address is free again.
+        f.ok(StoreAction::Create(service("web", &[], &[8080], "").into_object()));
+        assert_eq!(f.vips("web"), vec!["10.0.0.4/24"]);
+        f.ok(StoreAction::Remove {
+            kind: Kind::Node,
+            id: "n1".to_string(),
+            version: None,
+        });
+        f.new_task("t1", "web");
+        f.status("t1", TaskState::Pending).unwrap();
+        assert_eq!(f.addresses("t1")["ingress"], "10.0.0.2/24");
     }
 
     #[test]

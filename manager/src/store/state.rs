@@ -21,6 +21,7 @@ use swarm_model::Version;
 use super::action::StoreAction;
 use super::action::StoreError;
 use super::addresses::AddressIndex;
+use super::addresses::allocate_node;
 use super::addresses::allocate_task;
 use super::addresses::allocate_vips;
 use super::watch::Event;
@@ -293,9 +294,28 @@ impl StoreState {
                     // Addresses are given when the task leaves NEW, never by the writer.
                     t.networks_attachments = None;
                 }
+                if let Object::Node(n) = &mut obj {
+                    allocate_node(self, n, None);
+                }
+                let new_ingress = matches!(&obj, Object::Network(n) if n.ingress);
                 self.put(obj.clone());
                 undo.push(Undo::Delete(kind, id));
                 events.push(Event::Create(obj));
+                if new_ingress {
+                    // Every node gets its routing-mesh address on the new ingress network.
+                    let nodes: Vec<Node> = self.nodes.iter().cloned().collect();
+                    for old in nodes {
+                        let mut new = old.clone();
+                        allocate_node(self, &mut new, Some(&old));
+                        if new.attachments != old.attachments {
+                            new.version = Version::new(index);
+                            let (old, new) = (old.into_object(), new.into_object());
+                            self.put(new.clone());
+                            undo.push(Undo::Restore(old.clone()));
+                            events.push(Event::Update { old, new });
+                        }
+                    }
+                }
             }
             StoreAction::Update(mut obj) => {
                 let kind = obj.kind();
@@ -319,6 +339,9 @@ impl StoreState {
                     super::ports::allocate(new_s, Some(old_s), self.services.iter())
                         .map_err(|e| StoreError::Refused(e.to_string()))?;
                     allocate_vips(self, new_s, Some(old_s)).map_err(|e| StoreError::Refused(e.to_string()))?;
+                }
+                if let (Object::Node(old_n), Object::Node(new_n)) = (&old, &mut obj) {
+                    allocate_node(self, new_n, Some(old_n));
                 }
                 if let (Object::Task(old_t), Object::Task(new_t)) = (&old, &mut obj) {
                     // A task's addresses belong to the state machine: writers cannot change them.
@@ -466,6 +489,10 @@ impl StoreState {
                 self.clusters.insert(*o);
             }
             Object::Node(o) => {
+                if let Some(old) = self.nodes.get(&o.id) {
+                    self.addresses.remove_node(old);
+                }
+                self.addresses.add_node(&o);
                 self.nodes.insert(*o);
             }
             Object::Service(o) => {
@@ -502,7 +529,9 @@ impl StoreState {
                 self.clusters.remove(id);
             }
             Kind::Node => {
-                self.nodes.remove(id);
+                if let Some(old) = self.nodes.remove(id) {
+                    self.addresses.remove_node(&old);
+                }
             }
             Kind::Service => {
                 if let Some(old) = self.services.remove(id) {
