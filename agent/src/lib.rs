@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod exec;
+pub mod mesh;
 pub mod overlay;
 pub mod worker;
 
@@ -55,7 +56,7 @@ pub struct Agent {
     overlay_peers: watch::Sender<Vec<OverlayPeer>>,
     /// The service directory the managers last sent, for the node's resolvers, virtual IPs
     /// and routing mesh.
-    directory: watch::Sender<Vec<ServiceRecord>>,
+    directory: watch::Sender<(Vec<ServiceRecord>, Option<swarm_model::NetworkAttachment>)>,
 }
 
 enum SessionEnd {
@@ -84,7 +85,7 @@ impl Agent {
             on_managers,
             on_role: None,
             overlay_peers: watch::Sender::new(Vec::new()),
-            directory: watch::Sender::new(Vec::new()),
+            directory: watch::Sender::new((Vec::new(), None)),
         }
     }
 
@@ -146,7 +147,7 @@ impl Agent {
                     _ = stop.wait_for(|s| *s) => return,
                 }
                 let latest = directory.borrow_and_update().clone();
-                executor.set_service_directory(latest).await;
+                executor.set_service_directory(latest.0, latest.1).await;
             }
         });
         self.worker.scan().await;
@@ -318,11 +319,12 @@ impl Agent {
                             req,
                         ));
                     }
-                    SessionMessage::Directory { records } => {
+                    SessionMessage::Directory { records, ingress } => {
                         let count = records.len();
+                        let latest = (records, ingress.map(|b| *b));
                         let changed = self.directory.send_if_modified(|current| {
-                            let changed = *current != records;
-                            *current = records;
+                            let changed = *current != latest;
+                            *current = latest;
                             changed
                         });
                         if changed {

@@ -58,7 +58,13 @@ pub enum SessionMessage {
     /// The whole service directory the node needs (sent when it changes): each service on a
     /// network one of this node's tasks is on, and every service published through the
     /// routing mesh. The node's resolvers, virtual IPs and mesh answer from it.
-    Directory { records: Vec<ServiceRecord> },
+    Directory {
+        records: Vec<ServiceRecord>,
+        /// The node's own address on `ingress` while some service publishes through the
+        /// routing mesh: the node joins ingress with it to reach the tasks it forwards to.
+        #[serde(default)]
+        ingress: Option<Box<swarm_model::NetworkAttachment>>,
+    },
 }
 
 /// A service as containers on one network find it.

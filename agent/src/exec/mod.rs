@@ -167,9 +167,14 @@ pub trait Executor: Send + Sync + 'static {
         Box::pin(async {})
     }
     /// The service directory the managers last sent, for the node's resolvers, virtual IPs and
-    /// routing mesh. Executors without overlays ignore it.
-    fn set_service_directory(&self, records: Vec<ServiceRecord>) -> BoxFuture<'_, ()> {
-        let _ = records;
+    /// routing mesh, with the node's own address on ingress while the mesh is active.
+    /// Executors without overlays ignore it.
+    fn set_service_directory(
+        &self,
+        records: Vec<ServiceRecord>,
+        ingress: Option<swarm_model::NetworkAttachment>,
+    ) -> BoxFuture<'_, ()> {
+        let _ = (records, ingress);
         Box::pin(async {})
     }
     /// Removes the node's overlay networks, when it leaves the swarm.

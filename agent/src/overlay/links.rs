@@ -20,6 +20,8 @@ use super::in_netns;
 const ENODEV: i32 = -19;
 /// Netlink's "no such file or directory", which deleting a missing neighbour gives.
 const ENOENT: i32 = -2;
+/// "File exists", from netlink, for an address the link already has.
+const EEXIST: i32 = -17;
 
 /// The VXLAN port libnetwork and Swarm use.
 pub const VXLAN_PORT: u16 = 4789;
@@ -173,6 +175,56 @@ pub async fn remove_all_networks(h: &Handle) -> Result<(), OverlayError> {
     for (index, name) in links(h).await? {
         if name.starts_with("swbr") || name.starts_with("swvx") {
             delete_link(h, index, &name).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives the node itself the address `addr` on the network's bridge, with the MAC its peers
+/// derive from that address, so the node reaches the network's tasks (the routing mesh
+/// connects from there) and their answers come back to it across the overlay.
+pub async fn set_node_address(h: &Handle, vni: u32, addr: Ipv4Addr, prefix: u8) -> Result<(), OverlayError> {
+    let bridge = bridge_name(vni);
+    let index = index_or_missing(h, &bridge).await?;
+    let msg = LinkUnspec::new_with_index(index)
+        .address(mac_for(addr).to_vec())
+        .build();
+    h.link()
+        .set(msg)
+        .execute()
+        .await
+        .map_err(|e| OverlayError::netlink(format!("set the MAC of {bridge}"), e))?;
+    match h.address().add(index, IpAddr::V4(addr), prefix).execute().await {
+        Ok(()) => Ok(()),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == EEXIST => Ok(()),
+        Err(e) => Err(OverlayError::netlink(format!("give {bridge} the address {addr}"), e)),
+    }
+}
+
+/// Takes the node's own address off the network's bridge. Gone already is fine.
+pub async fn clear_node_address(h: &Handle, vni: u32, addr: Ipv4Addr) -> Result<(), OverlayError> {
+    let bridge = bridge_name(vni);
+    let Some(index) = index_of(h, &bridge).await? else {
+        return Ok(());
+    };
+    let held: Vec<_> = h
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| OverlayError::netlink(format!("list the addresses of {bridge}"), e))?;
+    for msg in held {
+        let ours = msg.attributes.iter().any(
+            |a| matches!(a, rtnetlink::packet_route::address::AddressAttribute::Address(IpAddr::V4(a)) if *a == addr),
+        );
+        if ours {
+            h.address()
+                .del(msg)
+                .execute()
+                .await
+                .map_err(|e| OverlayError::netlink(format!("remove {addr} from {bridge}"), e))?;
         }
     }
     Ok(())

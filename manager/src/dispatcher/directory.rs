@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use swarm_model::NetworkAttachment;
 use swarm_model::Service;
 use swarm_model::Task;
 use swarm_model::TaskState;
@@ -23,6 +24,26 @@ use crate::store::ports::is_ingress;
 /// rotation at once, before its container gets the signal.
 pub fn in_rotation(t: &Task) -> bool {
     t.status.state == TaskState::Running && t.desired_state == TaskState::Running
+}
+
+/// Node `node_id`'s address on ingress, while the routing mesh has anything to publish.
+pub fn mesh_endpoint_for(s: &StoreState, node_id: &str) -> Option<NetworkAttachment> {
+    if !mesh_active(s) {
+        return None;
+    }
+    let ingress = s.networks.iter().find(|n| n.ingress)?;
+    s.nodes
+        .get(node_id)?
+        .attachments
+        .iter()
+        .flatten()
+        .find(|a| a.network.id == ingress.id)
+        .cloned()
+}
+
+/// Whether any service publishes a port through the routing mesh, so every node serves it.
+pub fn mesh_active(s: &StoreState) -> bool {
+    s.services.iter().any(publishes_ingress)
 }
 
 /// The records of node `node_id`: every service on a network that one of its tasks holds an

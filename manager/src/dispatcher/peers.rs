@@ -12,18 +12,42 @@ use crate::store::StoreState;
 use crate::store::addresses::holds_addresses;
 
 /// The peers of node `node_id`: on every network (by VXLAN ID) that one of its tasks holds an
-/// address on, every task of another node that holds one too, with that node's address.
+/// address on, every task of another node that holds one too, with that node's address. While
+/// the routing mesh is active every node is on ingress, and the other nodes' own ingress
+/// addresses are peers too, since their meshes connect from them.
 pub fn peers_for(s: &StoreState, node_id: &str) -> BTreeSet<OverlayPeer> {
-    let vnis: BTreeSet<u32> = s
+    let mut vnis: BTreeSet<u32> = s
         .tasks_by_node(node_id)
         .filter(|t| holds_addresses(t))
         .flat_map(|t| t.networks_attachments.iter().flatten())
         .filter_map(|a| vni_of(s, &a.network.id))
         .collect();
+    let mesh_vni = super::directory::mesh_active(s)
+        .then(|| s.networks.iter().find(|n| n.ingress))
+        .flatten()
+        .and_then(|n| n.vxlan_id());
+    vnis.extend(mesh_vni);
     if vnis.is_empty() {
         return BTreeSet::new();
     }
     let mut out = BTreeSet::new();
+    if let Some(vni) = mesh_vni {
+        for n in s.nodes.iter().filter(|n| n.id != node_id) {
+            let Ok(node) = n.status.addr.parse::<Ipv4Addr>() else {
+                continue;
+            };
+            for a in n
+                .attachments
+                .iter()
+                .flatten()
+                .filter(|a| vni_of(s, &a.network.id) == Some(vni))
+            {
+                for addr in a.addresses.iter().filter_map(|c| address_of(c)) {
+                    out.insert(OverlayPeer { vni, addr, node });
+                }
+            }
+        }
+    }
     for t in s.tasks.iter() {
         if t.node_id.is_empty() || t.node_id == node_id || !holds_addresses(t) {
             continue;

@@ -221,10 +221,14 @@ impl Executor for DockerExecutor {
         })
     }
 
-    fn set_service_directory(&self, records: Vec<ServiceRecord>) -> BoxFuture<'_, ()> {
+    fn set_service_directory(
+        &self,
+        records: Vec<ServiceRecord>,
+        ingress: Option<swarm_model::NetworkAttachment>,
+    ) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             if let Some(o) = &self.overlays {
-                o.set_directory(records).await;
+                o.set_directory(records, ingress).await;
             }
         })
     }

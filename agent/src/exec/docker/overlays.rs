@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_server::Server;
+use swarm_model::NetworkAttachment;
 use swarm_model::Task;
 use swarm_model::VXLAN_ID_OPTION;
 use swarm_protocol::dispatcher::OverlayPeer;
@@ -24,6 +25,8 @@ use tokio::sync::watch;
 
 use crate::dns::ContainerResolver;
 use crate::dns::RESOLVER_ADDR;
+use crate::mesh::Mesh;
+use crate::mesh::mesh_targets;
 use crate::overlay;
 use crate::overlay::Endpoint;
 use crate::overlay::OverlayError;
@@ -51,6 +54,8 @@ struct State {
     applied: BTreeSet<OverlayPeer>,
     /// The containers joined here, by task ID.
     sandboxes: BTreeMap<String, Sandbox>,
+    /// The node's own address on ingress, while it serves the routing mesh: (VXLAN ID, address).
+    mesh_address: Option<(u32, Ipv4Addr)>,
 }
 
 /// What the node runs for one container: its resolver, and the VIP rules last set in it.
@@ -70,6 +75,31 @@ pub struct NodeOverlays {
     directory: watch::Sender<Arc<Vec<ServiceRecord>>>,
     /// Where the containers' resolvers send names that are not the cluster's.
     upstream: Arc<Vec<SocketAddr>>,
+    mesh: Mesh,
+}
+
+/// How this node builds the network of attachment `a`, and the address `a` holds there.
+fn spec_of(a: &NetworkAttachment, local: Ipv4Addr) -> Result<(OverlaySpec, Ipv4Addr, u8), OverlayError> {
+    let name = &a.network.spec.name;
+    let options = a.network.driver_state.options.clone().unwrap_or_default();
+    let vni = options
+        .get(VXLAN_ID_OPTION)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| OverlayError::Missing(format!("network {name} has no VXLAN ID")))?;
+    let mtu = match options.get(MTU_OPTION) {
+        None => DEFAULT_MTU,
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|m| (576..=9000).contains(m))
+            .ok_or_else(|| OverlayError::Missing(format!("network {name}: MTU {v:?} is not 576 to 9000")))?,
+    };
+    let cidr = a.addresses.first().map(String::as_str).unwrap_or_default();
+    let (addr, prefix) = cidr
+        .split_once('/')
+        .and_then(|(a, p)| Some((a.parse().ok()?, p.parse().ok()?)))
+        .ok_or_else(|| OverlayError::Missing(format!("network {name}: no address for the task")))?;
+    Ok((OverlaySpec { vni, mtu, local }, addr, prefix))
 }
 
 /// The networks `task` joins, as this node builds them; errors name the network.
@@ -78,27 +108,10 @@ fn networks_of(task: &Task, local: Ipv4Addr) -> Result<Vec<Joined>, OverlayError
     // `eth0` is the engine's default network, unless the task has none.
     let first = if NodeOverlays::isolated(task) { 0 } else { 1 };
     for (i, a) in task.networks_attachments.iter().flatten().enumerate() {
-        let name = &a.network.spec.name;
-        let options = a.network.driver_state.options.clone().unwrap_or_default();
-        let vni = options
-            .get(VXLAN_ID_OPTION)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| OverlayError::Missing(format!("network {name} has no VXLAN ID")))?;
-        let mtu = match options.get(MTU_OPTION) {
-            None => DEFAULT_MTU,
-            Some(v) => v
-                .parse()
-                .ok()
-                .filter(|m| (576..=9000).contains(m))
-                .ok_or_else(|| OverlayError::Missing(format!("network {name}: MTU {v:?} is not 576 to 9000")))?,
-        };
-        let cidr = a.addresses.first().map(String::as_str).unwrap_or_default();
-        let (addr, prefix) = cidr
-            .split_once('/')
-            .and_then(|(a, p)| Some((a.parse().ok()?, p.parse().ok()?)))
-            .ok_or_else(|| OverlayError::Missing(format!("network {name}: no address for the task")))?;
+        let (spec, addr, prefix) = spec_of(a, local)?;
+        let mtu = spec.mtu;
         out.push(Joined {
-            spec: OverlaySpec { vni, mtu, local },
+            spec,
             endpoint: Endpoint {
                 // Unique on the node: the task ID's start and the attachment's place.
                 name: format!("{}{i}", task.id.chars().take(9).collect::<String>()),
@@ -112,6 +125,9 @@ fn networks_of(task: &Task, local: Ipv4Addr) -> Result<Vec<Joined>, OverlayError
     Ok(out)
 }
 
+/// Who holds a network on the node besides its tasks: the routing mesh, on ingress.
+const MESH_USER: &str = "routing-mesh";
+
 impl NodeOverlays {
     pub fn new(local: Ipv4Addr, upstream: Vec<SocketAddr>) -> Arc<Self> {
         Arc::new(NodeOverlays {
@@ -119,6 +135,7 @@ impl NodeOverlays {
             state: Mutex::new(State::default()),
             directory: watch::Sender::new(Arc::new(Vec::new())),
             upstream: Arc::new(upstream),
+            mesh: Mesh::new(Ipv4Addr::UNSPECIFIED),
         })
     }
 
@@ -213,11 +230,25 @@ impl NodeOverlays {
     }
 
     /// Takes the managers' latest service directory: the resolvers read it as they answer,
-    /// and each container's VIP rules follow its rotations.
-    pub async fn set_directory(&self, records: Vec<ServiceRecord>) {
+    /// each container's VIP rules follow its rotations, and the routing mesh publishes its
+    /// ports once the node is on ingress at `ingress`'s address.
+    pub async fn set_directory(&self, records: Vec<ServiceRecord>, ingress: Option<NetworkAttachment>) {
         self.directory.send_replace(Arc::new(records));
         let records = self.directory.borrow().clone();
         let mut state = self.state.lock().await;
+        let on_ingress = match self.set_mesh_address(&mut state, ingress.as_ref()).await {
+            Ok(on) => on,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot put this node on the ingress network; its routing mesh is off");
+                false
+            }
+        };
+        let published = if on_ingress {
+            mesh_targets(&records)
+        } else {
+            Default::default()
+        };
+        self.mesh.set(published).await;
         for (task_id, sandbox) in state.sandboxes.iter_mut() {
             let script = overlay::vip_script(&records, &sandbox.networks);
             if script == sandbox.vips {
@@ -228,6 +259,38 @@ impl NodeOverlays {
                 Err(e) => tracing::warn!(%task_id, error = %e, "cannot update the container's virtual IPs"),
             }
         }
+    }
+
+    /// Puts the node on ingress with its own address (or takes it off); whether it is on.
+    async fn set_mesh_address(
+        &self,
+        state: &mut State,
+        ingress: Option<&NetworkAttachment>,
+    ) -> Result<bool, OverlayError> {
+        let wanted = ingress.map(|a| spec_of(a, self.local)).transpose()?;
+        let now = wanted.as_ref().map(|(spec, addr, _)| (spec.vni, *addr));
+        if now == state.mesh_address {
+            return Ok(now.is_some());
+        }
+        let h = Self::handle(state)?;
+        if let Some((vni, addr)) = state.mesh_address.take() {
+            overlay::clear_node_address(&h, vni, addr).await?;
+            let users = state.users.entry(vni).or_default();
+            users.remove(MESH_USER);
+            if users.is_empty() {
+                state.users.remove(&vni);
+                overlay::remove_network(&h, vni).await?;
+                state.applied.retain(|p| p.vni != vni);
+            }
+        }
+        if let Some((spec, addr, prefix)) = wanted {
+            overlay::ensure_network(&h, &spec).await?;
+            state.users.entry(spec.vni).or_default().insert(MESH_USER.to_string());
+            overlay::set_node_address(&h, spec.vni, addr, prefix).await?;
+            state.mesh_address = Some((spec.vni, addr));
+            Self::apply_peers(&h, state).await?;
+        }
+        Ok(state.mesh_address.is_some())
     }
 
     /// Counts a container that was already running (after a restart of swarmd) as a user of
@@ -277,6 +340,8 @@ impl NodeOverlays {
         let mut state = self.state.lock().await;
         let h = Self::handle(&mut state)?;
         overlay::remove_all_networks(&h).await?;
+        self.mesh.set(Default::default()).await;
+        state.mesh_address = None;
         state.sandboxes.clear();
         state.users.clear();
         state.applied.clear();
@@ -316,7 +381,6 @@ impl NodeOverlays {
 
 #[cfg(test)]
 mod tests {
-    use swarm_model::NetworkAttachment;
     use swarm_model::SwarmNetwork;
 
     use super::*;

@@ -1,0 +1,353 @@
+//! The routing mesh: every node accepts connections on each port published in ingress mode
+//! and sends them to one of the service's running tasks, wherever it runs, over the ingress
+//! overlay (the node has its own address there).
+//!
+//! Swarm does this in the kernel with IPVS, which this machine kind lacks; this first version is
+//! a userspace L4 proxy. Its costs: each byte is copied once through swarmd, and the task sees
+//! the node's ingress address as the source, not the client's.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use swarm_protocol::dispatcher::ServiceRecord;
+use tokio::net::TcpListener;
+use tokio::net::TcpStream;
+use tokio::net::UdpSocket;
+use tokio::sync::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long a task has to accept a connection before the next task is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a UDP client's flow is kept without traffic in either direction.
+const UDP_IDLE: Duration = Duration::from_secs(60);
+
+/// A published port: udp or tcp, and its number.
+pub type PortKey = (bool, u16);
+
+/// Where each published port sends its connections: the tasks in rotation, at the target port.
+pub fn mesh_targets(records: &[ServiceRecord]) -> BTreeMap<PortKey, Vec<SocketAddr>> {
+    let mut out = BTreeMap::new();
+    for r in records.iter().filter(|r| r.ingress) {
+        for p in &r.mesh_ports {
+            let targets = r.tasks.iter().map(|a| SocketAddr::from((*a, p.target))).collect();
+            out.insert((p.udp, p.published), targets);
+        }
+    }
+    out
+}
+
+type Targets = watch::Sender<Arc<Vec<SocketAddr>>>;
+
+/// The ports this node publishes, each served by its own task until it is no longer wanted.
+pub struct Mesh {
+    listen: Ipv4Addr,
+    ports: Mutex<BTreeMap<PortKey, (Targets, JoinHandle<()>)>>,
+}
+
+impl Mesh {
+    /// A mesh listening on `listen` (all of the node's addresses when unspecified).
+    pub fn new(listen: Ipv4Addr) -> Self {
+        Mesh {
+            listen,
+            ports: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Publishes exactly the ports in `wanted`, with their current targets.
+    pub async fn set(&self, wanted: BTreeMap<PortKey, Vec<SocketAddr>>) {
+        let listen = self.listen;
+        let mut ports = self.ports.lock().await;
+        ports.retain(|key, (_, serving)| {
+            let keep = wanted.contains_key(key);
+            if !keep {
+                serving.abort();
+            }
+            keep
+        });
+        for (key, targets) in wanted {
+            if let Some((current, _)) = ports.get(&key) {
+                current.send_if_modified(|now| {
+                    let changed = **now != targets;
+                    *now = Arc::new(targets.clone());
+                    changed
+                });
+                continue;
+            }
+            let (udp, port) = key;
+            let sender = watch::Sender::new(Arc::new(targets));
+            let serving = if udp {
+                match UdpSocket::bind((listen, port)).await {
+                    Ok(socket) => tokio::spawn(serve_udp(Arc::new(socket), sender.subscribe())),
+                    Err(e) => {
+                        tracing::warn!(port, error = %e, "cannot publish udp port on this node");
+                        continue;
+                    }
+                }
+            } else {
+                match TcpListener::bind((listen, port)).await {
+                    Ok(listener) => tokio::spawn(serve_tcp(listener, sender.subscribe())),
+                    Err(e) => {
+                        tracing::warn!(port, error = %e, "cannot publish tcp port on this node");
+                        continue;
+                    }
+                }
+            };
+            tracing::info!(port, proto = if udp { "udp" } else { "tcp" }, "routing mesh publishes");
+            ports.insert(key, (sender, serving));
+        }
+    }
+}
+
+impl Drop for Mesh {
+    fn drop(&mut self) {
+        for (_, serving) in self.ports.get_mut().values() {
+            serving.abort();
+        }
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, targets: watch::Receiver<Arc<Vec<SocketAddr>>>) {
+    let turn = AtomicUsize::new(0);
+    loop {
+        let Ok((client, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let list = targets.borrow().clone();
+        let start = turn.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(relay_tcp(client, list, start));
+    }
+}
+
+/// Sends `client` to the first target that accepts, from the `start`th on; with none, the
+/// client's connection is closed.
+async fn relay_tcp(mut client: TcpStream, targets: Arc<Vec<SocketAddr>>, start: usize) {
+    let _ = client.set_nodelay(true);
+    for i in 0..targets.len() {
+        let target = targets[(start + i) % targets.len()];
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
+            Ok(Ok(mut task)) => {
+                let _ = task.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut task).await;
+                return;
+            }
+            _ => tracing::debug!(%target, "a mesh target did not accept; trying the next"),
+        }
+    }
+}
+
+type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>;
+
+/// Each client address is a flow with its own socket to one task, so the task's answers go
+/// back to that client; a flow ends after [`UDP_IDLE`] without an answer.
+async fn serve_udp(socket: Arc<UdpSocket>, targets: watch::Receiver<Arc<Vec<SocketAddr>>>) {
+    let flows: Flows = Arc::default();
+    let turn = AtomicUsize::new(0);
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, client)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let existing = flows.lock().await.get(&client).cloned();
+        let upstream = match existing {
+            Some(u) => u,
+            None => {
+                let list = targets.borrow().clone();
+                if list.is_empty() {
+                    continue;
+                }
+                let target = list[turn.fetch_add(1, Ordering::Relaxed) % list.len()];
+                let Ok(u) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await else {
+                    continue;
+                };
+                if u.connect(target).await.is_err() {
+                    continue;
+                }
+                let u = Arc::new(u);
+                flows.lock().await.insert(client, u.clone());
+                tokio::spawn(answer_udp(socket.clone(), u.clone(), client, flows.clone()));
+                u
+            }
+        };
+        let _ = upstream.send(&buf[..n]).await;
+    }
+}
+
+async fn answer_udp(socket: Arc<UdpSocket>, upstream: Arc<UdpSocket>, client: SocketAddr, flows: Flows) {
+    let mut buf = vec![0u8; 65_536];
+    while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, upstream.recv(&mut buf)).await {
+        let _ = socket.send_to(&buf[..n], client).await;
+    }
+    flows.lock().await.remove(&client);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use swarm_protocol::dispatcher::MeshPort;
+    use tokio::io::AsyncReadExt;
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    fn ingress(tasks: &[Ipv4Addr], ports: &[MeshPort]) -> ServiceRecord {
+        ServiceRecord {
+            service_id: "web".to_string(),
+            network_id: "ingress".to_string(),
+            ingress: true,
+            names: vec!["web".to_string()],
+            vip: None,
+            tasks: tasks.to_vec(),
+            mesh_ports: ports.to_vec(),
+        }
+    }
+
+    /// A TCP server on loopback that answers each connection with `name`.
+    async fn tcp_server(ip: Ipv4Addr, name: &'static str) -> u16 {
+        let l = TcpListener::bind((ip, 0)).await.expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let _ = s.write_all(name.as_bytes()).await;
+            }
+        });
+        port
+    }
+
+    /// A UDP server on loopback that answers each datagram with `name` and the datagram.
+    async fn udp_server(ip: Ipv4Addr, port: u16, name: &'static str) {
+        let s = UdpSocket::bind((ip, port)).await.expect("bind");
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = s.recv_from(&mut buf).await {
+                let mut reply = name.as_bytes().to_vec();
+                reply.extend_from_slice(&buf[..n]);
+                let _ = s.send_to(&reply, from).await;
+            }
+        });
+    }
+
+    fn free_port(udp: bool) -> u16 {
+        if udp {
+            std::net::UdpSocket::bind("127.0.0.1:0")
+                .and_then(|s| s.local_addr())
+                .map(|a| a.port())
+                .unwrap_or(0)
+        } else {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|s| s.local_addr())
+                .map(|a| a.port())
+                .unwrap_or(0)
+        }
+    }
+
+    #[test]
+    fn each_published_port_targets_the_rotation_at_its_target_port() {
+        let a = Ipv4Addr::new(10, 0, 0, 3);
+        let b = Ipv4Addr::new(10, 0, 0, 4);
+        let ports = [
+            MeshPort {
+                udp: false,
+                published: 8080,
+                target: 80,
+            },
+            MeshPort {
+                udp: true,
+                published: 5353,
+                target: 53,
+            },
+        ];
+        let mut named = ingress(&[a], &ports);
+        named.ingress = false;
+        let t = mesh_targets(&[ingress(&[a, b], &ports), named]);
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            t[&(false, 8080)],
+            vec![SocketAddr::from((a, 80)), SocketAddr::from((b, 80))]
+        );
+        assert_eq!(
+            t[&(true, 5353)],
+            vec![SocketAddr::from((a, 53)), SocketAddr::from((b, 53))]
+        );
+    }
+
+    /// Two "tasks" on 127.0.0.2 and 127.0.0.3: tcp connections and udp flows through the mesh
+    /// reach both, a task that left the rotation gets nothing new, and an unpublished port is
+    /// closed.
+    #[tokio::test]
+    async fn connections_and_datagrams_spread_over_the_rotation() {
+        let (a, b) = (Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3));
+        let target = tcp_server(a, "a").await;
+        // The same port on b, as tasks of one service listen on the same target port.
+        let l = TcpListener::bind((b, target)).await.expect("bind b");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let _ = s.write_all(b"b").await;
+            }
+        });
+        let udp_target = free_port(true);
+        udp_server(a, udp_target, "a").await;
+        udp_server(b, udp_target, "b").await;
+        let (published, udp_published) = (free_port(false), free_port(true));
+        let mesh = Mesh::new(Ipv4Addr::LOCALHOST);
+        let ports = [
+            MeshPort {
+                udp: false,
+                published,
+                target,
+            },
+            MeshPort {
+                udp: true,
+                published: udp_published,
+                target: udp_target,
+            },
+        ];
+        mesh.set(mesh_targets(&[ingress(&[a, b], &ports)])).await;
+
+        let fetch = || async move {
+            let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, published)).await.ok()?;
+            let mut body = String::new();
+            s.read_to_string(&mut body).await.ok()?;
+            Some(body)
+        };
+        let mut seen = BTreeSet::new();
+        for _ in 0..10 {
+            seen.insert(fetch().await.expect("an answer through the mesh"));
+        }
+        assert_eq!(seen, BTreeSet::from(["a".to_string(), "b".to_string()]));
+
+        let mut seen = BTreeSet::new();
+        for _ in 0..6 {
+            // A new client socket is a new flow.
+            let c = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("client");
+            c.send_to(b"?", (Ipv4Addr::LOCALHOST, udp_published))
+                .await
+                .expect("send");
+            let mut buf = [0u8; 64];
+            let n = tokio::time::timeout(Duration::from_secs(5), c.recv(&mut buf))
+                .await
+                .expect("a udp answer in time")
+                .expect("recv");
+            seen.insert(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        assert_eq!(seen, BTreeSet::from(["a?".to_string(), "b?".to_string()]));
+
+        // b leaves the rotation: every new connection goes to a.
+        mesh.set(mesh_targets(&[ingress(&[a], &ports)])).await;
+        for _ in 0..6 {
+            assert_eq!(fetch().await.as_deref(), Some("a"));
+        }
+        // Nothing published any more: the port is closed.
+        mesh.set(BTreeMap::new()).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, published)).await.is_err());
+    }
+}
