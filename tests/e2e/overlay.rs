@@ -191,7 +191,7 @@ async fn a_stacks_services_reach_each_other_by_name_across_hosts() {
         m1,
         &dns,
     );
-    both_ready(&c, m1).await;
+    ready(&c, m1, 2).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("stack.yml");
@@ -291,13 +291,137 @@ async fn a_stacks_services_reach_each_other_by_name_across_hosts() {
     c.ctl_ok(m1, &["stack", "rm", "st"]);
 }
 
-/// Waits until both nodes of a two-host cluster are ready.
-async fn both_ready(c: &Cluster, m1: usize) {
-    eventually("both nodes ready", Duration::from_secs(60), || async move {
-        let nodes: Vec<Value> = c.nodes[m1].client().get("/nodes").await.ok()?;
-        (nodes.iter().filter(|n| n["Status"]["State"] == "ready").count() == 2).then_some(())
+/// The first command of any Swarm tutorial, `service create --publish 8080:80`, on three hosts:
+/// the port answers on every node's address, also on the manager that runs no task of the
+/// service, and connections to any node spread over both tasks on the two workers. When the
+/// last service publishing leaves, the port stops answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_port_answers_on_every_node() {
+    let Some(hosts) = Hosts::new("m", 3) else { return };
+    let mut c = Cluster::docker();
+    let m1 = c.init_in("m1", &hosts.ns(1), &format!("{}:2377", Hosts::addr(1)), &[]);
+    let token = c.token(m1, "worker");
+    for i in 2..=3 {
+        c.join_in(
+            &format!("w{i}"),
+            &hosts.ns(i),
+            &format!("{}:2377", Hosts::addr(i)),
+            &token,
+            m1,
+            &[],
+        );
+    }
+    ready(&c, m1, 3).await;
+
+    c.ctl_ok(
+        m1,
+        &[
+            "service",
+            "create",
+            "--name",
+            "web",
+            "--replicas",
+            "2",
+            "--replicas-max-per-node",
+            "1",
+            "--constraint",
+            "node.role==worker",
+            "--publish",
+            "8080:80",
+            IMAGE,
+            "sh",
+            "-c",
+            "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www",
+        ],
+    );
+    let tasks = running(&c, m1, "web", 2).await;
+    let on: BTreeSet<&str> = tasks.iter().filter_map(|t| t["NodeID"].as_str()).collect();
+    assert_eq!(on.len(), 2, "one task on each worker: {tasks:?}");
+    assert!(!on.contains(c.node_id(m1).as_str()), "none on the manager");
+    let web_hosts: BTreeSet<String> = containers_of_service("web")
+        .into_iter()
+        .filter(|(_, _, up)| *up)
+        .map(|(name, _, _)| exec(&name, &["hostname"]).trim().to_string())
+        .collect();
+    assert_eq!(web_hosts.len(), 2, "{web_hosts:?}");
+
+    // Every node answers, from another host's namespace, and spreads over both tasks.
+    let client = hosts.ns(1);
+    let started = std::time::Instant::now();
+    for i in 1..=3 {
+        let addr = format!("{}:8080", Hosts::addr(i));
+        let served = eventually(
+            &format!("{addr} answers for both tasks"),
+            Duration::from_secs(60),
+            || {
+                let (client, addr) = (client.clone(), addr.clone());
+                async move {
+                    let served = fetch_in(&client, &addr, 10).await;
+                    let spread: BTreeSet<String> = served.iter().cloned().collect();
+                    (served.len() == 10 && spread.len() == 2).then_some(spread)
+                }
+            },
+        )
+        .await;
+        assert_eq!(served, web_hosts, "{addr} reaches both tasks");
+    }
+    eprintln!(
+        "published port answering on all three nodes after {:?}",
+        started.elapsed()
+    );
+
+    c.ctl_ok(m1, &["service", "rm", "web"]);
+    eventually("the port stops answering", Duration::from_secs(60), || {
+        let client = client.clone();
+        async move {
+            fetch_in(&client, &format!("{}:8080", Hosts::addr(2)), 1)
+                .await
+                .is_empty()
+                .then_some(())
+        }
     })
     .await;
+}
+
+/// Waits until `count` nodes are ready.
+async fn ready(c: &Cluster, m1: usize, count: usize) {
+    eventually("all nodes ready", Duration::from_secs(60), || async move {
+        let nodes: Vec<Value> = c.nodes[m1].client().get("/nodes").await.ok()?;
+        (nodes.iter().filter(|n| n["Status"]["State"] == "ready").count() == count).then_some(())
+    })
+    .await;
+}
+
+/// The bodies (last line each) of `count` fresh HTTP connections to `addr`, made from inside
+/// network namespace `netns`, for those that were answered within 3 s.
+async fn fetch_in(netns: &str, addr: &str, count: usize) -> Vec<String> {
+    use std::io::Read;
+    use std::io::Write;
+    let path = std::path::Path::new("/run/netns").join(netns);
+    let addr: std::net::SocketAddr = addr.parse().expect("a socket address");
+    let fetching = swarm_agent::overlay::spawn_in_netns(&path, move || {
+        let mut bodies = Vec::new();
+        for _ in 0..count {
+            let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
+                continue;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+            let mut reply = String::new();
+            if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok() && s.read_to_string(&mut reply).is_ok() {
+                if let Some(body) = reply.lines().rev().find(|l| !l.trim().is_empty()) {
+                    if !body.starts_with("HTTP/") {
+                        bodies.push(body.trim().to_string());
+                    }
+                }
+            }
+        }
+        Ok(bodies)
+    });
+    tokio::task::spawn_blocking(move || fetching.join())
+        .await
+        .expect("the fetching thread ends")
+        .expect("the fetching thread does not panic")
+        .expect("entering the namespace")
 }
 
 /// The running tasks of `service`, once there are `count`.
