@@ -350,4 +350,47 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, published)).await.is_err());
     }
+
+    /// Connections per second through the mesh against straight to the task, on loopback: one
+    /// client, each connection opened, answered with a few bytes and closed. Medians of three
+    /// runs of 2 s. `make bench` runs it; the figures feed docs/benchmarks.md.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn bench_mesh_against_direct() {
+        let task = Ipv4Addr::new(127, 0, 0, 2);
+        let target = tcp_server(task, "hello").await;
+        let published = free_port(false);
+        let mesh = Mesh::new(Ipv4Addr::LOCALHOST);
+        let port = MeshPort {
+            udp: false,
+            published,
+            target,
+        };
+        mesh.set(mesh_targets(&[ingress(&[task], &[port])])).await;
+        let per_second = |to: SocketAddr| async move {
+            let started = std::time::Instant::now();
+            let mut done = 0u32;
+            while started.elapsed() < Duration::from_secs(2) {
+                let mut s = TcpStream::connect(to).await.expect("connect");
+                let mut body = Vec::new();
+                s.read_to_end(&mut body).await.expect("read");
+                assert_eq!(body, b"hello");
+                done += 1;
+            }
+            f64::from(done) / started.elapsed().as_secs_f64()
+        };
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (mut direct, mut meshed) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            direct.push(per_second(SocketAddr::from((task, target))).await);
+            meshed.push(per_second(SocketAddr::from((Ipv4Addr::LOCALHOST, published))).await);
+        }
+        let (direct, meshed) = (median(direct), median(meshed));
+        println!("connections/s direct to the task: {direct:.0}");
+        println!("connections/s through the mesh:   {meshed:.0}");
+        println!("mesh / direct: {:.2}", meshed / direct);
+    }
 }

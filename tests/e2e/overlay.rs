@@ -407,12 +407,12 @@ async fn fetch_in(netns: &str, addr: &str, count: usize) -> Vec<String> {
             };
             let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
             let mut reply = String::new();
-            if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok() && s.read_to_string(&mut reply).is_ok() {
-                if let Some(body) = reply.lines().rev().find(|l| !l.trim().is_empty()) {
-                    if !body.starts_with("HTTP/") {
-                        bodies.push(body.trim().to_string());
-                    }
-                }
+            if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok()
+                && s.read_to_string(&mut reply).is_ok()
+                && let Some(body) = reply.lines().rev().find(|l| !l.trim().is_empty())
+                && !body.starts_with("HTTP/")
+            {
+                bodies.push(body.trim().to_string());
             }
         }
         Ok(bodies)
