@@ -750,7 +750,9 @@ async fn overlay_networks_are_created_used_and_removed() {
     d.fails(&["network", "inspect", "clash"], "network clash not found");
     run_service(&d, "usesnet", 2, &["--network", "backend", "--publish", "18080:80"]).await;
     check_addresses(&d, &pair, &subnet);
-    // With one task on each node, each node hears of the other's task on ingress and backend.
+    // With one task on each node, each node hears of the other's task on ingress and backend,
+    // and, as the service publishes through the routing mesh, of the other node's own ingress
+    // address.
     let nodes: std::collections::BTreeSet<String> = d
         .ok(&["service", "ps", "usesnet", "--format", "{{.Node}}"])
         .lines()
@@ -762,9 +764,9 @@ async fn overlay_networks_are_created_used_and_removed() {
         "the scheduler spreads the two tasks over both nodes: {nodes:?}"
     );
     for i in [pair.m1, pair.w1] {
-        eventually("each node has its two overlay peers", Duration::from_secs(30), || {
+        eventually("each node has its three overlay peers", Duration::from_secs(30), || {
             let log = pair.cluster.nodes[i].log_text();
-            async move { log.contains("overlay peers changed peers=2").then_some(()) }
+            async move { log.contains("overlay peers changed peers=3").then_some(()) }
         })
         .await;
     }

@@ -319,7 +319,7 @@ async fn a_published_port_answers_on_every_node() {
             "service",
             "create",
             "--name",
-            "web",
+            "edge",
             "--replicas",
             "2",
             "--replicas-max-per-node",
@@ -334,11 +334,11 @@ async fn a_published_port_answers_on_every_node() {
             "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www",
         ],
     );
-    let tasks = running(&c, m1, "web", 2).await;
+    let tasks = running(&c, m1, "edge", 2).await;
     let on: BTreeSet<&str> = tasks.iter().filter_map(|t| t["NodeID"].as_str()).collect();
     assert_eq!(on.len(), 2, "one task on each worker: {tasks:?}");
     assert!(!on.contains(c.node_id(m1).as_str()), "none on the manager");
-    let web_hosts: BTreeSet<String> = containers_of_service("web")
+    let web_hosts: BTreeSet<String> = containers_of_service("edge")
         .into_iter()
         .filter(|(_, _, up)| *up)
         .map(|(name, _, _)| exec(&name, &["hostname"]).trim().to_string())
@@ -370,7 +370,7 @@ async fn a_published_port_answers_on_every_node() {
         started.elapsed()
     );
 
-    c.ctl_ok(m1, &["service", "rm", "web"]);
+    c.ctl_ok(m1, &["service", "rm", "edge"]);
     eventually("the port stops answering", Duration::from_secs(60), || {
         let client = client.clone();
         async move {
