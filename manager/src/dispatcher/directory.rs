@@ -31,7 +31,7 @@ pub fn mesh_endpoint_for(s: &StoreState, node_id: &str) -> Option<NetworkAttachm
     if !mesh_active(s) {
         return None;
     }
-    let ingress = s.networks.iter().find(|n| n.ingress)?;
+    let ingress = s.ingress_network()?;
     s.nodes
         .get(node_id)?
         .attachments
@@ -39,6 +39,11 @@ pub fn mesh_endpoint_for(s: &StoreState, node_id: &str) -> Option<NetworkAttachm
         .flatten()
         .find(|a| a.network.id == ingress.id)
         .cloned()
+}
+
+/// What a node's `Directory` message holds: its records and its own ingress address.
+pub fn node_directory(s: &StoreState, node_id: &str) -> (Vec<ServiceRecord>, Option<NetworkAttachment>) {
+    (directory_for(s, node_id), mesh_endpoint_for(s, node_id))
 }
 
 /// Whether any service publishes a port through the routing mesh, so every node serves it.
@@ -49,7 +54,7 @@ pub fn mesh_active(s: &StoreState) -> bool {
 /// The records of node `node_id`: every service on a network that one of its tasks holds an
 /// address on, and every service on `ingress` (the node's routing mesh serves them all).
 pub fn directory_for(s: &StoreState, node_id: &str) -> Vec<ServiceRecord> {
-    let ingress = s.networks.iter().find(|n| n.ingress).map(|n| n.id.clone());
+    let ingress = s.ingress_network().map(|n| n.id.clone());
     let mut networks: BTreeSet<String> = s
         .tasks_by_node(node_id)
         .filter(|t| holds_addresses(t))

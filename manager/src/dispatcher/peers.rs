@@ -22,26 +22,21 @@ pub fn peers_for(s: &StoreState, node_id: &str) -> BTreeSet<OverlayPeer> {
         .flat_map(|t| t.networks_attachments.iter().flatten())
         .filter_map(|a| vni_of(s, &a.network.id))
         .collect();
-    let mesh_vni = super::directory::mesh_active(s)
-        .then(|| s.networks.iter().find(|n| n.ingress))
+    let mesh_ingress = super::directory::mesh_active(s)
+        .then(|| s.ingress_network())
         .flatten()
-        .and_then(|n| n.vxlan_id());
-    vnis.extend(mesh_vni);
+        .and_then(|n| Some((n.id.as_str(), n.vxlan_id()?)));
+    vnis.extend(mesh_ingress.map(|(_, vni)| vni));
     if vnis.is_empty() {
         return BTreeSet::new();
     }
     let mut out = BTreeSet::new();
-    if let Some(vni) = mesh_vni {
+    if let Some((ingress, vni)) = mesh_ingress {
         for n in s.nodes.iter().filter(|n| n.id != node_id) {
             let Ok(node) = n.status.addr.parse::<Ipv4Addr>() else {
                 continue;
             };
-            for a in n
-                .attachments
-                .iter()
-                .flatten()
-                .filter(|a| vni_of(s, &a.network.id) == Some(vni))
-            {
+            for a in n.attachments.iter().flatten().filter(|a| a.network.id == ingress) {
                 for addr in a.addresses.iter().filter_map(|c| address_of(c)) {
                     out.insert(OverlayPeer { vni, addr, node });
                 }

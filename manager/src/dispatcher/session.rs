@@ -28,8 +28,7 @@ use tokio::time::Instant;
 use super::DispatchError;
 use super::Dispatcher;
 use super::MISSED_HEARTBEATS;
-use super::directory::directory_for;
-use super::directory::mesh_endpoint_for;
+use super::directory::node_directory;
 use super::heartbeat_period;
 use super::peers::peers_for;
 use crate::store::Event;
@@ -209,12 +208,7 @@ impl Dispatcher {
                 alive = alive && send(SessionMessage::Role { role: r, raft_id }).await;
             }
             // Always, even empty: the node may still hold the set of an earlier session.
-            let (mut peers, mut directory) = me.store.view(|s| {
-                (
-                    peers_for(s, &node_id),
-                    (directory_for(s, &node_id), mesh_endpoint_for(s, &node_id)),
-                )
-            });
+            let (mut peers, mut directory) = me.store.view(|s| (peers_for(s, &node_id), node_directory(s, &node_id)));
             alive = alive
                 && send(SessionMessage::Peers {
                     peers: peers.iter().cloned().collect(),
@@ -309,12 +303,8 @@ impl Dispatcher {
                 // The directory goes first: a task told to stop leaves every rotation before its
                 // node gets the order to stop it.
                 if peers_may_change {
-                    let (now_peers, now_directory) = me.store.view(|s| {
-                        (
-                            peers_for(s, &node_id),
-                            (directory_for(s, &node_id), mesh_endpoint_for(s, &node_id)),
-                        )
-                    });
+                    let (now_peers, now_directory) =
+                        me.store.view(|s| (peers_for(s, &node_id), node_directory(s, &node_id)));
                     if now_directory != directory {
                         directory = now_directory;
                         alive = send(SessionMessage::Directory {

@@ -142,13 +142,9 @@ pub(crate) fn wanted_networks<'a>(
 ) -> Result<Vec<Wanted<'a>>, AllocError> {
     let mut out: Vec<Wanted<'a>> = Vec::new();
     if ingress {
-        let net = s
-            .networks
-            .iter()
-            .find(|n| n.ingress)
-            .ok_or_else(|| AllocError::NoIngress {
-                service: service_name.to_string(),
-            })?;
+        let net = s.ingress_network().ok_or_else(|| AllocError::NoIngress {
+            service: service_name.to_string(),
+        })?;
         out.push((net, None));
     }
     for att in own {
@@ -207,7 +203,7 @@ pub fn allocate_task(s: &StoreState, t: &mut Task) -> Result<(), AllocError> {
 /// ingress leaves the node without one (its routing mesh stays off) rather than refusing the
 /// node's own updates.
 pub fn allocate_node(s: &StoreState, n: &mut Node, previous: Option<&Node>) {
-    let Some(ingress) = s.networks.iter().find(|net| net.ingress) else {
+    let Some(ingress) = s.ingress_network() else {
         n.attachments = None;
         return;
     };

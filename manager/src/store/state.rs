@@ -185,6 +185,11 @@ impl StoreState {
         self.clusters.iter().next()
     }
 
+    /// The `ingress` network, which carries the routing mesh; a swarm has at most one.
+    pub fn ingress_network(&self) -> Option<&Network> {
+        self.networks.iter().find(|n| n.ingress)
+    }
+
     pub fn tasks_by_service<'a>(&'a self, service_id: &str) -> impl Iterator<Item = &'a Task> + 'a {
         self.task_index
             .by_service
