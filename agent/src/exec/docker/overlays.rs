@@ -276,11 +276,8 @@ impl NodeOverlays {
         if let Some((vni, addr)) = state.mesh_address.take() {
             overlay::clear_node_address(&h, vni, addr).await?;
             let users = state.users.entry(vni).or_default();
-            users.remove(MESH_USER);
-            if users.is_empty() {
-                state.users.remove(&vni);
-                overlay::remove_network(&h, vni).await?;
-                state.applied.retain(|p| p.vni != vni);
+            if users.remove(MESH_USER) && users.is_empty() {
+                Self::drop_network(&h, state, vni).await?;
             }
         }
         if let Some((spec, addr, prefix)) = wanted {
@@ -327,10 +324,16 @@ impl NodeOverlays {
         }
         let h = Self::handle(&mut state)?;
         for vni in emptied {
-            state.users.remove(&vni);
-            overlay::remove_network(&h, vni).await?;
-            state.applied.retain(|p| p.vni != vni);
+            Self::drop_network(&h, &mut state, vni).await?;
         }
+        Ok(())
+    }
+
+    /// Removes network `vni` from the node, once nothing here uses it any more.
+    async fn drop_network(h: &rtnetlink::Handle, state: &mut State, vni: u32) -> Result<(), OverlayError> {
+        state.users.remove(&vni);
+        overlay::remove_network(h, vni).await?;
+        state.applied.retain(|p| p.vni != vni);
         Ok(())
     }
 
