@@ -20,10 +20,8 @@ const IMAGE: &str = "swarm-test/busybox:latest";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_on_separate_hosts_share_an_overlays_addresses() {
     let Some(hosts) = Hosts::new("a", 2) else { return };
-    let mut c = Cluster::docker();
-    let m1 = c.init_in("m1", &hosts.ns(1), &format!("{}:2377", Hosts::addr(1)), &[]);
-    let token = c.token(m1, "worker");
-    let w1 = c.join_in("w1", &hosts.ns(2), &format!("{}:2377", Hosts::addr(2)), &token, m1, &[]);
+    let (c, m1) = cluster_on(&hosts, 2, &[]);
+    let w1 = m1 + 1;
 
     let addrs = eventually(
         "both nodes ready at their own addresses",
@@ -179,18 +177,7 @@ async fn a_stacks_services_reach_each_other_by_name_across_hosts() {
         &[("outside.example", outside)],
     )
     .await;
-    let mut c = Cluster::docker();
-    let dns = ["--dns-upstream", "198.18.0.250"];
-    let m1 = c.init_in("m1", &hosts.ns(1), &format!("{}:2377", Hosts::addr(1)), &dns);
-    let token = c.token(m1, "worker");
-    c.join_in(
-        "w1",
-        &hosts.ns(2),
-        &format!("{}:2377", Hosts::addr(2)),
-        &token,
-        m1,
-        &dns,
-    );
+    let (c, m1) = cluster_on(&hosts, 2, &["--dns-upstream", "198.18.0.250"]);
     ready(&c, m1, 2).await;
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -298,19 +285,7 @@ async fn a_stacks_services_reach_each_other_by_name_across_hosts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_port_answers_on_every_node() {
     let Some(hosts) = Hosts::new("m", 3) else { return };
-    let mut c = Cluster::docker();
-    let m1 = c.init_in("m1", &hosts.ns(1), &format!("{}:2377", Hosts::addr(1)), &[]);
-    let token = c.token(m1, "worker");
-    for i in 2..=3 {
-        c.join_in(
-            &format!("w{i}"),
-            &hosts.ns(i),
-            &format!("{}:2377", Hosts::addr(i)),
-            &token,
-            m1,
-            &[],
-        );
-    }
+    let (c, m1) = cluster_on(&hosts, 3, &[]);
     ready(&c, m1, 3).await;
 
     c.ctl_ok(
@@ -381,6 +356,19 @@ async fn a_published_port_answers_on_every_node() {
         }
     })
     .await;
+}
+
+/// A cluster on `count` hosts: a manager on host 1 (returned with the cluster) and a worker on
+/// each other host, in order after it, all started with `extra`.
+fn cluster_on(hosts: &Hosts, count: usize, extra: &[&str]) -> (Cluster, usize) {
+    let mut c = Cluster::docker();
+    let m1 = c.init_in("m1", &hosts.ns(1), &format!("{}:2377", Hosts::addr(1)), extra);
+    let token = c.token(m1, "worker");
+    for i in 2..=count {
+        let addr = format!("{}:2377", Hosts::addr(i));
+        c.join_in(&format!("w{}", i - 1), &hosts.ns(i), &addr, &token, m1, extra);
+    }
+    (c, m1)
 }
 
 /// Waits until `count` nodes are ready.
