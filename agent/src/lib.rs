@@ -4,8 +4,10 @@
 
 pub mod dns;
 pub mod exec;
+pub mod host_ports;
 pub mod mesh;
 pub mod overlay;
+pub mod proxy;
 pub mod worker;
 
 use std::sync::Arc;

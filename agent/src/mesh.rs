@@ -3,52 +3,58 @@
 //! overlay (the node has its own address there).
 //!
 //! Swarm does this in the kernel with IPVS, which this machine kind lacks; this first version is
-//! a userspace L4 proxy. Its costs: each byte is copied once through swarmd, and the task sees
-//! the node's ingress address as the source, not the client's.
+//! a userspace L4 proxy ([`crate::proxy`]). Its costs: each byte is copied once through swarmd,
+//! and the task sees the node's ingress address as the source, not the client's, unless the
+//! service opts in to a PROXY protocol v2 header.
 
 use std::collections::BTreeMap;
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use swarm_protocol::dispatcher::ServiceRecord;
 use tokio::net::TcpListener;
-use tokio::net::TcpStream;
 use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// How long a task has to accept a connection before the next task is tried.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a UDP client's flow is kept without traffic in either direction.
-const UDP_IDLE: Duration = Duration::from_secs(60);
+use crate::proxy::Route;
+use crate::proxy::Upstream;
+use crate::proxy::serve_tcp;
+use crate::proxy::serve_udp;
 
 /// A published port: udp or tcp, and its number.
 pub type PortKey = (bool, u16);
 
 /// Where each published port sends its connections: the tasks in rotation, at the target port.
-pub fn mesh_targets(records: &[ServiceRecord]) -> BTreeMap<PortKey, Vec<SocketAddr>> {
+pub fn mesh_targets(records: &[ServiceRecord]) -> BTreeMap<PortKey, Route> {
     let mut out = BTreeMap::new();
     for r in records.iter().filter(|r| r.ingress) {
         for p in &r.mesh_ports {
-            let targets = r.tasks.iter().map(|a| SocketAddr::from((*a, p.target))).collect();
-            out.insert((p.udp, p.published), targets);
+            let upstreams = r
+                .tasks
+                .iter()
+                .map(|a| Upstream::Addr(SocketAddr::from((*a, p.target))))
+                .collect();
+            out.insert(
+                (p.udp, p.published),
+                Route {
+                    upstreams,
+                    proxy_protocol: p.proxy_protocol,
+                },
+            );
         }
     }
     out
 }
 
-type Targets = watch::Sender<Arc<Vec<SocketAddr>>>;
+type Routes = watch::Sender<Arc<Route>>;
 
 /// The ports this node publishes, each served by its own task until it is no longer wanted.
 pub struct Mesh {
     listen: Ipv4Addr,
-    ports: Mutex<BTreeMap<PortKey, (Targets, JoinHandle<()>)>>,
+    ports: Mutex<BTreeMap<PortKey, (Routes, JoinHandle<()>)>>,
 }
 
 impl Mesh {
@@ -60,8 +66,8 @@ impl Mesh {
         }
     }
 
-    /// Publishes exactly the ports in `wanted`, with their current targets.
-    pub async fn set(&self, wanted: BTreeMap<PortKey, Vec<SocketAddr>>) {
+    /// Publishes exactly the ports in `wanted`, with their current routes.
+    pub async fn set(&self, wanted: BTreeMap<PortKey, Route>) {
         let listen = self.listen;
         let mut ports = self.ports.lock().await;
         ports.retain(|key, (_, serving)| {
@@ -71,17 +77,17 @@ impl Mesh {
             }
             keep
         });
-        for (key, targets) in wanted {
+        for (key, route) in wanted {
             if let Some((current, _)) = ports.get(&key) {
                 current.send_if_modified(|now| {
-                    let changed = **now != targets;
-                    *now = Arc::new(targets.clone());
+                    let changed = **now != route;
+                    *now = Arc::new(route.clone());
                     changed
                 });
                 continue;
             }
             let (udp, port) = key;
-            let sender = watch::Sender::new(Arc::new(targets));
+            let sender = watch::Sender::new(Arc::new(route));
             let serving = if udp {
                 match UdpSocket::bind((listen, port)).await {
                     Ok(socket) => tokio::spawn(serve_udp(Arc::new(socket), sender.subscribe())),
@@ -113,88 +119,15 @@ impl Drop for Mesh {
     }
 }
 
-async fn serve_tcp(listener: TcpListener, targets: watch::Receiver<Arc<Vec<SocketAddr>>>) {
-    let turn = AtomicUsize::new(0);
-    loop {
-        let Ok((client, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let list = targets.borrow().clone();
-        let start = turn.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(relay_tcp(client, list, start));
-    }
-}
-
-/// Sends `client` to the first target that accepts, from the `start`th on; with none, the
-/// client's connection is closed.
-async fn relay_tcp(mut client: TcpStream, targets: Arc<Vec<SocketAddr>>, start: usize) {
-    let _ = client.set_nodelay(true);
-    for i in 0..targets.len() {
-        let target = targets[(start + i) % targets.len()];
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
-            Ok(Ok(mut task)) => {
-                let _ = task.set_nodelay(true);
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut task).await;
-                return;
-            }
-            _ => tracing::debug!(%target, "a mesh target did not accept; trying the next"),
-        }
-    }
-}
-
-type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>;
-
-/// Each client address is a flow with its own socket to one task, so the task's answers go
-/// back to that client; a flow ends after [`UDP_IDLE`] without an answer.
-async fn serve_udp(socket: Arc<UdpSocket>, targets: watch::Receiver<Arc<Vec<SocketAddr>>>) {
-    let flows: Flows = Arc::default();
-    let turn = AtomicUsize::new(0);
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        let Ok((n, client)) = socket.recv_from(&mut buf).await else {
-            continue;
-        };
-        let existing = flows.lock().await.get(&client).cloned();
-        let upstream = match existing {
-            Some(u) => u,
-            None => {
-                let list = targets.borrow().clone();
-                if list.is_empty() {
-                    continue;
-                }
-                let target = list[turn.fetch_add(1, Ordering::Relaxed) % list.len()];
-                let Ok(u) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await else {
-                    continue;
-                };
-                if u.connect(target).await.is_err() {
-                    continue;
-                }
-                let u = Arc::new(u);
-                flows.lock().await.insert(client, u.clone());
-                tokio::spawn(answer_udp(socket.clone(), u.clone(), client, flows.clone()));
-                u
-            }
-        };
-        let _ = upstream.send(&buf[..n]).await;
-    }
-}
-
-async fn answer_udp(socket: Arc<UdpSocket>, upstream: Arc<UdpSocket>, client: SocketAddr, flows: Flows) {
-    let mut buf = vec![0u8; 65_536];
-    while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, upstream.recv(&mut buf)).await {
-        let _ = socket.send_to(&buf[..n], client).await;
-    }
-    flows.lock().await.remove(&client);
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+    use std::time::Duration;
 
     use swarm_protocol::dispatcher::MeshPort;
     use tokio::io::AsyncReadExt;
     use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
 
     use super::*;
 
@@ -258,24 +191,33 @@ mod tests {
                 udp: false,
                 published: 8080,
                 target: 80,
+                proxy_protocol: true,
             },
             MeshPort {
                 udp: true,
                 published: 5353,
                 target: 53,
+                proxy_protocol: false,
             },
         ];
         let mut named = ingress(&[a], &ports);
         named.ingress = false;
         let t = mesh_targets(&[ingress(&[a, b], &ports), named]);
         assert_eq!(t.len(), 2);
+        let at = |port| vec![Upstream::Addr((a, port).into()), Upstream::Addr((b, port).into())];
         assert_eq!(
             t[&(false, 8080)],
-            vec![SocketAddr::from((a, 80)), SocketAddr::from((b, 80))]
+            Route {
+                upstreams: at(80),
+                proxy_protocol: true
+            }
         );
         assert_eq!(
             t[&(true, 5353)],
-            vec![SocketAddr::from((a, 53)), SocketAddr::from((b, 53))]
+            Route {
+                upstreams: at(53),
+                proxy_protocol: false
+            }
         );
     }
 
@@ -303,11 +245,13 @@ mod tests {
                 udp: false,
                 published,
                 target,
+                proxy_protocol: false,
             },
             MeshPort {
                 udp: true,
                 published: udp_published,
                 target: udp_target,
+                proxy_protocol: false,
             },
         ];
         mesh.set(mesh_targets(&[ingress(&[a, b], &ports)])).await;
@@ -365,6 +309,7 @@ mod tests {
             udp: false,
             published,
             target,
+            proxy_protocol: false,
         };
         mesh.set(mesh_targets(&[ingress(&[task], &[port])])).await;
         let per_second = |to: SocketAddr| async move {

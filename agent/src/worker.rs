@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use swarm_model::ContainerStatus;
+use swarm_model::PortStatus;
 use swarm_model::Task;
 use swarm_model::TaskState;
 use swarm_model::TaskStatus;
@@ -251,7 +252,9 @@ impl Worker {
                 message: message.to_string(),
                 err: err.to_string(),
                 container_status,
-                ..Default::default()
+                port_status: PortStatus {
+                    ports: Some(ctl.published_ports()).filter(|p| state == TaskState::Running && !p.is_empty()),
+                },
             },
         );
     }

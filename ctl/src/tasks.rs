@@ -111,7 +111,7 @@ pub async fn print_tasks(client: &ApiClient, mut tasks: Vec<Task>, list: &ListAr
             state(t.desired_state),
             format!("{} {}", state(t.status.state), human_since(&t.status.timestamp)),
             t.status.err.clone(),
-            String::new(),
+            host_ports(&t.status.port_status),
         ]);
     }
     print!(
@@ -131,4 +131,22 @@ pub async fn print_tasks(client: &ApiClient, mut tasks: Vec<Task>, list: &ListAr
         )
     );
     Ok(())
+}
+
+/// The host-mode ports a task's node publishes, as `docker service ps` shows them.
+fn host_ports(status: &swarm_model::PortStatus) -> String {
+    status
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| {
+            let protocol = if p.protocol.is_empty() {
+                "tcp"
+            } else {
+                p.protocol.as_str()
+            };
+            format!("*:{}->{}/{protocol}", p.published_port.unwrap_or(0), p.target_port)
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -59,6 +59,27 @@ pub struct ServiceSpec {
     pub endpoint_spec: Option<EndpointSpec>,
 }
 
+/// The service label that makes its published ports send a PROXY protocol v2 header first, so
+/// its tasks learn each client's address (the proxy that publishes the port hides it).
+pub const PROXY_PROTOCOL_LABEL: &str = "swarm-rs.proxy-protocol";
+
+impl ServiceSpec {
+    /// The ports published in host mode: each node that runs a task publishes them itself.
+    pub fn host_mode_ports(&self) -> Vec<PortConfig> {
+        self.endpoint_spec
+            .iter()
+            .flat_map(|e| e.ports.iter().flatten())
+            .filter(|p| p.publish_mode == "host")
+            .cloned()
+            .collect()
+    }
+
+    /// Whether the service asked for a PROXY protocol v2 header on its published ports.
+    pub fn wants_proxy_protocol(&self) -> bool {
+        self.labels.get(PROXY_PROTOCOL_LABEL).is_some_and(|v| v == "v2")
+    }
+}
+
 /// Exactly one of the four modes is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]

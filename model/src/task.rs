@@ -90,6 +90,10 @@ pub struct Task {
     /// attempt).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub update_of: String,
+    /// The ports its service published in host mode when the task was created, for the node
+    /// that runs it to publish (SwarmKit's task carries its service's endpoint the same way).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ports: Vec<super::PortConfig>,
     /// When the task first reported RUNNING, recorded by the store: a rolling update counts a
     /// failure within its monitor period from then.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -90,6 +90,9 @@ pub struct MeshPort {
     pub udp: bool,
     pub published: u16,
     pub target: u16,
+    /// Send a PROXY protocol v2 header first on each tcp connection (the service opted in).
+    #[serde(default)]
+    pub proxy_protocol: bool,
 }
 
 /// A task on another node, as an overlay on this node reaches it: its address on the network

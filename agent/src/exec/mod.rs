@@ -207,6 +207,10 @@ pub trait Controller: Send + Sync {
     fn remove(&mut self) -> BoxFuture<'_, Result<(), ExecError>>;
     /// The container's ID and process, for the task status.
     fn container(&self) -> (String, i64);
+    /// The host-mode ports the node publishes for the task, for its status (`service ps`).
+    fn published_ports(&self) -> Vec<swarm_model::PortConfig> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

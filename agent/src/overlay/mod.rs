@@ -36,6 +36,7 @@ pub use links::remove_network;
 pub use links::remove_peer;
 pub use links::set_node_address;
 pub use links::vxlan_name;
+pub use netns::call_in_netns;
 pub use netns::connect;
 pub use netns::in_netns;
 pub use netns::spawn_in_netns;

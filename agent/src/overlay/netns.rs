@@ -27,6 +27,26 @@ where
     })
 }
 
+/// Runs `f` on a new OS thread inside the network namespace at `path`, and waits for it
+/// without blocking the caller's runtime: for opening a socket there.
+pub async fn call_in_netns<T, F>(path: &Path, f: F) -> std::io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> std::io::Result<T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let result = std::fs::File::open(&path).and_then(|ns| {
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+            f()
+        });
+        let _ = tx.send(result);
+    });
+    rx.await
+        .map_err(|_| std::io::Error::other("the thread working in another namespace ended without an answer"))?
+}
+
 /// Runs `f` with a netlink handle opened inside the network namespace at `path`, on a thread
 /// of its own, and waits for it without blocking the caller's runtime.
 pub async fn in_netns<T, F, Fut>(path: &Path, f: F) -> Result<T, OverlayError>

@@ -294,6 +294,14 @@ pub fn validate_service_spec(spec: &ServiceSpec) -> Result<(), ApiError> {
     }
     check_update_config("UpdateConfig", &spec.update_config)?;
     check_update_config("RollbackConfig", &spec.rollback_config)?;
+    if let Some(v) = spec.labels.get(swarm_model::PROXY_PROTOCOL_LABEL)
+        && v != "v2"
+    {
+        return Err(bad(
+            &format!("Labels[{}]", swarm_model::PROXY_PROTOCOL_LABEL),
+            format!("{v:?} is not a PROXY protocol version swarm-rs sends; use v2"),
+        ));
+    }
     if let Some(ep) = &spec.endpoint_spec {
         if !["", "vip", "dnsrr"].contains(&ep.mode.as_str()) {
             return Err(bad(
@@ -400,6 +408,20 @@ mod tests {
         assert!(
             err.contains("Secrets[0].File.UID: \"nobody\" is not a numeric ID"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn only_proxy_protocol_v2_is_offered() {
+        let mut s = spec("web");
+        s.labels.insert(swarm_model::PROXY_PROTOCOL_LABEL.into(), "v2".into());
+        validate_service_spec(&s).unwrap();
+        assert!(s.wants_proxy_protocol());
+        s.labels.insert(swarm_model::PROXY_PROTOCOL_LABEL.into(), "v1".into());
+        let e = validate_service_spec(&s).unwrap_err().message;
+        assert!(
+            e.contains("Labels[swarm-rs.proxy-protocol]: \"v1\" is not a PROXY protocol version"),
+            "{e}"
         );
     }
 

@@ -139,6 +139,7 @@ fn mesh_ports(svc: &Service) -> Vec<MeshPort> {
                 udp,
                 published: u16::try_from(p.published_port?).ok()?,
                 target: u16::try_from(p.target_port).ok()?,
+                proxy_protocol: svc.spec.wants_proxy_protocol(),
             })
         })
         .collect()
@@ -286,7 +287,8 @@ mod tests {
             vec![MeshPort {
                 udp: false,
                 published: 8080,
-                target: 80
+                target: 80,
+                proxy_protocol: false,
             }]
         );
         // A node with no task only has the mesh.

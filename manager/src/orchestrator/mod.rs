@@ -66,6 +66,7 @@ pub fn new_task(service: &Service, slot: u64, node_id: &str, desired: TaskState,
         },
         desired_state: desired,
         spec_version: service.spec_version,
+        host_ports: service.spec.host_mode_ports(),
         service_annotations: Some(Annotations {
             name: service.spec.name.clone(),
             labels: service.spec.labels.clone(),

@@ -77,9 +77,13 @@ pub fn settings(svc: &Service, rollback: bool) -> Settings {
     }
 }
 
-/// Whether `t` must be replaced to run the service's current template. A change of placement
-/// alone leaves a task whose node still satisfies the new constraints alone.
+/// Whether `t` must be replaced to run the service's current template (or its host-mode
+/// ports, which the task's node publishes). A change of placement alone leaves a task whose
+/// node still satisfies the new constraints alone.
 pub fn is_dirty(svc: &Service, t: &Task, node: Option<&Node>) -> bool {
+    if t.host_ports != svc.spec.host_mode_ports() {
+        return true;
+    }
     let template = &svc.spec.task_template;
     if t.spec == *template {
         return false;

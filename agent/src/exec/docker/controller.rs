@@ -17,6 +17,7 @@ use bollard::query_parameters::CreateImageOptionsBuilder;
 use bollard::query_parameters::StopContainerOptionsBuilder;
 use bollard::query_parameters::WaitContainerOptionsBuilder;
 use futures_util::StreamExt;
+use swarm_model::PortConfig;
 use swarm_model::Task;
 use swarm_model::defaults::DEFAULT_STOP_GRACE_PERIOD;
 
@@ -38,6 +39,7 @@ use crate::exec::Existing;
 use crate::exec::Exit;
 use crate::exec::TaskFile;
 use crate::exec::template::TemplateContext;
+use crate::host_ports::HostPorts;
 
 /// Writes a task's secret and config files (each with its owner and mode) into `dir`, and
 /// returns the read-only bind mounts that put them at their targets.
@@ -94,6 +96,10 @@ pub(super) struct DockerController {
     /// The node's overlays, when it builds them: the container is joined to the task's
     /// networks once it runs (and starts with no Docker network if they are all internal).
     pub(super) overlays: Option<Arc<NodeOverlays>>,
+    /// The node's host-mode ports: the task's are published once its container runs.
+    pub(super) host_ports: Arc<HostPorts>,
+    /// The task's host-mode ports as published, for its status.
+    pub(super) published: Vec<PortConfig>,
     pub(super) name: String,
     pub(super) container_id: String,
     pub(super) pid: i64,
@@ -184,6 +190,13 @@ impl Controller for DockerController {
                         && let Err(e) = o.adopt(&self.task, state.pid.unwrap_or(0)).await
                     {
                         tracing::warn!(task_id = %self.task.id, error = %e, "cannot rebuild the task's overlay networks");
+                    }
+                    // The listeners went with the previous swarmd process.
+                    match self.host_ports.publish(&self.task, state.pid.unwrap_or(0)).await {
+                        Ok(published) => self.published = published,
+                        Err(e) => {
+                            tracing::warn!(task_id = %self.task.id, error = %e, "cannot publish the task's host-mode ports again")
+                        }
                     }
                     Existing::Running {
                         container_id: id,
@@ -281,6 +294,11 @@ impl Controller for DockerController {
                     .await
                     .map_err(|e| ExecError::Failed(format!("joining the task's overlay networks: {e}")))?;
             }
+            self.published = self
+                .host_ports
+                .publish(&self.task, self.pid)
+                .await
+                .map_err(|e| ExecError::Failed(e.to_string()))?;
             Ok(())
         })
     }
@@ -339,15 +357,19 @@ impl Controller for DockerController {
                     }
                 }
             };
-            tokio::select! {
+            let ended = tokio::select! {
                 r = exited => r,
                 e = unhealthy => Err(e),
-            }
+            };
+            // Its port is free for the task that replaces it.
+            self.host_ports.unpublish(&self.task.id);
+            ended
         })
     }
 
     fn shutdown(&mut self) -> BoxFuture<'_, Result<(), ExecError>> {
         Box::pin(async move {
+            self.host_ports.unpublish(&self.task.id);
             // The managers took the task out of every VIP, name and mesh rotation when they
             // asked for the stop; give the other nodes that long to apply it before the
             // container stops taking connections (moby/moby#26672).
@@ -378,6 +400,7 @@ impl Controller for DockerController {
 
     fn remove(&mut self) -> BoxFuture<'_, Result<(), ExecError>> {
         Box::pin(async move {
+            self.host_ports.unpublish(&self.task.id);
             remove(&self.docker, &self.name).await?;
             if let Some(o) = &self.overlays
                 && let Err(e) = o.leave(&self.task.id).await
@@ -390,5 +413,9 @@ impl Controller for DockerController {
 
     fn container(&self) -> (String, i64) {
         (self.container_id.clone(), self.pid)
+    }
+
+    fn published_ports(&self) -> Vec<PortConfig> {
+        self.published.clone()
     }
 }

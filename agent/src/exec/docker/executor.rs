@@ -37,6 +37,7 @@ use crate::exec::ExecError;
 use crate::exec::Executor;
 use crate::exec::TaskFile;
 use crate::exec::task_name;
+use crate::host_ports::HostPorts;
 
 #[derive(Clone)]
 pub struct DockerExecutor {
@@ -49,6 +50,8 @@ pub struct DockerExecutor {
     /// The node's overlay networks; None on a node that advertises a loopback address, whose
     /// containers keep the engine's default network.
     overlays: Option<Arc<NodeOverlays>>,
+    /// The host-mode ports of the tasks here, which the node publishes itself.
+    host_ports: Arc<HostPorts>,
 }
 
 impl DockerExecutor {
@@ -75,6 +78,7 @@ impl DockerExecutor {
             files_root,
             hostname,
             overlays: overlay_local.map(|local| NodeOverlays::new(local, dns_upstream)),
+            host_ports: HostPorts::new(std::net::Ipv4Addr::UNSPECIFIED),
         })
     }
 
@@ -140,6 +144,8 @@ impl Executor for DockerExecutor {
             node_id: node_id.to_string(),
             hostname: self.hostname.clone(),
             overlays: self.overlays.clone(),
+            host_ports: self.host_ports.clone(),
+            published: Vec::new(),
             name: task_name(task),
             container_id: String::new(),
             pid: 0,
@@ -199,6 +205,7 @@ impl Executor for DockerExecutor {
     fn remove_task(&self, node_id: &str, task_id: &str) -> BoxFuture<'_, Result<(), ExecError>> {
         let (node_id, task_id) = (node_id.to_string(), task_id.to_string());
         Box::pin(async move {
+            self.host_ports.unpublish(&task_id);
             for (id, _) in self.containers_of(&node_id, Some(&task_id)).await? {
                 remove(&self.docker, &id).await?;
             }

@@ -144,6 +144,32 @@ fn tasks_of_the_current_template_are_clean_and_a_placement_change_alone_keeps_th
     assert!(is_dirty(&moved, &running(1, "v2"), Some(&manager)));
 }
 
+/// The node running a task publishes its host-mode ports, so new ones need a new task; the
+/// routing mesh's ports do not.
+#[test]
+fn a_change_of_host_mode_ports_replaces_the_task() {
+    let mut svc = service("v2", 1, config(1, "", ""), None);
+    let port = |published, mode: &str| swarm_model::PortConfig {
+        protocol: "tcp".into(),
+        target_port: 80,
+        published_port: Some(published),
+        publish_mode: mode.into(),
+        ..Default::default()
+    };
+    svc.spec.endpoint_spec = Some(swarm_model::EndpointSpec {
+        mode: "vip".into(),
+        ports: Some(vec![port(8080, "host"), port(9090, "ingress")]),
+    });
+    let mut t = crate::orchestrator::new_task(&svc, 1, "n1", TaskState::Running, Timestamp::now());
+    assert_eq!(t.host_ports, vec![port(8080, "host")]);
+    t.spec = svc.spec.task_template.clone();
+    assert!(!is_dirty(&svc, &t, None));
+    svc.spec.endpoint_spec.as_mut().unwrap().ports = Some(vec![port(8080, "host"), port(9091, "ingress")]);
+    assert!(!is_dirty(&svc, &t, None), "an ingress port is the mesh's");
+    svc.spec.endpoint_spec.as_mut().unwrap().ports = Some(vec![port(8081, "host")]);
+    assert!(is_dirty(&svc, &t, None));
+}
+
 #[test]
 fn nothing_happens_when_every_task_runs_the_template() {
     let objects = vec![
