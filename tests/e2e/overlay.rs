@@ -358,6 +358,125 @@ async fn a_published_port_answers_on_every_node() {
     .await;
 }
 
+/// Host mode and source addresses on three hosts. The port published in host mode answers
+/// only on the worker that runs the task; the one published through the mesh answers on
+/// every node. The service asked for PROXY v2 headers, so through both the task learns the
+/// client's own address (moby/moby#25526), and the task's status shows its host port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_mode_port_answers_only_where_its_task_runs_and_tasks_learn_the_client() {
+    let Some(hosts) = Hosts::new("h", 3) else { return };
+    let (c, m1) = cluster_on(&hosts, 3, &[]);
+    ready(&c, m1, 3).await;
+
+    c.ctl_ok(
+        m1,
+        &[
+            "service",
+            "create",
+            "--name",
+            "pinned",
+            "--constraint",
+            "node.role==worker",
+            "--label",
+            "swarm-rs.proxy-protocol=v2",
+            "--publish",
+            "mode=host,published=8081,target=80",
+            "--publish",
+            "published=8082,target=80",
+            IMAGE,
+            "sh",
+            "-c",
+            "exec nc -ll -p 80 -e cat",
+        ],
+    );
+    let task = running(&c, m1, "pinned", 1).await.remove(0);
+    let node = task["NodeID"].as_str().unwrap_or_default().to_string();
+    let on = (1..=3)
+        .find(|i| c.node_id(i - 1) == node)
+        .expect("the task runs on one of the hosts");
+    assert_ne!(on, 1, "not on the manager: {task}");
+    let ports = &task["Status"]["PortStatus"]["Ports"];
+    assert_eq!(ports[0]["PublishedPort"], 8081, "{task}");
+    assert_eq!(ports[0]["PublishMode"], "host", "{task}");
+    let ps = c.ctl_ok(m1, &["service", "ps", "pinned"]);
+    assert!(ps.contains("*:8081->80/tcp"), "{ps}");
+
+    // The client is on host 1, which runs nothing of the service.
+    let client = hosts.ns(1);
+    for i in 1..=3 {
+        let host_mode = format!("{}:8081", Hosts::addr(i));
+        if i == on {
+            let echoed = eventually(&format!("{host_mode} answers"), Duration::from_secs(30), || {
+                let (client, addr) = (client.clone(), host_mode.clone());
+                async move { echo_in(&client, &addr, b"hello").await }
+            })
+            .await;
+            assert_proxied(&echoed, &Hosts::addr(1), &host_mode, b"hello");
+        } else {
+            assert_eq!(
+                echo_in(&client, &host_mode, b"hello").await,
+                None,
+                "{host_mode} runs no task of the service and publishes nothing"
+            );
+        }
+        let meshed = format!("{}:8082", Hosts::addr(i));
+        let echoed = eventually(&format!("{meshed} answers"), Duration::from_secs(30), || {
+            let (client, addr) = (client.clone(), meshed.clone());
+            async move { echo_in(&client, &addr, b"mesh").await }
+        })
+        .await;
+        assert_proxied(&echoed, &Hosts::addr(1), &meshed, b"mesh");
+    }
+
+    // Gone with the service.
+    c.ctl_ok(m1, &["service", "rm", "pinned"]);
+    let published_on = format!("{}:8081", Hosts::addr(on));
+    eventually("the host-mode port closes", Duration::from_secs(60), || {
+        let (client, addr) = (client.clone(), published_on.clone());
+        async move { echo_in(&client, &addr, b"x").await.is_none().then_some(()) }
+    })
+    .await;
+}
+
+/// What an echoing task sent back, through a PROXY v2 header: it names `client` as the source
+/// and `to` as the destination, and `payload` follows.
+fn assert_proxied(echoed: &[u8], client: &str, to: &str, payload: &[u8]) {
+    assert!(echoed.len() >= 28, "too short for a PROXY v2 header: {echoed:?}");
+    assert_eq!(&echoed[..12], b"\r\n\r\n\0\r\nQUIT\n", "{echoed:?}");
+    assert_eq!((echoed[12], echoed[13]), (0x21, 0x11), "PROXY, TCP over IPv4");
+    let ip = |b: &[u8]| std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string();
+    assert_eq!(ip(&echoed[16..20]), client, "the client's address reaches the task");
+    let to: std::net::SocketAddr = to.parse().expect("an address");
+    assert_eq!(ip(&echoed[20..24]), to.ip().to_string());
+    assert_eq!(u16::from_be_bytes([echoed[26], echoed[27]]), to.port());
+    assert_eq!(&echoed[28..], payload);
+}
+
+/// What `addr` sends back to a connection from namespace `netns` that sends `payload` and
+/// closes its side; None when the connection is refused or nothing comes back within 3 s.
+async fn echo_in(netns: &str, addr: &str, payload: &'static [u8]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::io::Write;
+    let path = std::path::Path::new("/run/netns").join(netns);
+    let addr: std::net::SocketAddr = addr.parse().expect("a socket address");
+    let talking = swarm_agent::overlay::spawn_in_netns(&path, move || {
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
+            return Ok(None);
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let mut back = Vec::new();
+        let ok = s.write_all(payload).is_ok()
+            && s.shutdown(std::net::Shutdown::Write).is_ok()
+            && s.read_to_end(&mut back).is_ok();
+        Ok((ok && !back.is_empty()).then_some(back))
+    });
+    tokio::task::spawn_blocking(move || talking.join())
+        .await
+        .expect("the talking thread ends")
+        .expect("the talking thread does not panic")
+        .expect("entering the namespace")
+}
+
 /// A cluster on `count` hosts: a manager on host 1 (returned with the cluster) and a worker on
 /// each other host, in order after it, all started with `extra`.
 fn cluster_on(hosts: &Hosts, count: usize, extra: &[&str]) -> (Cluster, usize) {
