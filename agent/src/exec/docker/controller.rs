@@ -160,6 +160,20 @@ impl DockerController {
     }
 
     /// The container's health, if it has a healthcheck.
+    /// Gives up what the node holds for the task's network once its container has stopped:
+    /// its host-mode ports, free for the task that replaces it, and its overlay sandbox. The
+    /// resolver's sockets would otherwise keep the dead container's namespace alive, still
+    /// holding the task's overlay address, which the managers hand to a new task as soon as
+    /// this one ends.
+    async fn release_network(&self) {
+        self.host_ports.unpublish(&self.task.id);
+        if let Some(o) = &self.overlays
+            && let Err(e) = o.leave(&self.task.id).await
+        {
+            tracing::warn!(task_id = %self.task.id, error = %e, "cannot take the task off its overlay networks");
+        }
+    }
+
     async fn health(&mut self) -> Result<Option<HealthStatusEnum>, ExecError> {
         let c = self.inspect().await?;
         Ok(c.and_then(|c| c.state).and_then(|s| {
@@ -357,13 +371,12 @@ impl Controller for DockerController {
                     }
                 }
             };
-            let ended = tokio::select! {
+            let exit = tokio::select! {
                 r = exited => r,
-                e = unhealthy => Err(e),
+                e = unhealthy => return Err(e),
             };
-            // Its port is free for the task that replaces it.
-            self.host_ports.unpublish(&self.task.id);
-            ended
+            self.release_network().await;
+            exit
         })
     }
 
@@ -387,9 +400,14 @@ impl Controller for DockerController {
             let opts = StopContainerOptionsBuilder::new().t(secs).build();
             let deadline = Duration::from_secs(secs as u64) + ENGINE_TIMEOUT;
             match tokio::time::timeout(deadline, self.docker.stop_container(&self.name, Some(opts))).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) if is_not_found(&e) => Ok(()),
-                Ok(Err(DockerError::DockerResponseServerError { status_code: 304, .. })) => Ok(()),
+                Ok(Ok(())) | Ok(Err(DockerError::DockerResponseServerError { status_code: 304, .. })) => {
+                    self.release_network().await;
+                    Ok(())
+                }
+                Ok(Err(e)) if is_not_found(&e) => {
+                    self.release_network().await;
+                    Ok(())
+                }
                 Ok(Err(e)) => Err(ExecError::Engine(format!("stopping container: {}", engine_message(&e)))),
                 Err(_) => Err(ExecError::Engine(
                     "stopping container: the engine did not answer".to_string(),
