@@ -12,6 +12,7 @@ use rtnetlink::LinkUnspec;
 use rtnetlink::LinkVeth;
 use rtnetlink::LinkVxlan;
 use rtnetlink::packet_route::neighbour::NeighbourFlags;
+use rtnetlink::packet_route::neighbour::NeighbourState;
 
 use super::OverlayError;
 use super::in_netns;
@@ -318,6 +319,18 @@ async fn plumb(h: &Handle, bridge_index: u32, container_ns: &Path, ep: &Endpoint
     let (host, peer) = (host_end(ep), container_end(ep));
     let host_index = index_or_missing(h, &host).await?;
     attach_up(h, host_index, bridge_index, &host).await?;
+    // The bridge may still have learned the task's MAC (derived from its address) behind the
+    // VXLAN port, from a task on another node that held the address before; until the new
+    // container sent a frame, traffic for it would go there. A static entry on its own port
+    // takes the MAC over at once.
+    h.neighbours()
+        .add_bridge(host_index, &mac_for(ep.addr))
+        .flags(NeighbourFlags::Controller)
+        .state(NeighbourState::Noarp)
+        .replace()
+        .execute()
+        .await
+        .map_err(|e| OverlayError::netlink(format!("add the bridge FDB entry for {}", ep.addr), e))?;
     let peer_index = index_or_missing(h, &peer).await?;
     let ns = std::fs::File::open(container_ns).map_err(|source| OverlayError::Namespace {
         path: container_ns.display().to_string(),
