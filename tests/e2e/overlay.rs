@@ -438,6 +438,201 @@ async fn a_host_mode_port_answers_only_where_its_task_runs_and_tasks_learn_the_c
     .await;
 }
 
+/// Swarm's worst networking complaint (moby/moby#26672) and a leader failover, on three
+/// managers on three hosts. While db rolls through an update, and then while the leader is
+/// killed, three clients keep going: one in a container opens a new connection to `db` every
+/// 100 ms through its VIP, one opens a new connection every 100 ms to db's published port, and
+/// one holds a single connection through the routing mesh to an echo service and sends on it
+/// every 100 ms. None of them sees a failure, and the failover keeps every address and VIP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_see_no_failure_through_a_rolling_update_and_a_leader_failover() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::Ordering;
+
+    let Some(hosts) = Hosts::new("z", 3) else { return };
+    let mut c = Cluster::docker();
+    let m1 = c.init_in("m1", &hosts.ns(1), &format!("{}:2377", Hosts::addr(1)), &[]);
+    let token = c.token(m1, "manager");
+    let m2 = c.join_in("m2", &hosts.ns(2), &format!("{}:2377", Hosts::addr(2)), &token, m1, &[]);
+    c.join_in("m3", &hosts.ns(3), &format!("{}:2377", Hosts::addr(3)), &token, m1, &[]);
+    ready(&c, m1, 3).await;
+    assert_eq!(c.wait_leader(Duration::from_secs(30)).await, m1);
+    // Nothing the clients use runs beside the leader that is killed.
+    let away = format!("node.id!={}", c.node_id(m1));
+    c.ctl_ok(m1, &["network", "create", "--driver", "overlay", "back"]);
+    let httpd = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www";
+    for (name, replicas, port, command) in [
+        ("zdb", "3", "8084:80", httpd),
+        ("zecho", "1", "8085:80", "exec nc -ll -p 80 -e cat"),
+        ("zprobe", "1", "", "exec sleep 3600"),
+    ] {
+        let mut args = vec![
+            "service",
+            "create",
+            "--name",
+            name,
+            "--replicas",
+            replicas,
+            "--network",
+            "back",
+            "--constraint",
+            &away,
+            "--stop-grace-period",
+            "1s",
+        ];
+        if !port.is_empty() {
+            args.extend(["--publish", port]);
+        }
+        args.extend([IMAGE, "sh", "-c", command]);
+        c.ctl_ok(m1, &args);
+    }
+    running(&c, m1, "zdb", 3).await;
+    running(&c, m1, "zecho", 1).await;
+    running(&c, m1, "zprobe", 1).await;
+    let probe = containers_of_service("zprobe")
+        .into_iter()
+        .find(|(_, _, up)| *up)
+        .map(|(name, _, _)| name)
+        .expect("the probe's container");
+    eventually("db answers by name", Duration::from_secs(30), || {
+        let answered = fetch_many(&probe, "zdb", 1).len() == 1;
+        async move { answered.then_some(()) }
+    })
+    .await;
+
+    // The clients. The one in the container stops when /stop exists.
+    let in_container = {
+        let script = "ok=0; failed=0; while [ ! -e /stop ]; do \
+             r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 zdb 80 2>/err | tail -n 1); \
+             if [ -n \"$r\" ]; then ok=$((ok+1)); else failed=$((failed+1)); echo \"failed at $(date +%T): $(cat /err)\"; fi; \
+             sleep 0.1; done; echo \"ok=$ok failed=$failed\"";
+        let probe = probe.clone();
+        std::thread::spawn(move || exec(&probe, &["sh", "-c", script]))
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let published = format!("{}:8084", Hosts::addr(2));
+    let new_connections = client_loop(&hosts.ns(1), stop.clone(), move || fetch_once(&published).is_some());
+    let echo_at: std::net::SocketAddr = format!("{}:8085", Hosts::addr(3)).parse().expect("address");
+    let mut held: Option<std::net::TcpStream> = None;
+    let long_connection = client_loop(&hosts.ns(1), stop.clone(), move || {
+        use std::io::Read;
+        use std::io::Write;
+        if held.is_none() {
+            held = std::net::TcpStream::connect_timeout(&echo_at, Duration::from_secs(3)).ok();
+            if let Some(s) = &held {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+            }
+        }
+        let Some(s) = held.as_mut() else { return false };
+        let mut back = [0u8; 5];
+        let ok = s.write_all(b"ping\n").is_ok() && s.read_exact(&mut back).is_ok() && &back == b"ping\n";
+        if !ok {
+            // Counted, and the next round opens a new one.
+            held = None;
+        }
+        ok
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // A rolling update of db, one task at a time (swarmctl waits for it to end).
+    let before: BTreeSet<String> = tasks_of(&c, m1, "zdb")
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|t| t["DesiredState"] == "running")
+        .map(|t| t["ID"].as_str().unwrap_or_default().to_string())
+        .collect();
+    c.ctl_ok(
+        m1,
+        &["service", "update", "--env-add", "V=2", "--update-monitor", "1s", "zdb"],
+    );
+    let after = running(&c, m1, "zdb", 3).await;
+    assert!(
+        after
+            .iter()
+            .all(|t| !before.contains(t["ID"].as_str().unwrap_or_default())),
+        "every task was replaced: {before:?} {after:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The leader dies; the clients go on for 10 s after.
+    let addresses = |tasks: &[Value]| tasks.iter().map(overlay_addr).collect::<BTreeSet<_>>();
+    let vip_of = |svc: Value| svc["Endpoint"]["VirtualIPs"].to_string();
+    let addrs_before = addresses(&after);
+    let vip_before = vip_of(c.nodes[m1].client().get("/services/zdb").await.expect("zdb"));
+    c.kill(m1);
+    let killed = std::time::Instant::now();
+    let leader = c.wait_leader(Duration::from_secs(30)).await;
+    assert_ne!(leader, m1);
+    let kept = running(&c, m2, "zdb", 3).await;
+    assert_eq!(addresses(&kept), addrs_before, "the tasks keep their addresses");
+    let vip_after = vip_of(c.nodes[m2].client().get("/services/zdb").await.expect("zdb"));
+    assert_eq!(vip_after, vip_before, "db keeps its VIP");
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(killed.elapsed())).await;
+
+    stop.store(true, Ordering::Relaxed);
+    exec(&probe, &["touch", "/stop"]);
+    let vip_report = in_container.join().expect("the container's client ends");
+    let (ok, failed) = new_connections.join().expect("the published port's client ends");
+    eprintln!("new connections to the published port: {ok} answered, {failed} failed");
+    assert!(ok > 50 && failed == 0, "published port: {ok} answered, {failed} failed");
+    let (ok, failed) = long_connection.join().expect("the long connection's client ends");
+    eprintln!("long connection through the mesh: {ok} echoes, {failed} failed");
+    assert!(ok > 50 && failed == 0, "long connection: {ok} echoes, {failed} failed");
+    eprintln!("through db's VIP: {vip_report}");
+    let last = vip_report.lines().last().unwrap_or_default();
+    assert!(last.ends_with(" failed=0"), "through the VIP: {vip_report}");
+    let ok: u32 = last
+        .strip_prefix("ok=")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(ok > 50, "through the VIP: {vip_report}");
+}
+
+/// Runs `step` every 100 ms in namespace `netns` until `stop`, counting (succeeded, failed).
+fn client_loop(
+    netns: &str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mut step: impl FnMut() -> bool + Send + 'static,
+) -> std::thread::JoinHandle<(u32, u32)> {
+    let path = std::path::Path::new("/run/netns").join(netns);
+    let running = swarm_agent::overlay::spawn_in_netns(&path, move || {
+        let (mut ok, mut failed) = (0, 0);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if step() {
+                ok += 1;
+            } else {
+                failed += 1;
+                eprintln!("a client failed at {:?}", std::time::SystemTime::now());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok((ok, failed))
+    });
+    std::thread::spawn(move || {
+        running
+            .join()
+            .expect("the client does not panic")
+            .expect("entering the namespace")
+    })
+}
+
+/// The body (last line) of one HTTP request to `addr`, from the calling thread's namespace.
+fn fetch_once(addr: &str) -> Option<String> {
+    use std::io::Read;
+    use std::io::Write;
+    let addr: std::net::SocketAddr = addr.parse().ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).ok()?;
+    let body = reply.lines().rev().find(|l| !l.trim().is_empty())?;
+    (!body.starts_with("HTTP/")).then(|| body.trim().to_string())
+}
+
 /// What an echoing task sent back, through a PROXY v2 header: it names `client` as the source
 /// and `to` as the destination, and `payload` follows.
 fn assert_proxied(echoed: &[u8], client: &str, to: &str, payload: &[u8]) {
