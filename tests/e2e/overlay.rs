@@ -149,16 +149,88 @@ async fn nodes_on_separate_hosts_share_an_overlays_addresses() {
     assert_eq!(network_mode(&iso), "none");
     c.ctl_ok(m1, &["service", "rm", "iso"]);
 
-    // Removing the services leaves no overlay device on either node.
+    // Removing the services leaves nothing behind on either node: no bridge, VXLAN device or
+    // veth, no FDB entry, no NAT rule. Their addresses are free again: a new service on the
+    // network gets the same ones.
+    let app_addresses = addresses_held(&c, m1, "app").await;
+    assert_eq!(app_addresses.len(), 3, "a VIP and two tasks: {app_addresses:?}");
     c.ctl_ok(m1, &["service", "rm", "app"]);
-    for ns in [hosts.ns(1), hosts.ns(2)] {
-        eventually("no overlay device left", Duration::from_secs(60), || {
-            let links = links_in(&ns);
-            async move { (!links.iter().any(|l| l.starts_with("swbr") || l.starts_with("swvx"))).then_some(()) }
-        })
-        .await;
-    }
+    left_clean(&hosts, 2).await;
+    c.ctl_ok(
+        m1,
+        &[
+            "service",
+            "create",
+            "--name",
+            "app2",
+            "--replicas",
+            "2",
+            "--network",
+            "appnet",
+            IMAGE,
+            "sleep",
+            "3600",
+        ],
+    );
+    assert_eq!(addresses_held(&c, m1, "app2").await, app_addresses);
+    let appnet_subnet = subnet_of(&c, m1, "appnet").await;
+    c.ctl_ok(m1, &["service", "rm", "app2"]);
+    left_clean(&hosts, 2).await;
     c.ctl_ok(m1, &["network", "rm", "appnet", "sealed"]);
+    // The subnet is back in the pool too.
+    c.ctl_ok(m1, &["network", "create", "again"]);
+    assert_eq!(subnet_of(&c, m1, "again").await, appnet_subnet);
+    c.ctl_ok(m1, &["network", "rm", "again"]);
+}
+
+/// The VIP and the addresses of the two running tasks of service `name`.
+async fn addresses_held(c: &Cluster, m1: usize, name: &str) -> BTreeSet<String> {
+    let svc: Value = c.nodes[m1].client().get(&format!("/services/{name}")).await.expect("the service");
+    let mut held: BTreeSet<String> = running(c, m1, name, 2).await.iter().map(overlay_addr).collect();
+    let vip = svc["Endpoint"]["VirtualIPs"][0]["Addr"].as_str().unwrap_or_default();
+    held.insert(vip.split('/').next().unwrap_or_default().to_string());
+    held
+}
+
+/// The subnet of network `name`.
+async fn subnet_of(c: &Cluster, m1: usize, name: &str) -> String {
+    let net: Value = c.nodes[m1].client().get(&format!("/networks/{name}")).await.expect("the network");
+    net["IPAM"]["Config"][0]["Subnet"].as_str().unwrap_or_default().to_string()
+}
+
+/// Waits until none of the `count` hosts keeps anything of an overlay: no bridge, VXLAN device
+/// or container veth, no FDB entry for a task's MAC, and no NAT table of ours.
+async fn left_clean(hosts: &Hosts, count: usize) {
+    for i in 1..=count {
+        let ns = hosts.ns(i);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let links: Vec<String> = links_in(&ns)
+                .into_iter()
+                .filter(|l| ["swbr", "swvx", "swh"].iter().any(|p| l.starts_with(p)))
+                .collect();
+            let fdb = ip_tool("bridge", &["-n", &ns, "fdb", "show"]);
+            let task_macs: Vec<&str> = fdb.lines().filter(|l| l.starts_with("02:42:0a")).collect();
+            let nat = ip_tool("ip", &["netns", "exec", &ns, "nft", "list", "ruleset"]);
+            if links.is_empty() && task_macs.is_empty() && !nat.contains("swarm") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "left on host {i} after 60 s: links {links:?}, FDB {task_macs:?}, nft {nat}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// What `tool args` prints (an empty string when it fails).
+fn ip_tool(tool: &str, args: &[&str]) -> String {
+    std::process::Command::new(tool)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }
 
 /// A stack on two hosts whose `app` calls `db` by its short name, as in every Swarm tutorial:
