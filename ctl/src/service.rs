@@ -57,6 +57,15 @@ pub enum ServiceCmd {
     Rm { services: Vec<String> },
     /// Change a service; without -d, wait until its tasks run the new spec.
     Update(Box<UpdateArgs>),
+    /// Set the replicas of replicated services, `SERVICE=REPLICAS` each; without -d, wait
+    /// until they run.
+    Scale {
+        /// Do not wait for the services to converge.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        #[arg(required = true)]
+        scales: Vec<String>,
+    },
     /// Go back to a service's previous spec.
     Rollback {
         /// Do not wait for the service to converge.
@@ -172,6 +181,7 @@ pub async fn run(client: &ApiClient, cmd: ServiceCmd) -> Result<(), CtlError> {
         ServiceCmd::Ls(args) => service_ls(client, args).await,
         ServiceCmd::Update(args) => super::update::update(client, *args).await,
         ServiceCmd::Rollback { detach, service } => super::update::rollback(client, &service, detach).await,
+        ServiceCmd::Scale { detach, scales } => super::update::scale(client, &scales, detach).await,
         ServiceCmd::Ps { services, list } => service_ps(client, services, list).await,
         ServiceCmd::Logs(args) => super::logs::run(client, args).await,
         ServiceCmd::Inspect { services } => {

@@ -455,9 +455,61 @@ pub async fn rollback(client: &ApiClient, service: &str, detach: bool) -> Result
     wait_converged(client, &svc.id, true).await
 }
 
+/// `SERVICE=REPLICAS`, as `service scale` takes it.
+fn scale_spec(arg: &str) -> Result<(&str, u64), CtlError> {
+    let bad = || CtlError::Usage(format!("invalid scale specifier {arg:?}: expected SERVICE=REPLICAS"));
+    let (name, n) = arg.split_once('=').ok_or_else(bad)?;
+    let n = n.parse().map_err(|_| bad())?;
+    if name.is_empty() {
+        return Err(bad());
+    }
+    Ok((name, n))
+}
+
+/// `service scale`: every specifier is parsed before any service changes, then each one is
+/// scaled; without `detach`, waits for each to converge.
+pub async fn scale(client: &ApiClient, scales: &[String], detach: bool) -> Result<(), CtlError> {
+    let wanted = scales.iter().map(|a| scale_spec(a)).collect::<Result<Vec<_>, _>>()?;
+    let mut scaled = Vec::new();
+    for (name, replicas) in wanted {
+        let svc: Service = client
+            .get(&format!("/services/{}?insertDefaults=false", encode_query(name)))
+            .await?;
+        let mut spec = svc.spec.clone();
+        if let Some(r) = spec.mode.replicated.as_mut() {
+            r.replicas = Some(replicas);
+        } else if let Some(j) = spec.mode.replicated_job.as_mut() {
+            j.total_completions = Some(replicas);
+        } else {
+            return Err(CtlError::Usage(format!(
+                "{name}: scale can only be used with replicated or replicated-job mode"
+            )));
+        }
+        let path = format!("/services/{}/update?version={}", svc.id, svc.version.index);
+        let _: Value = client.post(&path, &spec).await?;
+        println!("{name} scaled to {replicas}");
+        scaled.push(svc.id);
+    }
+    if !detach {
+        for id in scaled {
+            wait_converged(client, &id, false).await?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scale_specifiers_name_a_service_and_a_count() {
+        assert_eq!(scale_spec("web=3").unwrap(), ("web", 3));
+        for bad in ["web", "web=x", "=3", "web=-1"] {
+            let e = scale_spec(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid scale specifier") && e.contains(bad), "{e}");
+        }
+    }
 
     #[test]
     fn args_split_like_a_shell() {
