@@ -1,5 +1,6 @@
 //! Bridges, VXLAN devices, veth pairs and peer entries.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
@@ -11,6 +12,8 @@ use rtnetlink::LinkBridge;
 use rtnetlink::LinkUnspec;
 use rtnetlink::LinkVeth;
 use rtnetlink::LinkVxlan;
+use rtnetlink::packet_route::neighbour::NeighbourAddress;
+use rtnetlink::packet_route::neighbour::NeighbourAttribute;
 use rtnetlink::packet_route::neighbour::NeighbourFlags;
 use rtnetlink::packet_route::neighbour::NeighbourState;
 
@@ -253,6 +256,32 @@ pub async fn add_peer(h: &Handle, vni: u32, addr: Ipv4Addr, node: Ipv4Addr) -> R
         .await
         .map_err(|e| OverlayError::netlink(format!("add neighbour {addr} on {vxlan}"), e))?;
     Ok(())
+}
+
+/// The addresses the VXLAN device of network `vni` holds neighbour entries for (it answers ARP
+/// for them); None when the device is missing.
+pub async fn peer_neighbours(h: &Handle, vni: u32) -> Result<Option<BTreeSet<Ipv4Addr>>, OverlayError> {
+    let vxlan = vxlan_name(vni);
+    let Some(index) = index_of(h, &vxlan).await? else {
+        return Ok(None);
+    };
+    let mut out = BTreeSet::new();
+    let mut dump = h.neighbours().get().execute();
+    while let Some(msg) = dump
+        .try_next()
+        .await
+        .map_err(|e| OverlayError::netlink(format!("list the neighbours of {vxlan}"), e))?
+    {
+        if msg.header.ifindex != index {
+            continue;
+        }
+        for a in &msg.attributes {
+            if let NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) = a {
+                out.insert(*ip);
+            }
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Forgets the task at `addr` on node `node`. Entries already gone are fine.

@@ -31,6 +31,7 @@ pub use links::detach;
 pub use links::ensure_network;
 pub use links::links;
 pub use links::mac_for;
+pub use links::peer_neighbours;
 pub use links::remove_all_networks;
 pub use links::remove_network;
 pub use links::remove_peer;

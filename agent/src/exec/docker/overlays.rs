@@ -125,18 +125,59 @@ fn networks_of(task: &Task, local: Ipv4Addr) -> Result<Vec<Joined>, OverlayError
     Ok(out)
 }
 
+/// How often the node checks that the kernel still holds every overlay peer it was given.
+const PEER_REPAIR_PERIOD: Duration = Duration::from_secs(2);
+
 /// Who holds a network on the node besides its tasks: the routing mesh, on ingress.
 const MESH_USER: &str = "routing-mesh";
 
 impl NodeOverlays {
+    /// The node's overlays; must be called inside the runtime, which runs their upkeep.
     pub fn new(local: Ipv4Addr, upstream: Vec<SocketAddr>) -> Arc<Self> {
-        Arc::new(NodeOverlays {
+        let overlays = Arc::new(NodeOverlays {
             local,
             state: Mutex::new(State::default()),
             directory: watch::Sender::new(Arc::new(Vec::new())),
             upstream: Arc::new(upstream),
             mesh: Mesh::new(Ipv4Addr::UNSPECIFIED),
-        })
+        });
+        let weak = Arc::downgrade(&overlays);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PEER_REPAIR_PERIOD).await;
+                let Some(o) = weak.upgrade() else { return };
+                if let Err(e) = o.repair_peers().await {
+                    tracing::warn!(error = %e, "cannot check the overlay peers");
+                }
+            }
+        });
+        overlays
+    }
+
+    /// Puts back the peers' neighbour entries the kernel dropped. A VXLAN device that went down
+    /// and up again loses them (its FDB entries stay), and with them the answers to ARP for
+    /// other nodes' tasks: containers that had not cached a task's MAC could not reach it.
+    pub async fn repair_peers(&self) -> Result<(), OverlayError> {
+        let mut state = self.state.lock().await;
+        if state.applied.is_empty() {
+            return Ok(());
+        }
+        let h = Self::handle(&mut state)?;
+        let vnis: BTreeSet<u32> = state.applied.iter().map(|p| p.vni).collect();
+        for vni in vnis {
+            let Some(present) = overlay::peer_neighbours(&h, vni).await? else {
+                continue;
+            };
+            for p in state
+                .applied
+                .iter()
+                .filter(|p| p.vni == vni && !present.contains(&p.addr))
+            {
+                tracing::info!(vni, addr = %p.addr, "putting back a lost overlay peer");
+                overlay::add_peer(&h, p.vni, p.addr, p.node).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether `task`'s container is joined to overlays here.
