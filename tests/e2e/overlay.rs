@@ -185,7 +185,11 @@ async fn nodes_on_separate_hosts_share_an_overlays_addresses() {
 
 /// The VIP and the addresses of the two running tasks of service `name`.
 async fn addresses_held(c: &Cluster, m1: usize, name: &str) -> BTreeSet<String> {
-    let svc: Value = c.nodes[m1].client().get(&format!("/services/{name}")).await.expect("the service");
+    let svc: Value = c.nodes[m1]
+        .client()
+        .get(&format!("/services/{name}"))
+        .await
+        .expect("the service");
     let mut held: BTreeSet<String> = running(c, m1, name, 2).await.iter().map(overlay_addr).collect();
     let vip = svc["Endpoint"]["VirtualIPs"][0]["Addr"].as_str().unwrap_or_default();
     held.insert(vip.split('/').next().unwrap_or_default().to_string());
@@ -194,8 +198,15 @@ async fn addresses_held(c: &Cluster, m1: usize, name: &str) -> BTreeSet<String> 
 
 /// The subnet of network `name`.
 async fn subnet_of(c: &Cluster, m1: usize, name: &str) -> String {
-    let net: Value = c.nodes[m1].client().get(&format!("/networks/{name}")).await.expect("the network");
-    net["IPAM"]["Config"][0]["Subnet"].as_str().unwrap_or_default().to_string()
+    let net: Value = c.nodes[m1]
+        .client()
+        .get(&format!("/networks/{name}"))
+        .await
+        .expect("the network");
+    net["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Waits until none of the `count` hosts keeps anything of an overlay: no bridge, VXLAN device
@@ -428,6 +439,171 @@ async fn a_published_port_answers_on_every_node() {
         }
     })
     .await;
+}
+
+/// The seed-style stack on a manager and two workers: `web` (2 replicas, published through
+/// the routing mesh) on `frontend`, `db` on `backend`, and `app` on both. It is deployed twice
+/// side by side, once by the real docker CLI and once by swarmctl, and each deployment works
+/// the same way: app reaches db and web by their short names; web shares no network with db
+/// and cannot reach it; the published port answers on every node for both web tasks; after db
+/// scales from 1 to 3, 30 connections from app reach all three; and with the overlays' VXLAN
+/// devices down on app's node, a db task on another node is out of reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_stack_works_deployed_by_docker_and_by_swarmctl() {
+    let Some(()) = crate::docker_cli::docker_available() else {
+        return;
+    };
+    let Some(hosts) = Hosts::new("s", 3) else { return };
+    let (c, m1) = cluster_on(&hosts, 3, &[]);
+    ready(&c, m1, 3).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stack = |port: u16| {
+        format!(
+            r#"services:
+  web:
+    image: {IMAGE}
+    command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"]
+    ports: ["{port}:80"]
+    networks: [frontend]
+    deploy:
+      replicas: 2
+  app:
+    image: {IMAGE}
+    command: ["sleep", "3600"]
+    networks: [frontend, backend]
+  db:
+    image: {IMAGE}
+    command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"]
+    networks: [backend]
+networks:
+  frontend: {{}}
+  backend: {{}}
+"#
+        )
+    };
+    std::fs::write(dir.path().join("dk.yml"), stack(8086)).expect("stack file");
+    std::fs::write(dir.path().join("sw.yml"), stack(8087)).expect("stack file");
+    let docker = crate::docker_cli::Docker::new(&c, m1);
+    let out = docker.run_in(dir.path(), &["stack", "deploy", "-c", "dk.yml", "dk"]);
+    assert!(
+        out.status.success(),
+        "docker stack deploy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = dir.path().join("sw.yml");
+    c.ctl_ok(m1, &["stack", "deploy", "-c", file.to_str().expect("utf-8"), "sw"]);
+
+    for (stack, port) in [("dk", 8086), ("sw", 8087)] {
+        let name = |s: &str| format!("{stack}_{s}");
+        running(&c, m1, &name("web"), 2).await;
+        running(&c, m1, &name("db"), 1).await;
+        let app_task = running(&c, m1, &name("app"), 1).await.remove(0);
+        let app = container_of(app_task["ID"].as_str().unwrap_or_default());
+        let web = containers_of_service(&name("web"));
+        let web_hosts: BTreeSet<String> = web
+            .iter()
+            .filter(|(_, _, up)| *up)
+            .map(|(n, _, _)| exec(n, &["hostname"]).trim().to_string())
+            .collect();
+        assert_eq!(web_hosts.len(), 2, "{stack}: {web_hosts:?}");
+
+        // By short name, from app.
+        eventually(
+            &format!("{stack}: app reaches db and web"),
+            Duration::from_secs(30),
+            || {
+                let ok = fetch_many(&app, "db", 1).len() == 1 && fetch_many(&app, "web", 1).len() == 1;
+                async move { ok.then_some(()) }
+            },
+        )
+        .await;
+        // web and db share no network: no name, no way there.
+        let db_task = running(&c, m1, &name("db"), 1).await.remove(0);
+        let db_addr = overlay_addr(&db_task);
+        let (web_container, _, _) = web.iter().find(|(_, _, up)| *up).expect("a web container").clone();
+        assert!(
+            fetch_many(&web_container, "db", 1).is_empty(),
+            "{stack}: web resolves db"
+        );
+        assert!(
+            fetch_many(&web_container, &db_addr, 1).is_empty(),
+            "{stack}: web reaches db at {db_addr}"
+        );
+
+        // The published port, on every node.
+        for i in 1..=3 {
+            let addr = format!("{}:{port}", Hosts::addr(i));
+            let served = eventually(&format!("{stack}: {addr} answers"), Duration::from_secs(60), || {
+                let (client, addr) = (hosts.ns(1), addr.clone());
+                async move {
+                    let served = fetch_in(&client, &addr, 10).await;
+                    let spread: BTreeSet<String> = served.iter().cloned().collect();
+                    (served.len() == 10 && spread.len() == 2).then_some(spread)
+                }
+            })
+            .await;
+            assert_eq!(served, web_hosts, "{stack}: {addr} reaches both web tasks");
+        }
+
+        // db from 1 to 3: the VIP spreads over all three.
+        c.ctl_ok(m1, &["service", "scale", &format!("{}=3", name("db"))]);
+        let db = running(&c, m1, &name("db"), 3).await;
+        let db_hosts: BTreeSet<String> = containers_of_service(&name("db"))
+            .into_iter()
+            .filter(|(_, _, up)| *up)
+            .map(|(n, _, _)| exec(&n, &["hostname"]).trim().to_string())
+            .collect();
+        assert_eq!(db_hosts.len(), 3, "{stack}: {db_hosts:?}");
+        let spread = eventually(
+            &format!("{stack}: 30 connections reach the 3 db tasks"),
+            Duration::from_secs(30),
+            || {
+                let served = fetch_many(&app, "db", 30);
+                let spread: BTreeSet<String> = served.iter().cloned().collect();
+                async move { (served.len() == 30 && spread.len() == 3).then_some(spread) }
+            },
+        )
+        .await;
+        assert_eq!(spread, db_hosts);
+
+        // Only through the overlay: with the VXLAN devices down on app's node, a db task on
+        // another node is out of reach, and back once they are up.
+        let app_node = app_task["NodeID"].as_str().unwrap_or_default();
+        let host = (1..=3).find(|i| c.node_id(i - 1) == app_node).expect("app's host");
+        let Some(remote) = db
+            .iter()
+            .find(|t| t["NodeID"].as_str() != Some(app_node))
+            .map(overlay_addr)
+        else {
+            panic!("{stack}: no db task on another node than app's: {db:?}");
+        };
+        assert!(pings(&app, &remote), "{stack}: app reaches db at {remote}");
+        let ns = hosts.ns(host);
+        let vxlans: Vec<String> = links_in(&ns).into_iter().filter(|l| l.starts_with("swvx")).collect();
+        for v in &vxlans {
+            ip(&["-n", &ns, "link", "set", v, "down"]);
+        }
+        let cut_off = !pings(&app, &remote);
+        for v in &vxlans {
+            ip(&["-n", &ns, "link", "set", v, "up"]);
+        }
+        assert!(
+            cut_off,
+            "{stack}: with the VXLAN devices down, {remote} is out of reach"
+        );
+        eventually(&format!("{stack}: db back in reach"), Duration::from_secs(30), || {
+            let ok = pings(&app, &remote);
+            async move { ok.then_some(()) }
+        })
+        .await;
+    }
+    let out = docker.run_in(dir.path(), &["stack", "rm", "dk"]);
+    assert!(
+        out.status.success(),
+        "docker stack rm: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.ctl_ok(m1, &["stack", "rm", "sw"]);
 }
 
 /// Host mode and source addresses on three hosts. The port published in host mode answers
