@@ -363,8 +363,8 @@ async fn a_stacks_services_reach_each_other_by_name_across_hosts() {
 
 /// The first command of any Swarm tutorial, `service create --publish 8080:80`, on three hosts:
 /// the port answers on every node's address, also on the manager that runs no task of the
-/// service, and connections to any node spread over both tasks on the two workers. When the
-/// last service publishing leaves, the port stops answering.
+/// service, and connections to any node spread over both tasks on the two workers; udp flows
+/// too. When the last service publishing leaves, the port stops answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_port_answers_on_every_node() {
     let Some(hosts) = Hosts::new("m", 3) else { return };
@@ -386,6 +386,8 @@ async fn a_published_port_answers_on_every_node() {
             "node.role==worker",
             "--publish",
             "8080:80",
+            "--publish",
+            "5300:5353/udp",
             IMAGE,
             "sh",
             "-c",
@@ -427,6 +429,35 @@ async fn a_published_port_answers_on_every_node() {
         "published port answering on all three nodes after {:?}",
         started.elapsed()
     );
+
+    // udp: busybox has no udp server, so the test serves one inside each task's namespace.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let servers: Vec<_> = containers_of_service("edge")
+        .into_iter()
+        .filter(|(_, _, up)| *up)
+        .map(|(name, _, _)| udp_echo_in(&name, 5353, stop.clone()))
+        .collect();
+    for i in 1..=3 {
+        let addr = format!("{}:5300", Hosts::addr(i));
+        let spread = eventually(
+            &format!("{addr}/udp answers for both tasks"),
+            Duration::from_secs(30),
+            || {
+                let (client, addr) = (client.clone(), addr.clone());
+                async move {
+                    let answers = udp_flows_in(&client, &addr, 10).await;
+                    let spread: BTreeSet<String> = answers.iter().cloned().collect();
+                    (answers.len() == 10 && spread.len() == 2).then_some(spread)
+                }
+            },
+        )
+        .await;
+        assert_eq!(spread, web_hosts, "{addr}/udp reaches both tasks");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in servers {
+        s.join().expect("the udp server ends");
+    }
 
     c.ctl_ok(m1, &["service", "rm", "edge"]);
     eventually("the port stops answering", Duration::from_secs(60), || {
@@ -917,6 +948,69 @@ async fn echo_in(netns: &str, addr: &str, payload: &'static [u8]) -> Option<Vec<
         .await
         .expect("the talking thread ends")
         .expect("the talking thread does not panic")
+        .expect("entering the namespace")
+}
+
+/// Serves udp `port` inside `container`'s namespace until `stop`: each datagram is answered
+/// with the container's hostname.
+fn udp_echo_in(
+    container: &str,
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let hostname = exec(container, &["hostname"]).trim().to_string();
+    let out = std::process::Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Pid}}", container])
+        .output()
+        .expect("docker inspect");
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let path = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
+    let serving = swarm_agent::overlay::spawn_in_netns(&path, move || {
+        let socket = std::net::UdpSocket::bind(("0.0.0.0", port)).expect("bind udp in the task");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let mut buf = [0u8; 512];
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok((_, from)) = socket.recv_from(&mut buf) {
+                let _ = socket.send_to(hostname.as_bytes(), from);
+            }
+        }
+        Ok(())
+    });
+    std::thread::spawn(move || {
+        serving
+            .join()
+            .expect("the udp server does not panic")
+            .expect("entering the task's namespace")
+    })
+}
+
+/// The answers to `count` udp flows (each from a new socket) to `addr`, from inside network
+/// namespace `netns`, for those answered within 3 s.
+async fn udp_flows_in(netns: &str, addr: &str, count: usize) -> Vec<String> {
+    let path = std::path::Path::new("/run/netns").join(netns);
+    let addr: std::net::SocketAddr = addr.parse().expect("a socket address");
+    let asking = swarm_agent::overlay::spawn_in_netns(&path, move || {
+        let mut answers = Vec::new();
+        for _ in 0..count {
+            let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0") else {
+                continue;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+            let mut buf = [0u8; 512];
+            if s.send_to(b"?", addr).is_ok()
+                && let Ok(n) = s.recv(&mut buf)
+            {
+                answers.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        Ok(answers)
+    });
+    tokio::task::spawn_blocking(move || asking.join())
+        .await
+        .expect("the asking thread ends")
+        .expect("the asking thread does not panic")
         .expect("entering the namespace")
 }
 

@@ -163,7 +163,7 @@ impl Cluster {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(args)
-            .env("RUST_LOG", "info,openraft=warn")
+            .env("RUST_LOG", "info,openraft=warn,hickory_server=warn")
             .stdin(Stdio::null())
             .stdout(outf)
             .stderr(logf)
