@@ -579,6 +579,7 @@ networks:
         // db from 1 to 3: the VIP spreads over all three.
         c.ctl_ok(m1, &["service", "scale", &format!("{}=3", name("db"))]);
         let db = running(&c, m1, &name("db"), 3).await;
+        let all_running = std::time::Instant::now();
         let db_hosts: BTreeSet<String> = containers_of_service(&name("db"))
             .into_iter()
             .filter(|(_, _, up)| *up)
@@ -596,6 +597,10 @@ networks:
         )
         .await;
         assert_eq!(spread, db_hosts);
+        eprintln!(
+            "{stack}: new db tasks receiving VIP traffic {:?} after the API shows them running",
+            all_running.elapsed()
+        );
 
         // Only through the overlay: with the VXLAN devices down on app's node, a db task on
         // another node is out of reach, and back once they are up.
