@@ -206,7 +206,7 @@ mod tests {
             .expect("connect");
         let client = c.local_addr().expect("addr");
         c.write_all(b"hi").await.expect("write");
-        let mut echoed = vec![0u8; 64];
+        let mut echoed = [0u8; 64];
         let mut n = 0;
         while n < 30 {
             let got = c.read(&mut echoed[n..]).await.expect("read");
