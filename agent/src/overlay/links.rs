@@ -258,8 +258,8 @@ pub async fn add_peer(h: &Handle, vni: u32, addr: Ipv4Addr, node: Ipv4Addr) -> R
     Ok(())
 }
 
-/// The addresses the VXLAN device of network `vni` holds neighbour entries for (it answers ARP
-/// for them); None when the device is missing.
+/// The addresses the VXLAN device of network `vni` holds permanent neighbour entries for (it
+/// answers ARP for them); None when the device is missing.
 pub async fn peer_neighbours(h: &Handle, vni: u32) -> Result<Option<BTreeSet<Ipv4Addr>>, OverlayError> {
     let vxlan = vxlan_name(vni);
     let Some(index) = index_of(h, &vxlan).await? else {
@@ -272,7 +272,7 @@ pub async fn peer_neighbours(h: &Handle, vni: u32) -> Result<Option<BTreeSet<Ipv
         .await
         .map_err(|e| OverlayError::netlink(format!("list the neighbours of {vxlan}"), e))?
     {
-        if msg.header.ifindex != index {
+        if msg.header.ifindex != index || msg.header.state != NeighbourState::Permanent {
             continue;
         }
         for a in &msg.attributes {

@@ -36,13 +36,15 @@ where
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let path = path.to_path_buf();
-    std::thread::spawn(move || {
-        let result = std::fs::File::open(&path).and_then(|ns| {
-            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
-            f()
-        });
-        let _ = tx.send(result);
-    });
+    std::thread::Builder::new()
+        .name("in-netns".to_string())
+        .spawn(move || {
+            let result = std::fs::File::open(&path).and_then(|ns| {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+                f()
+            });
+            let _ = tx.send(result);
+        })?;
     rx.await
         .map_err(|_| std::io::Error::other("the thread working in another namespace ended without an answer"))?
 }

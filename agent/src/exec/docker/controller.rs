@@ -159,7 +159,6 @@ impl DockerController {
             .map_err(|_| ExecError::Rejected(format!("pulling {image} did not finish within {PULL_TIMEOUT:?}")))?
     }
 
-    /// The container's health, if it has a healthcheck.
     /// Gives up what the node holds for the task's network once its container has stopped:
     /// its host-mode ports, free for the task that replaces it, and its overlay sandbox. The
     /// resolver's sockets would otherwise keep the dead container's namespace alive, still
@@ -174,6 +173,7 @@ impl DockerController {
         }
     }
 
+    /// The container's health, if it has a healthcheck.
     async fn health(&mut self) -> Result<Option<HealthStatusEnum>, ExecError> {
         let c = self.inspect().await?;
         Ok(c.and_then(|c| c.state).and_then(|s| {

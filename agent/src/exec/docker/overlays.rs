@@ -174,7 +174,10 @@ impl NodeOverlays {
                 .filter(|p| p.vni == vni && !present.contains(&p.addr))
             {
                 tracing::info!(vni, addr = %p.addr, "putting back a lost overlay peer");
-                overlay::add_peer(&h, p.vni, p.addr, p.node).await?;
+                // One that cannot be put back does not keep the others out.
+                if let Err(e) = overlay::add_peer(&h, p.vni, p.addr, p.node).await {
+                    tracing::warn!(vni, addr = %p.addr, error = %e, "cannot put back an overlay peer");
+                }
             }
         }
         Ok(())
