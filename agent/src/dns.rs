@@ -246,6 +246,7 @@ mod tests {
             names: names.iter().map(|n| n.to_string()).collect(),
             vip: vip.map(ip),
             tasks: tasks.iter().map(|t| ip(t)).collect(),
+            proxied: Vec::new(),
             mesh_ports: Vec::new(),
         }
     }

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::proxy::Route;
+use crate::proxy::Target;
 use crate::proxy::Upstream;
 use crate::proxy::serve_tcp;
 use crate::proxy::serve_udp;
@@ -73,11 +74,7 @@ impl HostPorts {
             return Ok(Vec::new());
         }
         let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
-        let proxy_protocol = task
-            .service_annotations
-            .as_ref()
-            .and_then(|a| a.labels.get(swarm_model::PROXY_PROTOCOL_LABEL))
-            .is_some_and(|v| v == "v2");
+        let proxy_protocol = task.wants_proxy_protocol();
         let mut published = Published {
             serving: Vec::new(),
             _routes: Vec::new(),
@@ -98,11 +95,13 @@ impl HostPorts {
             let target =
                 u16::try_from(p.target_port).map_err(|_| failed("the target is not a port number".to_string()))?;
             let route = watch::Sender::new(Arc::new(Route {
-                upstreams: vec![Upstream::Netns {
-                    netns: netns.clone(),
-                    port: target,
+                upstreams: vec![Upstream {
+                    to: Target::Netns {
+                        netns: netns.clone(),
+                        port: target,
+                    },
+                    proxy_protocol,
                 }],
-                proxy_protocol,
             }));
             let (serving, bound) = match p.protocol.as_str() {
                 "" | "tcp" => {

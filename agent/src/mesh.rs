@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::proxy::Route;
+use crate::proxy::Target;
 use crate::proxy::Upstream;
 use crate::proxy::serve_tcp;
 use crate::proxy::serve_udp;
@@ -35,15 +36,12 @@ pub fn mesh_targets(records: &[ServiceRecord]) -> BTreeMap<PortKey, Route> {
             let upstreams = r
                 .tasks
                 .iter()
-                .map(|a| Upstream::Addr(SocketAddr::from((*a, p.target))))
+                .map(|a| Upstream {
+                    to: Target::Addr(SocketAddr::from((*a, p.target))),
+                    proxy_protocol: r.proxied.contains(a),
+                })
                 .collect();
-            out.insert(
-                (p.udp, p.published),
-                Route {
-                    upstreams,
-                    proxy_protocol: p.proxy_protocol,
-                },
-            );
+            out.insert((p.udp, p.published), Route { upstreams });
         }
     }
     out
@@ -139,6 +137,7 @@ mod tests {
             names: vec!["web".to_string()],
             vip: None,
             tasks: tasks.to_vec(),
+            proxied: Vec::new(),
             mesh_ports: ports.to_vec(),
         }
     }
@@ -191,34 +190,34 @@ mod tests {
                 udp: false,
                 published: 8080,
                 target: 80,
-                proxy_protocol: true,
             },
             MeshPort {
                 udp: true,
                 published: 5353,
                 target: 53,
-                proxy_protocol: false,
             },
         ];
         let mut named = ingress(&[a], &ports);
         named.ingress = false;
-        let t = mesh_targets(&[ingress(&[a, b], &ports), named]);
+        let mut published = ingress(&[a, b], &ports);
+        published.proxied = vec![a];
+        let t = mesh_targets(&[published, named]);
         assert_eq!(t.len(), 2);
-        let at = |port| vec![Upstream::Addr((a, port).into()), Upstream::Addr((b, port).into())];
-        assert_eq!(
-            t[&(false, 8080)],
-            Route {
-                upstreams: at(80),
-                proxy_protocol: true
-            }
-        );
-        assert_eq!(
-            t[&(true, 5353)],
-            Route {
-                upstreams: at(53),
-                proxy_protocol: false
-            }
-        );
+        // a's server expects PROXY headers (its task was created after they were turned on).
+        let at = |port| Route {
+            upstreams: vec![
+                Upstream {
+                    to: Target::Addr((a, port).into()),
+                    proxy_protocol: true,
+                },
+                Upstream {
+                    to: Target::Addr((b, port).into()),
+                    proxy_protocol: false,
+                },
+            ],
+        };
+        assert_eq!(t[&(false, 8080)], at(80));
+        assert_eq!(t[&(true, 5353)], at(53));
     }
 
     /// Two "tasks" on 127.0.0.2 and 127.0.0.3: tcp connections and udp flows through the mesh
@@ -245,13 +244,11 @@ mod tests {
                 udp: false,
                 published,
                 target,
-                proxy_protocol: false,
             },
             MeshPort {
                 udp: true,
                 published: udp_published,
                 target: udp_target,
-                proxy_protocol: false,
             },
         ];
         mesh.set(mesh_targets(&[ingress(&[a, b], &ports)])).await;
@@ -309,7 +306,6 @@ mod tests {
             udp: false,
             published,
             target,
-            proxy_protocol: false,
         };
         mesh.set(mesh_targets(&[ingress(&[task], &[port])])).await;
         let per_second = |to: SocketAddr| async move {

@@ -4,7 +4,7 @@
 //! port on the loopback inside a container's own network namespace (a task on this node).
 //!
 //! A proxy hides the client's address from the task. A service that wants it opts in to a
-//! PROXY protocol v2 header, sent first on each tcp connection.
+//! PROXY protocol v2 header, sent first on each tcp connection to its tasks created since.
 
 use std::collections::HashMap;
 use std::io;
@@ -33,7 +33,7 @@ const UDP_IDLE: Duration = Duration::from_secs(60);
 
 /// Where a proxied connection goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Upstream {
+pub enum Target {
     /// An address the node reaches: a task's address on ingress.
     Addr(SocketAddr),
     /// A port on the loopback inside a container's network namespace (`/proc/PID/ns/net`):
@@ -41,12 +41,20 @@ pub enum Upstream {
     Netns { netns: PathBuf, port: u16 },
 }
 
+/// One task behind a published port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub to: Target,
+    /// Its server expects a PROXY protocol v2 header first on each tcp connection (decided
+    /// when the task was created, so a rollout that turns headers on never sends one to a task
+    /// that does not expect it).
+    pub proxy_protocol: bool,
+}
+
 /// Where one published port sends its traffic.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Route {
     pub upstreams: Vec<Upstream>,
-    /// Send a PROXY protocol v2 header first on each tcp connection.
-    pub proxy_protocol: bool,
 }
 
 /// Serves `listener` until aborted, each connection along the route current when it arrives.
@@ -70,10 +78,10 @@ async fn relay_tcp(mut client: TcpStream, route: Arc<Route>, start: usize) {
     let ups = &route.upstreams;
     for i in 0..ups.len() {
         let upstream = &ups[(start + i) % ups.len()];
-        match connect_tcp(upstream).await {
+        match connect_tcp(&upstream.to).await {
             Ok(mut task) => {
                 let _ = task.set_nodelay(true);
-                if route.proxy_protocol {
+                if upstream.proxy_protocol {
                     let (Ok(from), Ok(to)) = (client.peer_addr(), client.local_addr()) else {
                         return;
                     };
@@ -89,12 +97,12 @@ async fn relay_tcp(mut client: TcpStream, route: Arc<Route>, start: usize) {
     }
 }
 
-async fn connect_tcp(upstream: &Upstream) -> io::Result<TcpStream> {
-    match upstream {
-        Upstream::Addr(addr) => tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+async fn connect_tcp(target: &Target) -> io::Result<TcpStream> {
+    match target {
+        Target::Addr(addr) => tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?,
-        Upstream::Netns { netns, port } => {
+        Target::Netns { netns, port } => {
             let to = SocketAddr::from((Ipv4Addr::LOCALHOST, *port));
             let stream = call_in_netns(netns, move || {
                 let s = std::net::TcpStream::connect_timeout(&to, CONNECT_TIMEOUT)?;
@@ -107,14 +115,14 @@ async fn connect_tcp(upstream: &Upstream) -> io::Result<TcpStream> {
     }
 }
 
-async fn connect_udp(upstream: &Upstream) -> io::Result<UdpSocket> {
-    match upstream {
-        Upstream::Addr(addr) => {
+async fn connect_udp(target: &Target) -> io::Result<UdpSocket> {
+    match target {
+        Target::Addr(addr) => {
             let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await?;
             socket.connect(addr).await?;
             Ok(socket)
         }
-        Upstream::Netns { netns, port } => {
+        Target::Netns { netns, port } => {
             let port = *port;
             let socket = call_in_netns(netns, move || {
                 let s = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
@@ -132,12 +140,15 @@ type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>>;
 
 /// Serves `socket` until aborted. Each client address is a flow with its own socket to one
 /// upstream, so the answers go back to that client; a flow ends after [`UDP_IDLE`] without an
-/// answer.
+/// answer, and every flow ends with the port (they are this task's own), so neither the port
+/// nor a container's namespace outlives it.
 pub async fn serve_udp(socket: Arc<UdpSocket>, route: watch::Receiver<Arc<Route>>) {
     let flows: Flows = Arc::default();
+    let mut answering = tokio::task::JoinSet::new();
     let turn = AtomicUsize::new(0);
     let mut buf = vec![0u8; 65_536];
     loop {
+        while answering.try_join_next().is_some() {}
         let Ok((n, client)) = socket.recv_from(&mut buf).await else {
             continue;
         };
@@ -150,12 +161,12 @@ pub async fn serve_udp(socket: Arc<UdpSocket>, route: watch::Receiver<Arc<Route>
                     continue;
                 }
                 let target = &route.upstreams[turn.fetch_add(1, Ordering::Relaxed) % route.upstreams.len()];
-                let Ok(u) = connect_udp(target).await else {
+                let Ok(u) = connect_udp(&target.to).await else {
                     continue;
                 };
                 let u = Arc::new(u);
                 flows.lock().await.insert(client, u.clone());
-                tokio::spawn(answer_udp(socket.clone(), u.clone(), client, flows.clone()));
+                answering.spawn(answer_udp(socket.clone(), u.clone(), client, flows.clone()));
                 u
             }
         };

@@ -120,6 +120,15 @@ impl Task {
         }
     }
 
+    /// Whether its service asked for PROXY v2 headers when the task was created: the task's
+    /// server expects them (or not) for its whole life.
+    pub fn wants_proxy_protocol(&self) -> bool {
+        self.service_annotations
+            .as_ref()
+            .and_then(|a| a.labels.get(super::PROXY_PROTOCOL_LABEL))
+            .is_some_and(|v| v == "v2")
+    }
+
     /// Whether the task occupies its slot: managers still want it to run (or to be ready, or,
     /// for a job, to run to completion).
     pub fn is_runnable(&self) -> bool {

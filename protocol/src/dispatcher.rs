@@ -80,6 +80,10 @@ pub struct ServiceRecord {
     pub vip: Option<std::net::Ipv4Addr>,
     /// The addresses here of its tasks that are running and wanted running: the rotation.
     pub tasks: Vec<std::net::Ipv4Addr>,
+    /// Those of `tasks` whose servers expect a PROXY protocol v2 header (created while the
+    /// service asked for one); on the ingress record only.
+    #[serde(default)]
+    pub proxied: Vec<std::net::Ipv4Addr>,
     /// Ports published through the routing mesh (on the ingress record only).
     pub mesh_ports: Vec<MeshPort>,
 }
@@ -90,9 +94,6 @@ pub struct MeshPort {
     pub udp: bool,
     pub published: u16,
     pub target: u16,
-    /// Send a PROXY protocol v2 header first on each tcp connection (the service opted in).
-    #[serde(default)]
-    pub proxy_protocol: bool,
 }
 
 /// A task on another node, as an overlay on this node reaches it: its address on the network

@@ -97,6 +97,7 @@ mod tests {
             names: vec!["s".to_string()],
             vip: vip.and_then(|v| v.parse().ok()),
             tasks: tasks.iter().filter_map(|t| t.parse().ok()).collect(),
+            proxied: Vec::new(),
             mesh_ports: Vec::new(),
         }
     }

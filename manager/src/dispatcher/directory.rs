@@ -96,13 +96,25 @@ fn records_of(s: &StoreState, svc: &Service, networks: &BTreeSet<String>, ingres
             .flatten()
             .find(|v| v.network_id == net.id)
             .and_then(|v| address_of(&v.addr));
-        let tasks: BTreeSet<_> = s
-            .tasks_by_service(&svc.id)
-            .filter(|t| in_rotation(t))
-            .flat_map(|t| t.networks_attachments.iter().flatten())
-            .filter(|a| a.network.id == net.id)
-            .flat_map(|a| a.addresses.iter().filter_map(|c| address_of(c)))
-            .collect();
+        let addresses_here = |t: &Task| -> Vec<_> {
+            t.networks_attachments
+                .iter()
+                .flatten()
+                .filter(|a| a.network.id == net.id)
+                .flat_map(|a| a.addresses.iter().filter_map(|c| address_of(c)))
+                .collect()
+        };
+        let rotation: Vec<&Task> = s.tasks_by_service(&svc.id).filter(|t| in_rotation(t)).collect();
+        let tasks: BTreeSet<_> = rotation.iter().flat_map(|t| addresses_here(t)).collect();
+        let proxied: BTreeSet<_> = if on_ingress {
+            rotation
+                .iter()
+                .filter(|t| t.wants_proxy_protocol())
+                .flat_map(|t| addresses_here(t))
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
         let mut names = vec![svc.spec.name.clone()];
         for alias in aliases.into_iter().flatten() {
             if !names.contains(&alias) {
@@ -116,6 +128,7 @@ fn records_of(s: &StoreState, svc: &Service, networks: &BTreeSet<String>, ingres
             names,
             vip,
             tasks: tasks.into_iter().collect(),
+            proxied: proxied.into_iter().collect(),
             mesh_ports: if on_ingress { mesh_ports(svc) } else { Vec::new() },
         });
     }
@@ -139,7 +152,6 @@ fn mesh_ports(svc: &Service) -> Vec<MeshPort> {
                 udp,
                 published: u16::try_from(p.published_port?).ok()?,
                 target: u16::try_from(p.target_port).ok()?,
-                proxy_protocol: svc.spec.wants_proxy_protocol(),
             })
         })
         .collect()
@@ -288,7 +300,6 @@ mod tests {
                 udp: false,
                 published: 8080,
                 target: 80,
-                proxy_protocol: false,
             }]
         );
         // A node with no task only has the mesh.

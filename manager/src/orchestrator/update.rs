@@ -77,11 +77,12 @@ pub fn settings(svc: &Service, rollback: bool) -> Settings {
     }
 }
 
-/// Whether `t` must be replaced to run the service's current template (or its host-mode
-/// ports, which the task's node publishes). A change of placement alone leaves a task whose
-/// node still satisfies the new constraints alone.
+/// Whether `t` must be replaced to run the service's current template, its host-mode ports
+/// (which the task's node publishes) or its choice of PROXY v2 headers (which the task's server
+/// must expect). A change of placement alone leaves a task whose node still satisfies the new
+/// constraints alone.
 pub fn is_dirty(svc: &Service, t: &Task, node: Option<&Node>) -> bool {
-    if t.host_ports != svc.spec.host_mode_ports() {
+    if t.host_ports != svc.spec.host_mode_ports() || t.wants_proxy_protocol() != svc.spec.wants_proxy_protocol() {
         return true;
     }
     let template = &svc.spec.task_template;

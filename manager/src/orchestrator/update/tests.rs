@@ -170,6 +170,23 @@ fn a_change_of_host_mode_ports_replaces_the_task() {
     assert!(is_dirty(&svc, &t, None));
 }
 
+/// A task's server expects PROXY v2 headers or not for its whole life, so turning them on
+/// replaces the tasks; other labels do not.
+#[test]
+fn turning_proxy_headers_on_replaces_the_task() {
+    let mut svc = service("v2", 1, config(1, "", ""), None);
+    let mut t = crate::orchestrator::new_task(&svc, 1, "n1", TaskState::Running, Timestamp::now());
+    t.spec = svc.spec.task_template.clone();
+    svc.spec.labels.insert("team".into(), "a".into());
+    assert!(!is_dirty(&svc, &t, None));
+    svc.spec
+        .labels
+        .insert(swarm_model::PROXY_PROTOCOL_LABEL.into(), "v2".into());
+    assert!(is_dirty(&svc, &t, None));
+    let t = crate::orchestrator::new_task(&svc, 1, "n1", TaskState::Running, Timestamp::now());
+    assert!(t.wants_proxy_protocol());
+}
+
 #[test]
 fn nothing_happens_when_every_task_runs_the_template() {
     let objects = vec![
