@@ -9,6 +9,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::TokioIo;
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::conn::auto;
 use rustls::ServerConfig;
 use swarm_ca::CertIdentity;
@@ -26,7 +27,56 @@ pub struct Peer(pub Option<CertIdentity>);
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub std::net::SocketAddr);
 
-/// Serves `router` on `listener` until `shutdown` turns true.
+/// How many connections without a client certificate one address may hold at once: a joining
+/// node needs two, briefly, and many may join at once from behind one address.
+const MAX_ANONYMOUS_PER_ADDR: usize = 128;
+/// The HTTP/2 flow-control window of a connection without a client certificate: all it may
+/// send before its request is answered (a refusal, or the small answer to a join).
+const ANONYMOUS_WINDOW: u32 = 64 << 10;
+/// Streams a connection without a client certificate may have open at once.
+const ANONYMOUS_STREAMS: u32 = 4;
+/// How long a client has to send a request's headers (HTTP/1) or answer a ping (HTTP/2).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an HTTP/2 connection is pinged to find dead peers.
+const KEEP_ALIVE: Duration = Duration::from_secs(20);
+/// Streams one HTTP/2 connection may have open at once.
+const MAX_STREAMS: u32 = 256;
+/// How long a connection without a client certificate may stay open at all.
+const ANONYMOUS_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Counts the connections without a certificate from each address.
+#[derive(Default)]
+struct Anonymous(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+/// One counted anonymous connection; uncounted when dropped.
+struct AnonymousSlot(Arc<Anonymous>, std::net::IpAddr);
+
+impl Anonymous {
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<AnonymousSlot> {
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = held.entry(ip).or_default();
+        if *n >= MAX_ANONYMOUS_PER_ADDR {
+            return None;
+        }
+        *n += 1;
+        Some(AnonymousSlot(self.clone(), ip))
+    }
+}
+
+impl Drop for AnonymousSlot {
+    fn drop(&mut self) {
+        let mut held = self.0.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` turns true. Callers without a client
+/// certificate are limited: a few connections per address, each for a short while.
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
@@ -34,6 +84,7 @@ pub async fn serve_tls(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
+    let anonymous = Arc::new(Anonymous::default());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -51,6 +102,7 @@ pub async fn serve_tls(
         let acceptor = acceptor.clone();
         let router = router.clone();
         let mut shutdown = shutdown.clone();
+        let anonymous = anonymous.clone();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
@@ -69,6 +121,18 @@ pub async fn serve_tls(
                 .peer_certificates()
                 .and_then(|certs| certs.first())
                 .and_then(|c| cert_identity(c.as_ref()).ok());
+            let slot = match &peer {
+                Some(_) => None,
+                None => match anonymous.take(remote.ip()) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        tracing::debug!(%remote, "too many connections without a certificate from this address");
+                        return;
+                    }
+                },
+            };
+            // Nodes keep their connections.
+            let lifetime = slot.is_some().then_some(ANONYMOUS_LIFETIME);
             let peer = Peer(peer);
             let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(peer.clone());
@@ -77,17 +141,41 @@ pub async fn serve_tls(
                 async move { Ok::<_, Infallible>(router.oneshot(req).await.unwrap_or_else(|e| match e {})) }
             });
             let service = hyper_util::service::TowerToHyperService::new(service);
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let mut http2 = builder.http2();
+            http2
+                .timer(TokioTimer::new())
+                .keep_alive_interval(KEEP_ALIVE)
+                .keep_alive_timeout(HEADER_TIMEOUT)
+                .max_concurrent_streams(MAX_STREAMS);
+            if lifetime.is_some() {
+                http2
+                    .max_concurrent_streams(ANONYMOUS_STREAMS)
+                    .initial_stream_window_size(ANONYMOUS_WINDOW)
+                    .initial_connection_window_size(ANONYMOUS_WINDOW);
+            }
             let conn = builder.serve_connection(TokioIo::new(tls), service);
             tokio::pin!(conn);
+            let ends = async move {
+                match lifetime {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 r = conn.as_mut() => {
                     if let Err(e) = r {
                         tracing::debug!(%remote, error = %e, "peer connection ended with an error");
                     }
                 }
+                _ = ends => tracing::debug!(%remote, "closing a connection without a certificate after its time"),
                 _ = shutdown.wait_for(|s| *s) => {}
             }
+            drop(slot);
         });
     }
 }

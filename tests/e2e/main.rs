@@ -12,6 +12,7 @@ mod docker_cli;
 mod forming;
 mod group_commit;
 mod leader_loss;
+mod manager_port;
 mod orchestration;
 mod overlay;
 mod quorum;

@@ -20,7 +20,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
+use axum::extract::State;
 use axum::http::StatusCode;
+use axum::middleware;
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+use axum::response::Response;
 use axum::routing::get;
 use axum::routing::post;
 use serde::Serialize;
@@ -31,27 +37,73 @@ use swarm_net::server::Peer;
 use crate::api::error::ApiError;
 use crate::runtime::Manager;
 
-/// Largest request body on the manager listener (append batches of big objects).
-const RAFT_BODY_LIMIT: usize = 512 << 20;
+/// Largest body of a call anyone may make (a join request carries a CSR).
+const PUBLIC_BODY_LIMIT: usize = 64 << 10;
+/// Largest body from a node (status reports of up to 1,000 tasks, batches of log lines).
+const NODE_BODY_LIMIT: usize = 16 << 20;
+/// Largest body from a manager (replication batches of big objects; snapshots are streamed).
+const MANAGER_BODY_LIMIT: usize = 512 << 20;
 
+/// The routes, each group behind its own check of the caller's certificate, made before any
+/// body is read: a caller without the right certificate is refused after its headers, and a
+/// body is only ever read up to its group's limit.
 pub fn peer_router(manager: Arc<Manager>) -> Router {
-    Router::new()
+    let anyone = Router::new()
         .route("/ca", get(join::ca))
         .route("/join", post(join::join))
-        .route("/join/raft", post(raft::join_raft))
+        .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT));
+    let nodes = Router::new()
         .route("/ca/renew", post(join::renew))
         .route("/dispatcher/session", post(dispatch::session))
         .route("/dispatcher/heartbeat", post(dispatch::heartbeat))
         .route("/dispatcher/status", post(dispatch::status))
         .route("/dispatcher/logs", post(dispatch::publish_logs))
+        .layer(DefaultBodyLimit::max(NODE_BODY_LIMIT))
+        .route_layer(middleware::from_fn_with_state(manager.clone(), nodes_only));
+    let managers = Router::new()
         .route("/logs/subscribe", post(dispatch::subscribe_logs))
+        .route("/join/raft", post(raft::join_raft))
         .route("/raft/ping", get(raft::ping))
         .route("/raft/snapshot", post(raft::snapshot))
         .route("/raft/{rpc}", post(raft::raft_rpc))
-        // Replication batches and snapshots are large; only managers get this far.
-        .layer(DefaultBodyLimit::max(RAFT_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(MANAGER_BODY_LIMIT))
+        .route_layer(middleware::from_fn_with_state(manager.clone(), managers_only));
+    Router::new()
+        .merge(anyone)
+        .merge(nodes)
+        .merge(managers)
         .fallback(|| async { ApiError::not_found("no such endpoint on the manager listener") })
         .with_state(manager)
+}
+
+/// Lets through only nodes of this cluster, before the handler reads the body.
+async fn nodes_only(State(m): State<Arc<Manager>>, req: Request, next: Next) -> Response {
+    let Some(peer) = req.extensions().get::<Peer>() else {
+        return no_certificate();
+    };
+    if let Err(e) = require_node(peer, &m) {
+        return e.into_response();
+    }
+    next.run(req).await
+}
+
+/// Lets through only managers of this cluster, before the handler reads the body.
+async fn managers_only(State(m): State<Arc<Manager>>, req: Request, next: Next) -> Response {
+    let Some(peer) = req.extensions().get::<Peer>() else {
+        return no_certificate();
+    };
+    if let Err(e) = require_manager(peer, &m) {
+        return e.into_response();
+    }
+    next.run(req).await
+}
+
+fn no_certificate() -> Response {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "a client certificate issued by this cluster's CA is required",
+    )
+    .into_response()
 }
 
 /// The caller's certificate, if it is one of this cluster's.
