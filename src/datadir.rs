@@ -276,9 +276,17 @@ impl DataDir {
 }
 
 /// Writes `data` to a temp file, fsyncs it, renames it over `path` and fsyncs the directory.
+/// Each call has a temp file of its own: `node.pem` and `node.key`, or two writers of
+/// `node.json`, must never write into one file and rename each other's data.
 pub fn write_durably(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     {
         let mut f = fs::OpenOptions::new()
             .create(true)
@@ -314,6 +322,35 @@ mod tests {
             err.to_string().contains("already belongs to node n1 of cluster c1"),
             "{err}"
         );
+    }
+
+    /// node.pem and node.key used to share the temp file node.tmp: written at the same time,
+    /// one could end up holding the other's data.
+    #[test]
+    fn files_written_at_once_keep_their_own_data() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (pem, key) = (tmp.path().join("node.pem"), tmp.path().join("node.key"));
+        for round in 0..200 {
+            let writers: Vec<_> = [(pem.clone(), "certificate"), (key.clone(), "key")]
+                .into_iter()
+                .map(|(p, what)| {
+                    let data = format!("{what} {round}");
+                    std::thread::spawn(move || write_durably(&p, data.as_bytes(), 0o600))
+                })
+                .collect();
+            for w in writers {
+                w.join().unwrap().unwrap();
+            }
+            assert_eq!(fs::read_to_string(&pem).unwrap(), format!("certificate {round}"));
+            assert_eq!(fs::read_to_string(&key).unwrap(), format!("key {round}"));
+        }
+        let left: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]
