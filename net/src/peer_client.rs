@@ -44,9 +44,13 @@ pub enum PeerError {
 }
 
 /// A pool of HTTP/2 connections to peers, all with one TLS identity.
+/// An open connection, with the node ID in the server's certificate.
+type Connection = (SendRequest<Body>, Option<String>);
+
 pub struct PeerClient {
     tls: Arc<ClientConfig>,
-    conns: tokio::sync::Mutex<HashMap<String, SendRequest<Body>>>,
+    /// Open connections by address.
+    conns: tokio::sync::Mutex<HashMap<String, Connection>>,
     connect_timeout: Duration,
 }
 
@@ -59,7 +63,7 @@ impl PeerClient {
         }
     }
 
-    async fn connect(&self, addr: &str) -> Result<SendRequest<Body>, PeerError> {
+    async fn connect(&self, addr: &str) -> Result<Connection, PeerError> {
         let err = |reason: String| PeerError::Connect {
             addr: addr.to_string(),
             reason,
@@ -77,6 +81,13 @@ impl PeerClient {
         .await
         .map_err(|_| err("TLS handshake timed out".to_string()))?
         .map_err(|e| err(format!("TLS handshake failed: {e}")))?;
+        let server = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(|c| swarm_ca::cert_identity(c.as_ref()).ok())
+            .map(|who| who.node_id);
         let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(Some(Duration::from_secs(5)))
@@ -91,20 +102,35 @@ impl PeerClient {
                 tracing::debug!(%peer, error = %e, "peer connection closed");
             }
         });
-        Ok(sender)
+        Ok((sender, server))
     }
 
-    async fn sender(&self, addr: &str) -> Result<SendRequest<Body>, PeerError> {
-        {
+    /// A connection to `addr`; when `expect` names a node, the server's certificate must be
+    /// that node's, so a manager registered under a wrong address is never taken for another.
+    async fn sender(&self, addr: &str, expect: Option<&str>) -> Result<SendRequest<Body>, PeerError> {
+        let cached = {
             let conns = self.conns.lock().await;
-            if let Some(s) = conns.get(addr)
-                && !s.is_closed()
-            {
-                return Ok(s.clone());
+            conns.get(addr).filter(|(s, _)| !s.is_closed()).cloned()
+        };
+        let (sender, server) = match cached {
+            Some(c) => c,
+            None => {
+                let c = self.connect(addr).await?;
+                self.conns.lock().await.insert(addr.to_string(), c.clone());
+                c
             }
+        };
+        if let Some(expected) = expect
+            && server.as_deref() != Some(expected)
+        {
+            return Err(PeerError::Failed {
+                addr: addr.to_string(),
+                reason: format!(
+                    "the manager at {addr} is node {}, not node {expected}: that address is registered for the wrong node",
+                    server.as_deref().unwrap_or("(no certificate identity)")
+                ),
+            });
         }
-        let sender = self.connect(addr).await?;
-        self.conns.lock().await.insert(addr.to_string(), sender.clone());
         Ok(sender)
     }
 
@@ -123,8 +149,32 @@ impl PeerClient {
         body: Option<Body>,
         timeout: Duration,
     ) -> Result<Bytes, PeerError> {
+        self.call_checked(addr, None, path, body, timeout).await
+    }
+
+    /// [`Self::call`] to the manager that must be node `node_id` (raft's members): a server
+    /// whose certificate names another node is refused before anything is sent.
+    pub async fn call_node(
+        &self,
+        addr: &str,
+        node_id: &str,
+        path: &str,
+        body: Option<Body>,
+        timeout: Duration,
+    ) -> Result<Bytes, PeerError> {
+        self.call_checked(addr, Some(node_id), path, body, timeout).await
+    }
+
+    async fn call_checked(
+        &self,
+        addr: &str,
+        expect: Option<&str>,
+        path: &str,
+        body: Option<Body>,
+        timeout: Duration,
+    ) -> Result<Bytes, PeerError> {
         let work = async {
-            let mut sender = self.sender(addr).await?;
+            let mut sender = self.sender(addr, expect).await?;
             let builder = Request::builder().uri(format!("https://{MANAGER_SERVER_NAME}{path}"));
             let req = match body {
                 Some(b) => builder
@@ -182,7 +232,7 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<hyper::body::Incoming, PeerError> {
         let work = async {
-            let mut sender = self.sender(addr).await?;
+            let mut sender = self.sender(addr, None).await?;
             let req = Request::builder()
                 .uri(format!("https://{MANAGER_SERVER_NAME}{path}"))
                 .method("POST")
@@ -224,5 +274,64 @@ impl PeerClient {
             status: status.as_u16(),
             message: error_message(&bytes, status),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::routing::get;
+    use swarm_ca::CertIdentity;
+    use swarm_model::NodeRole;
+
+    use super::*;
+    use crate::server::serve_tls;
+    use crate::tls;
+
+    /// A key and a certificate from `ca` for manager `node_id`.
+    fn manager_cert(ca: &(String, String), node_id: &str) -> (String, String) {
+        let (key, csr) = swarm_ca::new_key_and_csr().expect("a CSR");
+        let who = CertIdentity {
+            node_id: node_id.to_string(),
+            role: NodeRole::Manager,
+            cluster_id: "cluster".to_string(),
+        };
+        let cert =
+            swarm_ca::issue_node_cert(&ca.0, &ca.1, &csr, &who, Duration::from_secs(3600)).expect("a certificate");
+        (cert, key)
+    }
+
+    /// Raft calls a member by address and node ID: a manager whose certificate names another
+    /// node is refused, whatever answers at the address.
+    #[tokio::test]
+    async fn a_member_is_called_only_if_its_certificate_is_that_nodes() {
+        let ca = swarm_ca::generate_root().expect("a root CA");
+        let (server_cert, server_key) = manager_cert(&ca, "nodea");
+        let (client_cert, client_key) = manager_cert(&ca, "nodeb");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let (_stop, stop) = tokio::sync::watch::channel(false);
+        let router = Router::new().route("/raft/ping", get(|| async { "pong" }));
+        let server = tls::server_config(&ca.0, &server_cert, &server_key).expect("server TLS");
+        tokio::spawn(serve_tls(listener, server, router, stop));
+        let client = PeerClient::new(tls::client_config(&ca.0, &client_cert, &client_key).expect("client TLS"));
+
+        let wrong = client
+            .call_node(&addr, "nodec", "/raft/ping", None, Duration::from_secs(5))
+            .await
+            .expect_err("nodea is not nodec");
+        assert!(
+            wrong
+                .to_string()
+                .contains(&format!("the manager at {addr} is node nodea, not node nodec")),
+            "{wrong}"
+        );
+        let right = client
+            .call_node(&addr, "nodea", "/raft/ping", None, Duration::from_secs(5))
+            .await
+            .expect("nodea answers as nodea");
+        assert_eq!(&right[..], b"pong");
     }
 }

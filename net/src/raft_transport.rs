@@ -21,7 +21,7 @@ use crate::peer_client::PeerError;
 use crate::peer_client::full;
 
 /// Carries raft RPCs to `POST /raft/{rpc}` and snapshots to `POST /raft/snapshot` of the
-/// target manager.
+/// target manager, which must prove by its certificate that it is the member called.
 pub struct RaftTransport {
     pub peers: Arc<PeerClient>,
 }
@@ -43,11 +43,11 @@ impl Transport for RaftTransport {
         body: Vec<u8>,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<Vec<u8>, TransportError>> {
-        let addr = target.addr.clone();
+        let (addr, node_id) = (target.addr.clone(), target.node_id.clone());
         Box::pin(async move {
             let path = format!("/raft/{}", rpc.name());
             self.peers
-                .call(&addr, &path, Some(full(body)), timeout)
+                .call_node(&addr, &node_id, &path, Some(full(body)), timeout)
                 .await
                 .map(|b| b.to_vec())
                 .map_err(convert)
@@ -61,7 +61,7 @@ impl Transport for RaftTransport {
         snapshot: std::fs::File,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<Vec<u8>, TransportError>> {
-        let addr = target.addr.clone();
+        let (addr, node_id) = (target.addr.clone(), target.node_id.clone());
         Box::pin(async move {
             let file = ReaderStream::with_capacity(tokio::fs::File::from_std(snapshot), 256 << 10);
             let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(prefix)) })
@@ -69,7 +69,7 @@ impl Transport for RaftTransport {
                 .map_ok(Frame::data);
             let body = BodyExt::boxed(StreamBody::new(stream));
             self.peers
-                .call(&addr, "/raft/snapshot", Some(body), timeout)
+                .call_node(&addr, &node_id, "/raft/snapshot", Some(body), timeout)
                 .await
                 .map(|b| b.to_vec())
                 .map_err(convert)
