@@ -21,7 +21,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("swarm-ca", &["swarm-model"]),
     ("swarm-protocol", &["swarm-model"]),
     ("swarm-compose", &["swarm-model"]),
-    ("swarm-net", &["swarm-ca", "swarm-protocol", "swarm-raft"]),
+    (
+        "swarm-net",
+        &["swarm-ca", "swarm-model", "swarm-protocol", "swarm-raft"],
+    ),
     (
         "swarm-manager",
         &[
