@@ -58,6 +58,8 @@ pub(crate) async fn start_manager(
     cfg: &NodeConfig,
     lock: File,
 ) -> Result<(Running, Arc<Manager>), DaemonError> {
+    // A role switch rebuilds the raft dir, which holds the CA key: private again every time.
+    dir.restrict()?;
     let (ca_pem, cert_pem, key_pem) = dir.load_certs()?;
     check_certs(cfg, &cert_pem, &dir)?;
     let damaged = |problem: String| DataDirError::Damaged {

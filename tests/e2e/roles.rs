@@ -95,6 +95,13 @@ async fn workers_are_promoted_and_managers_demoted_without_risking_quorum() {
         .await
         .expect("w1 serves the manager API");
     assert_eq!(seen_by_w1.len(), 3);
+    // The raft state (which holds the CA key) is rebuilt by the switch: still private.
+    for i in [w1, w2] {
+        use std::os::unix::fs::PermissionsExt;
+        let raft = c.nodes[i].data_dir.join("raft");
+        let mode = std::fs::metadata(&raft).expect("the raft dir").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} after the promotion", raft.display());
+    }
     let out = c.ctl_ok(m1, &["node", "promote", "w1"]);
     assert!(out.contains("already a manager"), "{out}");
 
