@@ -154,8 +154,33 @@ async fn nodes_on_separate_hosts_share_an_overlays_addresses() {
     // network gets the same ones.
     let app_addresses = addresses_held(&c, m1, "app").await;
     assert_eq!(app_addresses.len(), 3, "a VIP and two tasks: {app_addresses:?}");
+    let app: Value = c.nodes[m1].client().get("/services/app").await.expect("app");
+    let app_id = app["ID"].as_str().unwrap_or_default().to_string();
     c.ctl_ok(m1, &["service", "rm", "app"]);
     left_clean(&hosts, 2).await;
+    // A task's addresses are free once the managers know it stopped.
+    eventually("app's tasks are known to have stopped", Duration::from_secs(60), || {
+        let (client, app_id) = (c.nodes[m1].client(), app_id.clone());
+        async move {
+            let tasks: Vec<Value> = client.get("/tasks").await.ok()?;
+            let live = [
+                "new",
+                "pending",
+                "assigned",
+                "accepted",
+                "preparing",
+                "ready",
+                "starting",
+                "running",
+            ];
+            tasks
+                .iter()
+                .filter(|t| t["ServiceID"] == app_id.as_str())
+                .all(|t| !live.contains(&t["Status"]["State"].as_str().unwrap_or_default()))
+                .then_some(())
+        }
+    })
+    .await;
     c.ctl_ok(
         m1,
         &[
