@@ -435,18 +435,10 @@ async fn a_published_port_answers_on_every_node() {
     let started = std::time::Instant::now();
     for i in 1..=3 {
         let addr = format!("{}:8080", Hosts::addr(i));
-        let served = eventually(
-            &format!("{addr} answers for both tasks"),
-            Duration::from_secs(60),
-            || {
-                let (client, addr) = (client.clone(), addr.clone());
-                async move {
-                    let served = fetch_in(&client, &addr, 10).await;
-                    let spread: BTreeSet<String> = served.iter().cloned().collect();
-                    (served.len() == 10 && spread.len() == 2).then_some(spread)
-                }
-            },
-        )
+        let served = spread_over(&format!("{addr} answers for both tasks"), 10, 2, || {
+            let (client, addr) = (client.clone(), addr.clone());
+            async move { fetch_in(&client, &addr, 10).await }
+        })
         .await;
         assert_eq!(served, web_hosts, "{addr} reaches both tasks");
     }
@@ -464,18 +456,10 @@ async fn a_published_port_answers_on_every_node() {
         .collect();
     for i in 1..=3 {
         let addr = format!("{}:5300", Hosts::addr(i));
-        let spread = eventually(
-            &format!("{addr}/udp answers for both tasks"),
-            Duration::from_secs(30),
-            || {
-                let (client, addr) = (client.clone(), addr.clone());
-                async move {
-                    let answers = udp_flows_in(&client, &addr, 10).await;
-                    let spread: BTreeSet<String> = answers.iter().cloned().collect();
-                    (answers.len() == 10 && spread.len() == 2).then_some(spread)
-                }
-            },
-        )
+        let spread = spread_over(&format!("{addr}/udp answers for both tasks"), 10, 2, || {
+            let (client, addr) = (client.clone(), addr.clone());
+            async move { udp_flows_in(&client, &addr, 10).await }
+        })
         .await;
         assert_eq!(spread, web_hosts, "{addr}/udp reaches both tasks");
     }
@@ -589,13 +573,9 @@ networks:
         // The published port, on every node.
         for i in 1..=3 {
             let addr = format!("{}:{port}", Hosts::addr(i));
-            let served = eventually(&format!("{stack}: {addr} answers"), Duration::from_secs(60), || {
+            let served = spread_over(&format!("{stack}: {addr} answers"), 10, 2, || {
                 let (client, addr) = (hosts.ns(1), addr.clone());
-                async move {
-                    let served = fetch_in(&client, &addr, 10).await;
-                    let spread: BTreeSet<String> = served.iter().cloned().collect();
-                    (served.len() == 10 && spread.len() == 2).then_some(spread)
-                }
+                async move { fetch_in(&client, &addr, 10).await }
             })
             .await;
             assert_eq!(served, web_hosts, "{stack}: {addr} reaches both web tasks");
@@ -611,15 +591,10 @@ networks:
             .map(|(n, _, _)| exec(&n, &["hostname"]).trim().to_string())
             .collect();
         assert_eq!(db_hosts.len(), 3, "{stack}: {db_hosts:?}");
-        let spread = eventually(
-            &format!("{stack}: 30 connections reach the 3 db tasks"),
-            Duration::from_secs(30),
-            || {
-                let served = fetch_many(&app, "db", 30);
-                let spread: BTreeSet<String> = served.iter().cloned().collect();
-                async move { (served.len() == 30 && spread.len() == 3).then_some(spread) }
-            },
-        )
+        let spread = spread_over(&format!("{stack}: 30 connections reach the 3 db tasks"), 30, 3, || {
+            let served = fetch_many(&app, "db", 30);
+            async move { served }
+        })
         .await;
         assert_eq!(spread, db_hosts);
         eprintln!(
@@ -961,23 +936,27 @@ fn assert_proxied(echoed: &[u8], client: &str, to: &str, payload: &[u8]) {
 async fn echo_in(netns: &str, addr: &str, payload: &'static [u8]) -> Option<Vec<u8>> {
     use std::io::Read;
     use std::io::Write;
-    let path = std::path::Path::new("/run/netns").join(netns);
     let addr: std::net::SocketAddr = addr.parse().expect("a socket address");
-    let talking = swarm_agent::overlay::spawn_in_netns(&path, move || {
-        let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
-            return Ok(None);
-        };
+    in_host(netns, move || {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
         let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
         let mut back = Vec::new();
         let ok = s.write_all(payload).is_ok()
             && s.shutdown(std::net::Shutdown::Write).is_ok()
             && s.read_to_end(&mut back).is_ok();
-        Ok((ok && !back.is_empty()).then_some(back))
-    });
-    tokio::task::spawn_blocking(move || talking.join())
+        (ok && !back.is_empty()).then_some(back)
+    })
+    .await
+}
+
+/// What `f` returns, run on a thread inside the test's network namespace `netns`.
+async fn in_host<T: Send + 'static>(netns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = std::path::Path::new("/run/netns").join(netns);
+    let thread = swarm_agent::overlay::spawn_in_netns(&path, move || Ok(f()));
+    tokio::task::spawn_blocking(move || thread.join())
         .await
-        .expect("the talking thread ends")
-        .expect("the talking thread does not panic")
+        .expect("the thread in the namespace ends")
+        .expect("the thread in the namespace does not panic")
         .expect("entering the namespace")
 }
 
@@ -1019,9 +998,8 @@ fn udp_echo_in(
 /// The answers to `count` udp flows (each from a new socket) to `addr`, from inside network
 /// namespace `netns`, for those answered within 3 s.
 async fn udp_flows_in(netns: &str, addr: &str, count: usize) -> Vec<String> {
-    let path = std::path::Path::new("/run/netns").join(netns);
     let addr: std::net::SocketAddr = addr.parse().expect("a socket address");
-    let asking = swarm_agent::overlay::spawn_in_netns(&path, move || {
+    in_host(netns, move || {
         let mut answers = Vec::new();
         for _ in 0..count {
             let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0") else {
@@ -1035,13 +1013,9 @@ async fn udp_flows_in(netns: &str, addr: &str, count: usize) -> Vec<String> {
                 answers.push(String::from_utf8_lossy(&buf[..n]).into_owned());
             }
         }
-        Ok(answers)
-    });
-    tokio::task::spawn_blocking(move || asking.join())
-        .await
-        .expect("the asking thread ends")
-        .expect("the asking thread does not panic")
-        .expect("entering the namespace")
+        answers
+    })
+    .await
 }
 
 /// A cluster on `count` hosts: a manager on host 1 (returned with the cluster) and a worker on
@@ -1069,33 +1043,26 @@ async fn ready(c: &Cluster, m1: usize, count: usize) {
 /// The bodies (last line each) of `count` fresh HTTP connections to `addr`, made from inside
 /// network namespace `netns`, for those that were answered within 3 s.
 async fn fetch_in(netns: &str, addr: &str, count: usize) -> Vec<String> {
-    use std::io::Read;
-    use std::io::Write;
-    let path = std::path::Path::new("/run/netns").join(netns);
-    let addr: std::net::SocketAddr = addr.parse().expect("a socket address");
-    let fetching = swarm_agent::overlay::spawn_in_netns(&path, move || {
-        let mut bodies = Vec::new();
-        for _ in 0..count {
-            let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else {
-                continue;
-            };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
-            let mut reply = String::new();
-            if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok()
-                && s.read_to_string(&mut reply).is_ok()
-                && let Some(body) = reply.lines().rev().find(|l| !l.trim().is_empty())
-                && !body.starts_with("HTTP/")
-            {
-                bodies.push(body.trim().to_string());
-            }
+    let addr = addr.to_string();
+    in_host(netns, move || (0..count).filter_map(|_| fetch_once(&addr)).collect()).await
+}
+
+/// Waits until `count` requests made by `ask` are all answered, by `tasks` different tasks;
+/// their answers.
+async fn spread_over<F, Fut>(what: &str, count: usize, tasks: usize, mut ask: F) -> BTreeSet<String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    eventually(what, Duration::from_secs(60), || {
+        let answering = ask();
+        async move {
+            let answers = answering.await;
+            let spread: BTreeSet<String> = answers.iter().cloned().collect();
+            (answers.len() == count && spread.len() == tasks).then_some(spread)
         }
-        Ok(bodies)
-    });
-    tokio::task::spawn_blocking(move || fetching.join())
-        .await
-        .expect("the fetching thread ends")
-        .expect("the fetching thread does not panic")
-        .expect("entering the namespace")
+    })
+    .await
 }
 
 /// The running tasks of `service`, once there are `count`.
