@@ -78,21 +78,25 @@ pub fn peer_router(manager: Arc<Manager>) -> Router {
 
 /// Lets through only nodes of this cluster, before the handler reads the body.
 async fn nodes_only(State(m): State<Arc<Manager>>, req: Request, next: Next) -> Response {
-    let Some(peer) = req.extensions().get::<Peer>() else {
-        return no_certificate();
-    };
-    if let Err(e) = require_node(peer, &m) {
-        return e.into_response();
-    }
-    next.run(req).await
+    admit(&m, req, next, require_node).await
 }
 
 /// Lets through only managers of this cluster, before the handler reads the body.
 async fn managers_only(State(m): State<Arc<Manager>>, req: Request, next: Next) -> Response {
+    admit(&m, req, next, require_manager).await
+}
+
+/// Passes `req` on if its caller's certificate satisfies `require`.
+async fn admit(
+    m: &Manager,
+    req: Request,
+    next: Next,
+    require: for<'a> fn(&'a Peer, &Manager) -> Result<&'a CertIdentity, ApiError>,
+) -> Response {
     let Some(peer) = req.extensions().get::<Peer>() else {
         return no_certificate();
     };
-    if let Err(e) = require_manager(peer, &m) {
+    if let Err(e) = require(peer, m) {
         return e.into_response();
     }
     next.run(req).await
