@@ -3,6 +3,7 @@
 //! Follows SwarmKit: the manager chooses the node ID and role and replaces everything the CSR
 //! asked for; the CSR only contributes its public key (and proves possession of the key).
 
+mod renewal;
 mod token;
 
 use std::time::Duration;
@@ -21,6 +22,12 @@ use rcgen::KeyUsagePurpose;
 use rcgen::PKCS_ECDSA_P256_SHA256;
 use rcgen::SanType;
 use rcgen::SerialNumber;
+pub use renewal::RENEW_FROM;
+pub use renewal::RENEW_UNTIL;
+pub use renewal::check_rejoin_proof;
+pub use renewal::random_renewal_point;
+pub use renewal::rejoin_proof;
+pub use renewal::renewal_delay;
 use swarm_model::NodeRole;
 use swarm_model::TlsInfo;
 use swarm_model::base36;
@@ -37,7 +44,7 @@ pub const ROOT_CN: &str = "swarm-ca";
 /// How long a root certificate is valid: 20 years.
 const ROOT_VALIDITY: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
 /// Tolerated clock skew between nodes: certificates start this far in the past.
-const BACKDATE: Duration = Duration::from_secs(3600);
+pub const BACKDATE: Duration = Duration::from_secs(3600);
 /// Default node certificate lifetime: 2160 h (90 days).
 pub const NODE_CERT_EXPIRY: Duration = Duration::from_secs(2160 * 3600);
 
@@ -49,6 +56,10 @@ pub enum CaError {
     BadCa(String),
     #[error("certificate is unusable: {0}")]
     BadCert(String),
+    #[error("private key is unusable: {0}")]
+    BadKey(String),
+    #[error("the proof of the old node key is invalid: {0}")]
+    BadProof(String),
 }
 
 fn random_serial() -> SerialNumber {
@@ -179,6 +190,12 @@ pub fn cert_identity(der: &[u8]) -> Result<CertIdentity, CaError> {
         role,
         cluster_id,
     })
+}
+
+/// The certificate's start (backdated for clock skew), as seconds since the Unix epoch.
+pub fn cert_not_before(der: &[u8]) -> Result<i64, CaError> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| CaError::BadCert(e.to_string()))?;
+    Ok(cert.validity().not_before.timestamp())
 }
 
 /// The certificate's expiry, as seconds since the Unix epoch.
