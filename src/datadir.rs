@@ -250,16 +250,40 @@ impl DataDir {
         Ok(())
     }
 
-    /// Writes the CA, the node certificate and its key.
+    /// Writes the CA, the node certificate and its key. The certificate and key are a pair that
+    /// must change together (a renewal replaces both): each is staged as `*.next` first, the key
+    /// before the certificate, and only then renamed into place, so that a crash at any point
+    /// leaves either the old pair or a swap that [`Self::load_certs`] completes.
     pub fn save_certs(&self, ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<(), DataDirError> {
         fs::create_dir_all(self.certs()).map_err(|e| self.io(e))?;
         write_durably(&self.ca_path(), ca_pem.as_bytes(), 0o644).map_err(|e| self.io(e))?;
-        write_durably(&self.cert_path(), cert_pem.as_bytes(), 0o644).map_err(|e| self.io(e))?;
-        write_durably(&self.key_path(), key_pem.as_bytes(), 0o600).map_err(|e| self.io(e))
+        write_durably(&staged(&self.key_path()), key_pem.as_bytes(), 0o600).map_err(|e| self.io(e))?;
+        write_durably(&staged(&self.cert_path()), cert_pem.as_bytes(), 0o644).map_err(|e| self.io(e))?;
+        self.finish_certificate_swap()
+    }
+
+    /// Completes a certificate swap that a crash interrupted, or drops one that was never fully
+    /// staged (a staged key without a staged certificate).
+    fn finish_certificate_swap(&self) -> Result<(), DataDirError> {
+        let (cert_next, key_next) = (staged(&self.cert_path()), staged(&self.key_path()));
+        if cert_next.exists() {
+            if key_next.exists() {
+                fs::rename(&key_next, self.key_path()).map_err(|e| self.io(e))?;
+            }
+            fs::rename(&cert_next, self.cert_path()).map_err(|e| self.io(e))?;
+        } else if key_next.exists() {
+            fs::remove_file(&key_next).map_err(|e| self.io(e))?;
+        } else {
+            return Ok(());
+        }
+        File::open(self.certs())
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.io(e))
     }
 
     /// Reads (CA, certificate, key), naming any missing file.
     pub fn load_certs(&self) -> Result<(String, String, String), DataDirError> {
+        self.finish_certificate_swap()?;
         let read = |p: PathBuf| {
             fs::read_to_string(&p).map_err(|e| DataDirError::Damaged {
                 dir: self.display(),
@@ -273,6 +297,13 @@ impl DataDir {
     pub fn secure_socket(&self) -> Result<(), DataDirError> {
         fs::set_permissions(self.socket(), fs::Permissions::from_mode(0o660)).map_err(|e| self.io(e))
     }
+}
+
+/// Where the next version of a file waits until it is swapped in.
+fn staged(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".next");
+    path.with_file_name(name)
 }
 
 /// Writes `data` to a temp file, fsyncs it, renames it over `path` and fsyncs the directory.
@@ -351,6 +382,52 @@ mod tests {
             .filter(|n| n.ends_with(".tmp"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// A renewal replaces the certificate and its key together: a crash after staging either
+    /// leaves the old pair or completes the new one, never one of each.
+    #[test]
+    fn an_interrupted_certificate_swap_keeps_a_matching_pair() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        dir.save_certs("ca", "cert 1", "key 1").unwrap();
+        assert_eq!(
+            dir.load_certs().unwrap(),
+            ("ca".into(), "cert 1".into(), "key 1".into())
+        );
+        // Crash after staging the key only: the old pair stays.
+        write_durably(&staged(&dir.key_path()), b"key 2", 0o600).unwrap();
+        assert_eq!(
+            dir.load_certs().unwrap(),
+            ("ca".into(), "cert 1".into(), "key 1".into())
+        );
+        // Crash after staging both: the new pair is completed.
+        write_durably(&staged(&dir.key_path()), b"key 3", 0o600).unwrap();
+        write_durably(&staged(&dir.cert_path()), b"cert 3", 0o644).unwrap();
+        assert_eq!(
+            dir.load_certs().unwrap(),
+            ("ca".into(), "cert 3".into(), "key 3".into())
+        );
+        // Crash after the key was renamed in: the certificate follows.
+        write_durably(&staged(&dir.cert_path()), b"cert 4", 0o644).unwrap();
+        write_durably(&dir.key_path(), b"key 4", 0o600).unwrap();
+        assert_eq!(
+            dir.load_certs().unwrap(),
+            ("ca".into(), "cert 4".into(), "key 4".into())
+        );
+        dir.save_certs("ca", "cert 5", "key 5").unwrap();
+        assert_eq!(
+            dir.load_certs().unwrap(),
+            ("ca".into(), "cert 5".into(), "key 5".into())
+        );
+        let mode = fs::metadata(dir.key_path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<_> = fs::read_dir(dir.certs())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".next")), "{names:?}");
     }
 
     #[test]
