@@ -24,6 +24,7 @@ use swarm_manager::runtime::Manager;
 use swarm_model::NodeRole;
 use swarm_net::peer_client::PeerClient;
 use swarm_net::tls;
+use swarm_net::tls::NodeIdentity;
 use tokio::net::TcpListener;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
@@ -36,6 +37,7 @@ use crate::datadir::DataDirError;
 use crate::datadir::NodeConfig;
 use crate::error::DaemonError;
 use crate::identity::check_certs;
+use crate::identity::expired_at;
 
 /// A started node: its background tasks and what shutting it down needs.
 pub(crate) struct Running {
@@ -46,6 +48,9 @@ pub(crate) struct Running {
     pub(crate) lock: File,
     /// This node's client identity towards the managers.
     pub(crate) peers: Arc<PeerClient>,
+    /// The certificate and key this node presents, on its listener and to the managers;
+    /// renewal replaces them in place.
+    pub(crate) identity: Arc<NodeIdentity>,
     /// Roles (and a manager's raft id) the managers want for this node, as its agent hears them.
     pub(crate) roles: mpsc::UnboundedReceiver<(NodeRole, Option<u64>)>,
     /// Notified by `POST /swarm/leave`; kept across role switches.
@@ -62,6 +67,12 @@ pub(crate) async fn start_manager(
     dir.restrict()?;
     let (ca_pem, cert_pem, key_pem) = dir.load_certs()?;
     check_certs(cfg, &cert_pem, &dir)?;
+    if let Some(expired) = expired_at(&cert_pem) {
+        // Every manager holds the root CA: it signs itself a new certificate as soon as its
+        // store is back (see role_change::renew).
+        tracing::warn!(%expired, "this manager's certificate expired while it was off; it renews it itself");
+    }
+    let identity = NodeIdentity::new(&cert_pem, &key_pem)?;
     let damaged = |problem: String| DataDirError::Damaged {
         dir: dir.root().display().to_string(),
         problem,
@@ -91,8 +102,8 @@ pub(crate) async fn start_manager(
             raft_id,
             raft_dir: dir.raft(),
             ca_pem,
-            cert_pem,
-            key_pem,
+            identity: identity.clone(),
+            cert_expiry_override: cert_expiry_override()?,
         },
         shutdown_rx,
     )
@@ -106,11 +117,32 @@ pub(crate) async fn start_manager(
         dir,
         lock,
         peers: manager.peers.clone(),
+        identity,
         roles,
         leave: Arc::default(),
     };
     start_agent(&mut running, cfg, role_tx);
     Ok((running, manager))
+}
+
+/// The environment variable that shortens node certificate lifetimes below the API's one-hour
+/// minimum, for tests of renewal only (docs/security.md). Seconds; read by managers.
+pub const TEST_CERT_EXPIRY_ENV: &str = "SWARMD_TEST_CERT_EXPIRY_SECS";
+
+pub(crate) fn cert_expiry_override() -> Result<Option<Duration>, DaemonError> {
+    match std::env::var(TEST_CERT_EXPIRY_ENV) {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(secs) if secs >= 10 => {
+                tracing::warn!(
+                    secs,
+                    "{TEST_CERT_EXPIRY_ENV} is set: node certificates are issued for {secs} s (tests only)"
+                );
+                Ok(Some(Duration::from_secs(secs)))
+            }
+            _ => Err(DaemonError::TestCertExpiry(v)),
+        },
+    }
 }
 
 /// Who this node is, as the Engine API and the manager see it.
@@ -128,7 +160,15 @@ fn local_node(cfg: &NodeConfig, dir: &DataDir) -> LocalNode {
 pub(crate) fn start_worker(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result<Running, DaemonError> {
     let (ca_pem, cert_pem, key_pem) = dir.load_certs()?;
     check_certs(cfg, &cert_pem, &dir)?;
-    let client_tls = tls::client_config(&ca_pem, &cert_pem, &key_pem)?;
+    if let Some(expired) = expired_at(&cert_pem) {
+        return Err(DaemonError::CertificateExpired {
+            path: dir.cert_path(),
+            expired,
+            node_id: cfg.node_id.clone(),
+        });
+    }
+    let identity = NodeIdentity::new(&cert_pem, &key_pem)?;
+    let client_tls = tls::client_config(&ca_pem, identity.clone())?;
     let (shutdown, _) = watch::channel(false);
     tracing::info!(node_id = %cfg.node_id, "worker started");
     let (role_tx, roles) = mpsc::unbounded_channel();
@@ -139,6 +179,7 @@ pub(crate) fn start_worker(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result
         dir,
         lock,
         peers: Arc::new(PeerClient::new(client_tls)),
+        identity,
         roles,
         leave: Arc::default(),
     };

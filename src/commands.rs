@@ -37,6 +37,7 @@ use swarm_protocol::peer::JoinRequest;
 use swarm_raft::ManagerAddr;
 use tokio::sync::watch;
 
+use crate::assembly::cert_expiry_override;
 use crate::assembly::serve_api;
 use crate::assembly::shutdown_signal;
 use crate::assembly::start_manager;
@@ -47,9 +48,11 @@ use crate::datadir::NodeConfig;
 use crate::error::DaemonError;
 use crate::identity::become_raft_member;
 use crate::identity::check_listen;
+use crate::identity::expired_at;
 use crate::identity::ip_of;
 use crate::identity::local_description;
 use crate::identity::obtain_identity;
+use crate::identity::rejoin;
 use crate::identity::resolve_advertise;
 use crate::role_change;
 
@@ -117,7 +120,8 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
         role: NodeRole::Manager,
         cluster_id: cluster_id.clone(),
     };
-    let cert_pem = ca::issue_node_cert(&ca_pem, &ca_key_pem, &csr, &who, ca::NODE_CERT_EXPIRY)?;
+    let expiry = cert_expiry_override()?.unwrap_or(ca::NODE_CERT_EXPIRY);
+    let cert_pem = ca::issue_node_cert(&ca_pem, &ca_key_pem, &csr, &who, expiry)?;
     dir.save_certs(&ca_pem, &cert_pem, &key_pem)?;
     let mut cfg = NodeConfig::new(node_id.clone(), cluster_id.clone(), NodeRole::Manager);
     cfg.raft_id = Some(raft_id);
@@ -303,11 +307,23 @@ pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
     role_change::supervise(running, cfg).await
 }
 
-/// Restarts a node from its data dir, with the settings it was created with.
-pub async fn run(data_dir: PathBuf) -> Result<(), DaemonError> {
+/// Restarts a node from its data dir, with the settings it was created with. A worker whose
+/// certificate expired while it was off comes back with `rejoin_token` (a join token) and proof
+/// of its old key; a manager renews its own certificate from its replica of the CA.
+pub async fn run(data_dir: PathBuf, rejoin_token: Option<String>) -> Result<(), DaemonError> {
     let dir = DataDir::new(&data_dir);
     let lock = dir.lock()?;
-    let cfg = dir.load_config()?;
+    let mut cfg = dir.load_config()?;
+    if let Some(token) = rejoin_token {
+        let (_, cert_pem, _) = dir.load_certs()?;
+        match (expired_at(&cert_pem), cfg.role) {
+            (Some(_), NodeRole::Worker) => rejoin(&dir, &mut cfg, &token).await?,
+            (Some(_), NodeRole::Manager) => {
+                tracing::info!("--rejoin-token is not needed: a manager renews its own certificate")
+            }
+            (None, _) => tracing::info!("--rejoin-token is not needed: the node certificate is still valid"),
+        }
+    }
     // Data dirs from older versions may be more open than today's.
     dir.restrict()?;
     // A manager that is not yet in raft (a promotion or a join that was interrupted) joins
@@ -385,7 +401,7 @@ pub async fn simulate(opts: SimulateOptions) -> Result<(), DaemonError> {
             if resp.role != NodeRole::Worker {
                 return Err(DaemonError::SimulateNeedsWorkerToken);
             }
-            let tls = tls::client_config(&ca, &resp.cert_pem, &key)?;
+            let tls = tls::client_config(&ca, tls::NodeIdentity::new(&resp.cert_pem, &key)?)?;
             Ok((hostname, resp, Arc::new(PeerClient::new(tls))))
         });
     }

@@ -38,10 +38,18 @@ pub enum DaemonError {
     #[error("{}: {source}", path.display())]
     Certificate { path: PathBuf, source: CaError },
     #[error(
-        "the node certificate {} expired at {expired}; this node must rejoin the cluster with a fresh data dir",
+        "the node certificate {} expired at {expired}, while this node was off. Restart it with \
+         `swarmd run --rejoin-token TOKEN`, TOKEN being the worker join token (`swarmctl swarm join-token -q worker` \
+         on a manager): it comes back as node {node_id}, proving with its old key that it is that node",
         path.display()
     )]
-    CertificateExpired { path: PathBuf, expired: String },
+    CertificateExpired {
+        path: PathBuf,
+        expired: String,
+        node_id: String,
+    },
+    #[error("SWARMD_TEST_CERT_EXPIRY_SECS={0:?}: expected a number of seconds, at least 10")]
+    TestCertExpiry(String),
     #[error("--default-addr-pool: {0}")]
     AddressPool(#[from] swarm_manager::ipam::IpamError),
     #[error("--snapshot-interval must be at least 1")]
@@ -110,6 +118,10 @@ pub enum JoinError {
     Answer(serde_json::Error),
     #[error("the manager answered with a different root CA than the one pinned; refusing to join")]
     CaChanged,
+    #[error("the join token is for another cluster than this node's (its CA digest differs)")]
+    TokenForOtherCluster,
+    #[error("this node knows of no manager to ask; its node.json lists none")]
+    NoManagers,
 }
 
 /// Why a manager could not (yet) add this manager to raft.

@@ -19,6 +19,8 @@ use swarm_protocol::host;
 use swarm_protocol::peer::JoinRaftRequest;
 use swarm_protocol::peer::JoinRequest;
 use swarm_protocol::peer::JoinResponse;
+use swarm_protocol::peer::RejoinRequest;
+use swarm_protocol::peer::RenewResponse;
 
 use crate::datadir::DataDir;
 use crate::datadir::DataDirError;
@@ -115,17 +117,21 @@ pub(crate) fn check_certs(cfg: &NodeConfig, cert_pem: &str, dir: &DataDir) -> Re
         }
         .into());
     }
-    let not_after = ca::cert_not_after(&der).map_err(certificate)?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    if not_after < now {
-        return Err(DaemonError::CertificateExpired {
-            path: dir.cert_path(),
-            expired: time::OffsetDateTime::from_unix_timestamp(not_after)
-                .map(|t| t.to_string())
-                .unwrap_or_default(),
-        });
-    }
     Ok(())
+}
+
+/// When the certificate expired, if it has.
+pub(crate) fn expired_at(cert_pem: &str) -> Option<String> {
+    let der = ca::first_cert_der(cert_pem).ok()?;
+    let not_after = ca::cert_not_after(&der).ok()?;
+    if not_after >= time::OffsetDateTime::now_utc().unix_timestamp() {
+        return None;
+    }
+    Some(
+        time::OffsetDateTime::from_unix_timestamp(not_after)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| not_after.to_string()),
+    )
 }
 
 /// The join handshake: downloads the root CA without trusting anyone, pins it through the
@@ -178,6 +184,79 @@ pub(crate) async fn obtain_identity(
         return Err(JoinError::CaChanged.into());
     }
     Ok((ca_pem, key_pem, resp))
+}
+
+/// Brings back a node whose certificate expired while it was off, under its old node ID: signs
+/// its node ID and a new CSR with its old key and sends them, with the join token and the expired
+/// certificate, to the managers it knows (over TLS pinned to its CA, without a client
+/// certificate, which would be refused as expired). Saves the new certificate and key.
+pub(crate) async fn rejoin(dir: &DataDir, cfg: &mut NodeConfig, raw_token: &str) -> Result<(), DaemonError> {
+    let token = JoinToken::parse(raw_token)?;
+    let (ca_pem, old_cert_pem, old_key_pem) = dir.load_certs()?;
+    if ca::root_digest(&ca_pem) != token.ca_digest {
+        return Err(JoinError::TokenForOtherCluster.into());
+    }
+    let (key_pem, csr_pem) = ca::new_key_and_csr()?;
+    let proof = ca::rejoin_proof(&old_key_pem, &cfg.node_id, &csr_pem)?;
+    let body = serde_json::to_vec(&RejoinRequest {
+        node_id: cfg.node_id.clone(),
+        token: raw_token.trim().to_string(),
+        csr_pem,
+        old_cert_pem,
+        proof,
+        advertise_addr: cfg.advertise_addr.clone(),
+    })
+    .map_err(JoinError::Encode)?;
+    let pinned = PeerClient::new(tls::pinned_client_config(&ca_pem)?);
+    let mut last = None;
+    for (_, remote) in cfg.managers.clone() {
+        match pinned
+            .call(
+                &remote,
+                "/join/rejoin",
+                Some(full(body.clone())),
+                Duration::from_secs(30),
+            )
+            .await
+        {
+            Ok(bytes) => {
+                let resp: RenewResponse = serde_json::from_slice(&bytes).map_err(JoinError::Answer)?;
+                if resp.role != cfg.role {
+                    return Err(JoinError::Refused {
+                        remote: remote.to_string(),
+                        message: format!(
+                            "the cluster now has this node as a {}; remove the data dir and join again",
+                            resp.role.name()
+                        ),
+                    }
+                    .into());
+                }
+                dir.save_certs(&ca_pem, &resp.cert_pem, &key_pem)?;
+                if !resp.managers.is_empty() {
+                    cfg.managers = resp.managers;
+                }
+                dir.save_config(cfg)?;
+                tracing::info!(node_id = %cfg.node_id, manager = %remote, "rejoined with a new certificate");
+                return Ok(());
+            }
+            // Only the leader issues: another manager may answer this one.
+            Err(PeerError::Status { status, message, .. }) if status != 503 && status != 421 => {
+                return Err(JoinError::Refused {
+                    remote: remote.clone(),
+                    message,
+                }
+                .into());
+            }
+            Err(source) => {
+                tracing::warn!(manager = %remote, error = %source, "cannot rejoin through this manager");
+                last = Some(JoinError::Unreachable {
+                    remote: remote.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    Err(last.unwrap_or(JoinError::NoManagers).into())
 }
 
 /// Asks the manager at `remote` to add this (started) manager to raft: as a learner until it

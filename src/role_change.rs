@@ -45,6 +45,10 @@ pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
     let leaving: bool;
     let mut wanted: Option<(NodeRole, Option<u64>)> = None;
     let mut agent_gone = false;
+    // Where in its certificate's lifetime this node renews it, chosen anew for each one, and
+    // when to try again after a failed attempt.
+    let mut renewal_point = ca::random_renewal_point();
+    let mut retry_renewal = tokio::time::Instant::now();
     loop {
         let current = (cfg.role, cfg.raft_id);
         let pending = wanted.filter(|w| *w != current);
@@ -55,6 +59,7 @@ pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
                 leaving = (&mut stop_asked).await;
                 break;
             }
+            let renew_at = renewal_due(&running, renewal_point).max(retry_renewal);
             tokio::select! {
                 l = &mut stop_asked => {
                     leaving = l;
@@ -63,6 +68,14 @@ pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
                 r = running.roles.recv() => match r {
                     Some(w) => wanted = Some(w),
                     None => agent_gone = true,
+                },
+                _ = tokio::time::sleep_until(renew_at) => match renew(&running, &cfg).await {
+                    Ok(Renewed::InPlace) => renewal_point = ca::random_renewal_point(),
+                    Ok(Renewed::OtherRole(w)) => wanted = Some(w),
+                    Err(why) => {
+                        tracing::warn!(error = %why, "cannot renew this node's certificate yet; retrying");
+                        retry_renewal = tokio::time::Instant::now() + RETRY;
+                    }
                 },
             }
             continue;
@@ -129,6 +142,65 @@ pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
         println!("Node left the swarm.");
     }
     Ok(())
+}
+
+/// When the certificate in use is due for renewal, at `point` of its lifetime.
+fn renewal_due(running: &Running, point: f64) -> tokio::time::Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    let delay = ca::renewal_delay(&running.identity.certificate(), now, point).unwrap_or(Duration::ZERO);
+    tokio::time::Instant::now() + delay
+}
+
+/// What a renewal came to.
+enum Renewed {
+    /// A new certificate for the same role is in use.
+    InPlace,
+    /// The leader answered for another role: the role change takes over.
+    OtherRole((NodeRole, Option<u64>)),
+}
+
+/// Renews this node's certificate for the role it runs in, without stopping anything: a manager
+/// signs its own from its replica of the root CA, a worker asks the leader. The new pair is
+/// written to disk, then presented by every new connection, and the cached connections are
+/// dropped so that the managers see it at once.
+async fn renew(running: &Running, cfg: &NodeConfig) -> Result<Renewed, String> {
+    let (key_pem, cert_pem) = match &running.manager {
+        Some(m) => {
+            let (key_pem, csr_pem) = ca::new_key_and_csr().map_err(|e| e.to_string())?;
+            let cert_pem = m.issue_own_certificate(&csr_pem).map_err(|e| e.to_string())?;
+            (key_pem, cert_pem)
+        }
+        None => {
+            let (key_pem, resp, _) = ask_for_certificate(running, cfg)
+                .await
+                .ok_or_else(|| "no manager issued a certificate".to_string())?;
+            if (resp.role, resp.raft_id) != (cfg.role, cfg.raft_id) {
+                return Ok(Renewed::OtherRole((resp.role, resp.raft_id)));
+            }
+            (key_pem, resp.cert_pem)
+        }
+    };
+    let (ca_pem, _, _) = running.dir.load_certs().map_err(|e| e.to_string())?;
+    running
+        .dir
+        .save_certs(&ca_pem, &cert_pem, &key_pem)
+        .map_err(|e| e.to_string())?;
+    running
+        .identity
+        .replace(&cert_pem, &key_pem)
+        .map_err(|e| e.to_string())?;
+    running.peers.reconnect_all().await;
+    let expires = ca::first_cert_der(&cert_pem)
+        .and_then(|der| ca::cert_not_after(&der))
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    tracing::info!(%expires, "renewed this node's certificate");
+    Ok(Renewed::InPlace)
 }
 
 /// One round of asking the managers (only the leader answers) for a certificate for the role

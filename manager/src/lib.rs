@@ -3,6 +3,7 @@
 //! [`start`] assembles them.
 
 pub mod api;
+pub mod certificates;
 pub mod commit;
 pub mod controller;
 pub mod dispatcher;

@@ -44,6 +44,8 @@ pub struct Manager {
     pub health: Arc<PeerHealth>,
     /// Recent and live cluster events, for `GET /events`.
     pub events: Arc<EventLog>,
+    /// Node certificate lifetime set outside the API, for tests of renewal.
+    pub cert_expiry_override: Option<std::time::Duration>,
 }
 
 /// The cluster object does not exist yet: `swarmd init` has not committed it.

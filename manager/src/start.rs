@@ -4,11 +4,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use swarm_net::peer_client::PeerClient;
 use swarm_net::raft_transport::RaftTransport;
 use swarm_net::server::serve_tls;
 use swarm_net::tls;
+use swarm_net::tls::NodeIdentity;
 use swarm_net::tls::TlsError;
 use swarm_raft::LogOwner;
 use swarm_raft::OpenError;
@@ -39,8 +41,11 @@ pub struct ManagerConfig {
     /// Raft's log and snapshots.
     pub raft_dir: PathBuf,
     pub ca_pem: String,
-    pub cert_pem: String,
-    pub key_pem: String,
+    /// The node certificate and key, which renewal replaces in place.
+    pub identity: Arc<NodeIdentity>,
+    /// Overrides the cluster's node certificate lifetime (tests of renewal only: the API keeps
+    /// Swarm's minimum of one hour).
+    pub cert_expiry_override: Option<Duration>,
 }
 
 /// A started manager: its handles, and the tasks to wait for once shutdown is signalled.
@@ -63,8 +68,8 @@ pub enum StartError {
 /// Opens raft, binds the manager listener and starts every background task; they all stop when
 /// `shutdown` turns true. Raft itself stops with [`RaftNode::shutdown`].
 pub async fn start(cfg: ManagerConfig, shutdown: watch::Receiver<bool>) -> Result<StartedManager, StartError> {
-    let server_tls = tls::server_config(&cfg.ca_pem, &cfg.cert_pem, &cfg.key_pem)?;
-    let client_tls = tls::client_config(&cfg.ca_pem, &cfg.cert_pem, &cfg.key_pem)?;
+    let server_tls = tls::server_config(&cfg.ca_pem, cfg.identity.clone())?;
+    let client_tls = tls::client_config(&cfg.ca_pem, cfg.identity.clone())?;
     let peers = Arc::new(PeerClient::new(client_tls));
     let store = Arc::new(Store::new());
     let transport = Arc::new(RaftTransport { peers: peers.clone() });
@@ -90,6 +95,7 @@ pub async fn start(cfg: ManagerConfig, shutdown: watch::Receiver<bool>) -> Resul
         peers: peers.clone(),
         health: Arc::new(PeerHealth::default()),
         events: Arc::default(),
+        cert_expiry_override: cfg.cert_expiry_override,
     });
     let listener = TcpListener::bind(&cfg.listen_addr)
         .await

@@ -134,6 +134,12 @@ impl PeerClient {
         Ok(sender)
     }
 
+    /// Forgets every cached connection, so that the next calls connect again and present the
+    /// certificate in use now (after a renewal). Requests under way finish on the old ones.
+    pub async fn reconnect_all(&self) {
+        self.conns.lock().await.clear();
+    }
+
     /// Forgets the cached connection to `addr`, e.g. after a failure.
     pub async fn forget(&self, addr: &str) {
         self.conns.lock().await.remove(addr);
@@ -314,9 +320,11 @@ mod tests {
         let addr = listener.local_addr().expect("addr").to_string();
         let (_stop, stop) = tokio::sync::watch::channel(false);
         let router = Router::new().route("/raft/ping", get(|| async { "pong" }));
-        let server = tls::server_config(&ca.0, &server_cert, &server_key).expect("server TLS");
+        let server_identity = tls::NodeIdentity::new(&server_cert, &server_key).expect("server identity");
+        let server = tls::server_config(&ca.0, server_identity).expect("server TLS");
         tokio::spawn(serve_tls(listener, server, router, stop));
-        let client = PeerClient::new(tls::client_config(&ca.0, &client_cert, &client_key).expect("client TLS"));
+        let client_identity = tls::NodeIdentity::new(&client_cert, &client_key).expect("client identity");
+        let client = PeerClient::new(tls::client_config(&ca.0, client_identity).expect("client TLS"));
 
         let wrong = client
             .call_node(&addr, "nodec", "/raft/ping", None, Duration::from_secs(5))
@@ -333,5 +341,43 @@ mod tests {
             .await
             .expect("nodea answers as nodea");
         assert_eq!(&right[..], b"pong");
+    }
+
+    /// A renewed certificate is used by the connections made after it is put in place, on both
+    /// ends, without restarting the listener or the client.
+    #[tokio::test]
+    async fn a_replaced_certificate_is_presented_by_new_connections() {
+        let ca = swarm_ca::generate_root().expect("a root CA");
+        let (first_cert, first_key) = manager_cert(&ca, "nodea");
+        let (client_cert, client_key) = manager_cert(&ca, "nodeb");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let (_stop, stop) = tokio::sync::watch::channel(false);
+        let router = Router::new().route("/raft/ping", get(|| async { "pong" }));
+        let server_identity = tls::NodeIdentity::new(&first_cert, &first_key).expect("server identity");
+        let server = tls::server_config(&ca.0, server_identity.clone()).expect("server TLS");
+        tokio::spawn(serve_tls(listener, server, router, stop));
+        let client_identity = tls::NodeIdentity::new(&client_cert, &client_key).expect("client identity");
+        let client = PeerClient::new(tls::client_config(&ca.0, client_identity).expect("client TLS"));
+        client
+            .call_node(&addr, "nodea", "/raft/ping", None, Duration::from_secs(5))
+            .await
+            .expect("the first certificate");
+
+        let (second_cert, second_key) = manager_cert(&ca, "nodea-renewed");
+        let mismatched = server_identity.replace(&second_cert, &first_key);
+        assert!(mismatched.is_err(), "a key that is not the certificate's is refused");
+        server_identity
+            .replace(&second_cert, &second_key)
+            .expect("the renewed pair");
+        assert_eq!(
+            server_identity.certificate(),
+            swarm_ca::first_cert_der(&second_cert).expect("DER")
+        );
+        client.reconnect_all().await;
+        client
+            .call_node(&addr, "nodea-renewed", "/raft/ping", None, Duration::from_secs(5))
+            .await
+            .expect("a new connection sees the renewed certificate");
     }
 }

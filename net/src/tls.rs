@@ -2,16 +2,21 @@
 //! are authorised by the role and cluster written in that certificate.
 
 use std::sync::Arc;
+use std::sync::PoisonError;
+use std::sync::RwLock;
 
 use rustls::ClientConfig;
 use rustls::DigitallySignedStruct;
 use rustls::RootCertStore;
 use rustls::ServerConfig;
 use rustls::SignatureScheme;
+use rustls::client::ResolvesClientCert;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::client::danger::ServerCertVerified;
 use rustls::client::danger::ServerCertVerifier;
+use rustls::server::ResolvesServerCert;
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::ServerName;
@@ -58,9 +63,65 @@ fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>, TlsError> {
     Ok(Arc::new(store))
 }
 
+/// This node's certificate and key, shared by its listener and its client and replaceable in
+/// place: a renewed certificate is used by every new connection without restarting anything.
+#[derive(Debug)]
+pub struct NodeIdentity {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl NodeIdentity {
+    pub fn new(cert_pem: &str, key_pem: &str) -> Result<Arc<Self>, TlsError> {
+        Ok(Arc::new(Self {
+            current: RwLock::new(certified_key(cert_pem, key_pem)?),
+        }))
+    }
+
+    /// Puts a renewed certificate and its key in place; connections made from now on present it.
+    pub fn replace(&self, cert_pem: &str, key_pem: &str) -> Result<(), TlsError> {
+        let next = certified_key(cert_pem, key_pem)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = next;
+        Ok(())
+    }
+
+    /// The certificate presented now (DER), e.g. to read its expiry.
+    pub fn certificate(&self) -> Vec<u8> {
+        self.now().cert.first().map(|c| c.as_ref().to_vec()).unwrap_or_default()
+    }
+
+    fn now(&self) -> Arc<CertifiedKey> {
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl ResolvesServerCert for NodeIdentity {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.now())
+    }
+}
+
+impl ResolvesClientCert for NodeIdentity {
+    fn resolve(&self, _root_hint_subjects: &[&[u8]], _sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.now())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>, TlsError> {
+    install_crypto_provider();
+    let signing =
+        rustls::crypto::ring::sign::any_supported_type(&key(key_pem)?).map_err(|e| TlsError::Key(e.to_string()))?;
+    let certified = CertifiedKey::new(certs(cert_pem)?, signing);
+    certified.keys_match().map_err(|e| TlsError::Key(e.to_string()))?;
+    Ok(Arc::new(certified))
+}
+
 /// The listener's TLS config: presents the node certificate; client certificates are optional at
 /// the TLS layer (a joining node has none yet) and every route checks the peer's identity.
-pub fn server_config(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(ca_pem: &str, identity: Arc<NodeIdentity>) -> Result<Arc<ServerConfig>, TlsError> {
     install_crypto_provider();
     let verifier = WebPkiClientVerifier::builder(roots(ca_pem)?)
         .allow_unauthenticated()
@@ -68,20 +129,23 @@ pub fn server_config(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<Arc<
         .map_err(|e| TlsError::Config(e.to_string()))?;
     let mut config = ServerConfig::builder()
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs(cert_pem)?, key(key_pem)?)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .with_cert_resolver(identity);
+    // A resumed session keeps the certificates of the first handshake: every connection checks
+    // the ones in use now, so a renewed or expired certificate counts at once.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
 
 /// A client config that verifies managers against the cluster CA and presents this node's
 /// certificate.
-pub fn client_config(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn client_config(ca_pem: &str, identity: Arc<NodeIdentity>) -> Result<Arc<ClientConfig>, TlsError> {
     install_crypto_provider();
     let mut config = ClientConfig::builder()
         .with_root_certificates(roots(ca_pem)?)
-        .with_client_auth_cert(certs(cert_pem)?, key(key_pem)?)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .with_client_cert_resolver(identity);
+    config.resumption = rustls::client::Resumption::disabled();
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
 }
@@ -146,4 +210,18 @@ impl ServerCertVerifier for AcceptAnyServer {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// Checks that `cert_der` was signed by the cluster CA, as of `during` (Unix seconds), a moment
+/// inside its own validity: an expired certificate still proves who the CA said its holder was.
+pub fn issued_by_cluster_ca(ca_pem: &str, cert_der: &[u8], during: u64) -> Result<(), TlsError> {
+    let during = UnixTime::since_unix_epoch(std::time::Duration::from_secs(during));
+    install_crypto_provider();
+    let verifier = WebPkiClientVerifier::builder(roots(ca_pem)?)
+        .build()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    verifier
+        .verify_client_cert(&CertificateDer::from(cert_der.to_vec()), &[], during)
+        .map(drop)
+        .map_err(|e| TlsError::Cert(e.to_string()))
 }

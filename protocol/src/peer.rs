@@ -62,6 +62,21 @@ pub struct RenewRequest {
     pub advertise_addr: String,
 }
 
+/// A node whose certificate expired while it was off asks for a new one under its old node ID:
+/// with a join token, and a signature by its old key over its node ID and the new CSR, which
+/// the manager checks against the expired certificate. A token alone never takes over a node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RejoinRequest {
+    pub node_id: String,
+    pub token: String,
+    pub csr_pem: String,
+    /// The expired certificate, which names the node and holds its old public key.
+    pub old_cert_pem: String,
+    /// Base64 signature from `swarm_ca::rejoin_proof`.
+    pub proof: String,
+    pub advertise_addr: String,
+}
+
 /// The certificate for the node's role, and what it needs to run in it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RenewResponse {

@@ -96,7 +96,12 @@ enum Command {
         manager_addr: String,
     },
     /// Restart a node from its data dir (the default when no command is given).
-    Run,
+    Run {
+        /// A join token, for a worker whose certificate expired while it was off: it comes back
+        /// under its node ID, proving with its old key that it is that node.
+        #[arg(long)]
+        rejoin_token: Option<String>,
+    },
     /// Join N simulated worker nodes from this process (scale tests and benchmarks).
     Simulate {
         /// How many nodes.
@@ -235,7 +240,8 @@ fn main() -> ExitCode {
                 })
                 .await
             }
-            Some(Command::Run) | None => daemon::run(data_dir).await,
+            Some(Command::Run { rejoin_token }) => daemon::run(data_dir, rejoin_token).await,
+            None => daemon::run(data_dir, None).await,
             Some(Command::Simulate {
                 nodes,
                 token,

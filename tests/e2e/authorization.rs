@@ -28,7 +28,9 @@ async fn worker_certificates_cannot_reach_raft() {
     let (ca, cert, key) = (read("ca.pem"), read("node.pem"), read("node.key"));
     let addr = c.nodes[m1].addr.clone();
 
-    let worker = Arc::new(PeerClient::new(tls::client_config(&ca, &cert, &key).unwrap()));
+    let worker = Arc::new(PeerClient::new(
+        tls::client_config(&ca, tls::NodeIdentity::new(&cert, &key).unwrap()).unwrap(),
+    ));
     let t = Duration::from_secs(10);
     for path in [
         "/raft/append",

@@ -8,6 +8,7 @@
 mod api_errors;
 mod authorization;
 mod bench;
+mod certificates;
 mod docker_cli;
 mod forming;
 mod group_commit;

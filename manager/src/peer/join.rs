@@ -2,7 +2,6 @@
 //! certificate for a new role after a promotion or demotion.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Extension;
 use axum::Json;
@@ -11,12 +10,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use swarm_ca::CertIdentity;
 use swarm_ca::TokenError;
+use swarm_ca::cert_identity;
+use swarm_ca::cert_not_after;
 use swarm_ca::check_join_token;
+use swarm_ca::check_rejoin_proof;
+use swarm_ca::first_cert_der;
 use swarm_ca::issue_node_cert;
 use swarm_ca::root_digest;
 use swarm_ca::tls_info;
 use swarm_model::Availability;
-use swarm_model::Cluster;
 use swarm_model::Node;
 use swarm_model::NodeDescription;
 use swarm_model::NodeRole;
@@ -29,8 +31,10 @@ use swarm_model::new_id;
 use swarm_model::new_raft_id;
 use swarm_net::server::Peer;
 use swarm_net::server::PeerAddr;
+use swarm_net::tls::issued_by_cluster_ca;
 use swarm_protocol::peer::JoinRequest;
 use swarm_protocol::peer::JoinResponse;
+use swarm_protocol::peer::RejoinRequest;
 use swarm_protocol::peer::RenewRequest;
 use swarm_protocol::peer::RenewResponse;
 
@@ -38,6 +42,7 @@ use super::require_node;
 use crate::api::body::decode_exact;
 use crate::api::error::ApiError;
 use crate::api::error::ApiResult;
+use crate::certificates::node_cert_expiry;
 use crate::runtime::Manager;
 use crate::store::StoreAction;
 
@@ -47,17 +52,6 @@ pub(super) async fn ca(State(m): State<Arc<Manager>>) -> ApiResult<String> {
         .root_ca
         .map(|r| r.ca_cert_pem)
         .ok_or_else(|| ApiError::unavailable("the cluster has no root CA yet"))
-}
-
-/// How long node certificates live: the cluster setting, or Swarm's 90 days.
-fn node_cert_expiry(cluster: &Cluster) -> Duration {
-    cluster
-        .spec
-        .ca_config
-        .node_cert_expiry
-        .filter(|e| *e > 0)
-        .map(|ns| Duration::from_nanos(ns as u64))
-        .unwrap_or(swarm_ca::NODE_CERT_EXPIRY)
 }
 
 pub(super) async fn join(
@@ -88,7 +82,7 @@ pub(super) async fn join(
     }
     let node_id = new_id();
     let raft_id = (role == NodeRole::Manager).then(new_raft_id);
-    let expiry = node_cert_expiry(&cluster);
+    let expiry = node_cert_expiry(&m, &cluster);
     let who = CertIdentity {
         node_id: node_id.clone(),
         role,
@@ -200,7 +194,7 @@ pub(super) async fn renew(
         }
         NodeRole::Worker => {}
     }
-    let expiry = node_cert_expiry(&cluster);
+    let expiry = node_cert_expiry(&m, &cluster);
     let identity = CertIdentity {
         node_id: who.node_id.clone(),
         role,
@@ -209,6 +203,86 @@ pub(super) async fn renew(
     let cert_pem = issue_node_cert(&root.ca_cert_pem, &root.ca_key_pem, &req.csr_pem, &identity, expiry)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     tracing::info!(node_id = %who.node_id, role = role.name(), "issued a certificate for a new role");
+    Ok(Json(RenewResponse {
+        role,
+        cert_pem,
+        raft_id: (role == NodeRole::Manager).then_some(node.raft_id).flatten(),
+        managers: raft
+            .voters
+            .values()
+            .map(|a| (a.node_id.clone(), a.addr.clone()))
+            .collect(),
+    }))
+}
+
+/// Gives a node whose certificate expired while it was off a new one under its old node ID. It
+/// needs a join token and proof that it holds the old node key (a signature by that key, checked
+/// against the expired certificate, which must be from this cluster's CA): a token alone never
+/// takes over an existing node. The certificate is for the role the store gives the node; a
+/// manager's needs a manager token.
+pub(super) async fn rejoin(State(m): State<Arc<Manager>>, body: Bytes) -> ApiResult<Json<RenewResponse>> {
+    if !m.raft.leads_with_quorum() {
+        return Err(m.dispatcher.not_leader().into());
+    }
+    let req: RejoinRequest = decode_exact(&body, "rejoin request")?;
+    let cluster = m.cluster()?;
+    let root = cluster
+        .root_ca
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("the cluster has no root CA yet"))?;
+    let unauthorized = |why: String| ApiError::new(StatusCode::UNAUTHORIZED, why);
+    let token_role = check_join_token(&req.token, &cluster, &root_digest(&root.ca_cert_pem)).map_err(|e| match e {
+        TokenError::NoCluster => ApiError::unavailable(e.to_string()),
+        _ => unauthorized(e.to_string()),
+    })?;
+    let old =
+        first_cert_der(&req.old_cert_pem).map_err(|e| ApiError::bad_request(format!("the old certificate: {e}")))?;
+    let not_after = cert_not_after(&old).map_err(|e| ApiError::bad_request(format!("the old certificate: {e}")))?;
+    let during = not_after.saturating_sub(1).max(0) as u64;
+    issued_by_cluster_ca(&root.ca_cert_pem, &old, during)
+        .map_err(|e| unauthorized(format!("the old certificate was not issued by this cluster's CA: {e}")))?;
+    let named = cert_identity(&old).map_err(|e| ApiError::bad_request(format!("the old certificate: {e}")))?;
+    if named.node_id != req.node_id || named.cluster_id != cluster.id {
+        return Err(unauthorized(format!(
+            "the old certificate is for node {} of cluster {}, not node {} of this cluster",
+            named.node_id, named.cluster_id, req.node_id
+        )));
+    }
+    check_rejoin_proof(&old, &req.node_id, &req.csr_pem, &req.proof).map_err(|e| unauthorized(e.to_string()))?;
+    let node = m.store.view(|s| s.nodes.get(&req.node_id).cloned()).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "node {} was removed from the swarm; remove its data dir and join as a new node",
+            req.node_id
+        ))
+    })?;
+    let role = node.spec.role;
+    if role == NodeRole::Manager && token_role != NodeRole::Manager {
+        return Err(unauthorized(format!(
+            "node {} is a manager: it needs the manager join token",
+            req.node_id
+        )));
+    }
+    if role == NodeRole::Manager && req.advertise_addr.parse::<std::net::SocketAddr>().is_err() {
+        return Err(ApiError::bad_request(format!(
+            "advertise address {:?} is not a valid IP:port; a manager needs one that other managers can dial",
+            req.advertise_addr
+        )));
+    }
+    let identity = CertIdentity {
+        node_id: req.node_id.clone(),
+        role,
+        cluster_id: cluster.id.clone(),
+    };
+    let cert_pem = issue_node_cert(
+        &root.ca_cert_pem,
+        &root.ca_key_pem,
+        &req.csr_pem,
+        &identity,
+        node_cert_expiry(&m, &cluster),
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    tracing::info!(node_id = %req.node_id, role = role.name(), "a node with an expired certificate rejoined");
+    let raft = m.raft.status();
     Ok(Json(RenewResponse {
         role,
         cert_pem,

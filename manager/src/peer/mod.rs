@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `GET /ca` | anyone: the root CA certificate, which the joiner checks against its token |
 //! | `POST /join` | anyone holding a join token: issues a node certificate |
+//! | `POST /join/rejoin` | a node whose certificate expired: a join token and proof of its old key |
 //! | `POST /ca/renew` | a node of this cluster: a certificate for the role the cluster gives it |
 //! | `POST /dispatcher/{session,heartbeat,status,logs}` | a node of this cluster |
 //! | `POST /logs/subscribe` | a manager of this cluster: task output through the leader |
@@ -51,6 +52,7 @@ pub fn peer_router(manager: Arc<Manager>) -> Router {
     let anyone = Router::new()
         .route("/ca", get(join::ca))
         .route("/join", post(join::join))
+        .route("/join/rejoin", post(join::rejoin))
         .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT));
     let nodes = Router::new()
         .route("/ca/renew", post(join::renew))

@@ -83,6 +83,8 @@ pub struct Cluster {
     pub nodes: Vec<NodeProc>,
     /// `sim` or `docker`: how the nodes run tasks.
     pub executor: &'static str,
+    /// Extra environment of every swarmd started from now on.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Cluster {
@@ -101,6 +103,7 @@ impl Cluster {
                 .expect("tempdir"),
             nodes: Vec::new(),
             executor: "sim",
+            env: Vec::new(),
         }
     }
 
@@ -164,6 +167,7 @@ impl Cluster {
             .arg(&data_dir)
             .args(args)
             .env("RUST_LOG", "info,openraft=warn,hickory_server=warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(outf)
             .stderr(logf)
@@ -352,6 +356,16 @@ impl Cluster {
         self.spawn(&name, &["run".to_string()]);
     }
 
+    /// Starts `swarmd run EXTRA...` on the data dir called `name` (a node's, or a new one made
+    /// by the test) without waiting for the API.
+    pub fn start_run_as(&mut self, name: &str, extra: &[&str]) -> usize {
+        let args: Vec<String> = std::iter::once("run")
+            .chain(extra.iter().copied())
+            .map(str::to_string)
+            .collect();
+        self.spawn(name, &args)
+    }
+
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.nodes[i].child.take() {
             let _ = c.kill();
@@ -392,7 +406,7 @@ impl Cluster {
         }
     }
 
-    fn wait_api(&mut self, i: usize) {
+    pub fn wait_api(&mut self, i: usize) {
         if let Err(log) = self.try_wait_api(i) {
             panic!("swarmd {} did not come up:\n{log}", self.nodes[i].name);
         }
