@@ -30,8 +30,9 @@ use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower::Layer;
 
+use crate::api_listener::check_not_cluster_ca;
+use crate::api_listener::load as load_api_tls;
 use crate::datadir::DataDir;
 use crate::datadir::DataDirError;
 use crate::datadir::NodeConfig;
@@ -311,7 +312,7 @@ pub(crate) async fn serve_api(running: &mut Running, cfg: &NodeConfig) -> Result
         remote_managers: cfg.managers.clone(),
         leave: running.leave.clone(),
     };
-    let app = tower::util::MapRequestLayer::new(api::strip_version).layer(api::router(state));
+    let routes = api::router(state);
     let socket = running.dir.socket();
     if socket.exists() {
         if tokio::net::UnixStream::connect(&socket).await.is_ok() {
@@ -325,31 +326,54 @@ pub(crate) async fn serve_api(running: &mut Running, cfg: &NodeConfig) -> Result
     })?;
     running.dir.secure_socket()?;
     let mut rx = running.shutdown.subscribe();
-    let unix_app = app.clone();
+    let unix_app = api::served(routes.clone(), true);
     running.tasks.push(tokio::spawn(async move {
-        let serve =
-            axum::serve(listener, axum::ServiceExt::into_make_service(unix_app)).with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|s| *s).await;
-            });
+        let serve = axum::serve(listener, unix_app).with_graceful_shutdown(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "control socket server failed");
         }
     }));
     if let Some(addr) = &cfg.api_addr {
+        // Checked again on every start: the files may have changed since.
+        let tls_config = match &cfg.api_tls {
+            Some(files) => {
+                let (ca_pem, _, _) = running.dir.load_certs()?;
+                check_not_cluster_ca(files, &ca_pem)?;
+                Some(load_api_tls(files)?)
+            }
+            None => None,
+        };
         let listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::ApiListen {
             addr: addr.clone(),
             source,
         })?;
-        let mut rx = running.shutdown.subscribe();
-        running.tasks.push(tokio::spawn(async move {
-            let serve =
-                axum::serve(listener, axum::ServiceExt::into_make_service(app)).with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "TCP API server failed");
+        let rx = running.shutdown.subscribe();
+        match tls_config {
+            Some(tls_config) => {
+                let tcp_app = api::served(routes, false);
+                running.tasks.push(tokio::spawn(swarm_net::server::serve_api_tls(
+                    listener, tls_config, tcp_app, rx,
+                )));
             }
-        }));
+            None => {
+                let loopback = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
+                if !loopback {
+                    tracing::warn!(%addr, "the Engine API is served in plain text without authentication (--insecure-api): anyone who reaches it is root on every node");
+                }
+                let tcp_app = api::served(routes, true);
+                let mut rx = rx;
+                running.tasks.push(tokio::spawn(async move {
+                    let serve = axum::serve(listener, tcp_app).with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    });
+                    if let Err(e) = serve.await {
+                        tracing::error!(error = %e, "TCP API server failed");
+                    }
+                }));
+            }
+        }
     }
     tracing::info!(socket = %socket.display(), tcp = ?cfg.api_addr, "Engine API listening");
     Ok(())

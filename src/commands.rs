@@ -37,6 +37,8 @@ use swarm_protocol::peer::JoinRequest;
 use swarm_raft::ManagerAddr;
 use tokio::sync::watch;
 
+use crate::api_listener::ApiTlsOptions;
+use crate::api_listener::api_settings;
 use crate::assembly::cert_expiry_override;
 use crate::assembly::serve_api;
 use crate::assembly::shutdown_signal;
@@ -63,6 +65,8 @@ pub struct InitOptions {
     pub advertise_addr: Option<String>,
     pub hostname: Option<String>,
     pub api_addr: Option<String>,
+    /// TLS (or knowingly plain text) for the TCP API.
+    pub api_tls: ApiTlsOptions,
     pub snapshot_interval: Option<u64>,
     pub log_entries_for_slow_followers: Option<u64>,
     pub availability: Option<Availability>,
@@ -86,6 +90,8 @@ pub struct JoinOptions {
     pub advertise_addr: Option<String>,
     pub hostname: Option<String>,
     pub api_addr: Option<String>,
+    /// TLS (or knowingly plain text) for the TCP API.
+    pub api_tls: ApiTlsOptions,
     pub labels: Labels,
     pub availability: Option<Availability>,
     /// `docker` (default) or `sim`.
@@ -102,6 +108,7 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
         true => ipam::check_pools(&[ipam::DEFAULT_POOL.to_string()], subnet_size)?,
         false => ipam::check_pools(&opts.default_addr_pool, subnet_size)?,
     };
+    let api_tls = api_settings(opts.api_addr.as_deref(), &opts.api_tls)?;
     let dir = DataDir::new(&opts.data_dir);
     let lock = dir.lock()?;
     dir.ensure_fresh()?;
@@ -129,6 +136,7 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
     cfg.listen_addr = opts.listen_addr.clone();
     cfg.advertise_addr = advertise.clone();
     cfg.api_addr = opts.api_addr.clone();
+    cfg.api_tls = api_tls.clone();
     cfg.executor = opts.executor.clone();
     cfg.dns_upstream = opts.dns_upstream.clone();
     dir.save_config(&cfg)?;
@@ -238,6 +246,7 @@ fn ingress_network(now: Timestamp) -> Network {
 
 /// Joins an existing cluster as a worker or a manager (the token decides), then runs.
 pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
+    let api_tls = api_settings(opts.api_addr.as_deref(), &opts.api_tls)?;
     let dir = DataDir::new(&opts.data_dir);
     let lock = dir.lock()?;
     dir.ensure_fresh()?;
@@ -274,6 +283,7 @@ pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
     cfg.listen_addr = opts.listen_addr.clone();
     cfg.advertise_addr = advertise.clone();
     cfg.api_addr = opts.api_addr.clone();
+    cfg.api_tls = api_tls.clone();
     cfg.managers = resp.managers.clone();
     cfg.executor = opts.executor.clone();
     cfg.dns_upstream = opts.dns_upstream.clone();

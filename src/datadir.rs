@@ -37,8 +37,11 @@ pub struct NodeConfig {
     pub hostname: String,
     pub listen_addr: String,
     pub advertise_addr: String,
-    /// Optional plain-TCP Engine API address.
+    /// Optional TCP Engine API address.
     pub api_addr: Option<String>,
+    /// TLS of the TCP API (`--tlsverify`); plain text when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_tls: Option<crate::api_listener::ApiTls>,
     /// Managers this node knew of when it last saved its config, `(node ID, address)`.
     pub managers: Vec<(String, String)>,
     /// False until `swarmd init` has committed the cluster object.
@@ -67,6 +70,7 @@ impl NodeConfig {
             listen_addr: String::new(),
             advertise_addr: String::new(),
             api_addr: None,
+            api_tls: None,
             managers: Vec::new(),
             initialised: false,
             executor: default_executor(),

@@ -48,6 +48,10 @@ pub enum DaemonError {
         expired: String,
         node_id: String,
     },
+    #[error("{0}")]
+    ApiFlag(String),
+    #[error("the Engine API's TLS files ({files}) are unusable: {source}")]
+    ApiTls { files: String, source: TlsError },
     #[error("SWARMD_TEST_CERT_EXPIRY_SECS={0:?}: expected a number of seconds, at least 10")]
     TestCertExpiry(String),
     #[error("--default-addr-pool: {0}")]

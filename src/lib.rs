@@ -3,6 +3,7 @@
 //! the control socket, and the node's life: init, join, run, role switches, leaving, shutdown
 //! on SIGTERM or SIGINT.
 
+mod api_listener;
 mod assembly;
 mod commands;
 pub mod datadir;
@@ -10,6 +11,8 @@ mod error;
 mod identity;
 mod role_change;
 
+pub use api_listener::ApiTls;
+pub use api_listener::ApiTlsOptions;
 pub use commands::InitOptions;
 pub use commands::JoinOptions;
 pub use commands::SimulateOptions;

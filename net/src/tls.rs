@@ -23,6 +23,9 @@ use rustls_pki_types::ServerName;
 use rustls_pki_types::UnixTime;
 use rustls_pki_types::pem::PemObject;
 
+/// What a TLS listener is configured with (so that callers need not depend on rustls).
+pub use rustls::ServerConfig as TlsServerConfig;
+
 /// The name every manager certificate carries, used as the TLS server name.
 pub const MANAGER_SERVER_NAME: &str = "swarm-manager";
 
@@ -224,4 +227,20 @@ pub fn issued_by_cluster_ca(ca_pem: &str, cert_der: &[u8], during: u64) -> Resul
         .verify_client_cert(&CertificateDer::from(cert_der.to_vec()), &[], during)
         .map(drop)
         .map_err(|e| TlsError::Cert(e.to_string()))
+}
+
+/// The Engine API's TLS config, as dockerd's `--tlsverify`: the operator's server certificate,
+/// and client certificates required and verified against the operator's CA (`client_ca_pem`),
+/// never the cluster's, so that a node certificate grants no API access.
+pub fn api_server_config(client_ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<Arc<ServerConfig>, TlsError> {
+    install_crypto_provider();
+    let verifier = WebPkiClientVerifier::builder(roots(client_ca_pem)?)
+        .build()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut config = ServerConfig::builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs(cert_pem)?, key(key_pem)?)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }

@@ -40,9 +40,12 @@ enum Command {
         /// Node hostname, if not the machine's.
         #[arg(long)]
         hostname: Option<String>,
-        /// Also serve the Engine API on this TCP address (unauthenticated: use on trusted networks).
+        /// Also serve the Engine API on this TCP address: with --tlsverify, on loopback, or with
+        /// --insecure-api.
         #[arg(long)]
         api_addr: Option<String>,
+        #[command(flatten)]
+        api_tls: ApiTlsFlags,
         /// Raft log entries between snapshots (Swarm's --snapshot-interval).
         #[arg(long)]
         snapshot_interval: Option<u64>,
@@ -79,6 +82,8 @@ enum Command {
         hostname: Option<String>,
         #[arg(long)]
         api_addr: Option<String>,
+        #[command(flatten)]
+        api_tls: ApiTlsFlags,
         /// Node label, `key=value` (repeatable).
         #[arg(long = "label", value_parser = parse_label)]
         labels: Vec<(String, String)>,
@@ -122,6 +127,39 @@ enum Command {
         /// A manager's address, HOST:PORT.
         manager_addr: String,
     },
+}
+
+/// How the TCP Engine API is protected, with dockerd's flags.
+#[derive(clap::Args)]
+struct ApiTlsFlags {
+    /// Serve the TCP API with TLS, and accept only clients whose certificate --tlscacert issued.
+    #[arg(long)]
+    tlsverify: bool,
+    /// The CA that issues API client certificates (yours, never the cluster's).
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    /// The API's server certificate.
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    /// The API's server key.
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
+    /// Serve the TCP API in plain text on a non-loopback address: anyone who reaches it is root
+    /// on every node.
+    #[arg(long)]
+    insecure_api: bool,
+}
+
+impl From<ApiTlsFlags> for daemon::ApiTlsOptions {
+    fn from(f: ApiTlsFlags) -> Self {
+        Self {
+            tlsverify: f.tlsverify,
+            tlscacert: f.tlscacert,
+            tlscert: f.tlscert,
+            tlskey: f.tlskey,
+            insecure_api: f.insecure_api,
+        }
+    }
 }
 
 /// A flag value swarmd cannot use.
@@ -189,6 +227,7 @@ fn main() -> ExitCode {
                 advertise_addr,
                 hostname,
                 api_addr,
+                api_tls,
                 snapshot_interval,
                 log_entries_for_slow_followers,
                 availability,
@@ -203,6 +242,7 @@ fn main() -> ExitCode {
                     advertise_addr,
                     hostname,
                     api_addr,
+                    api_tls: api_tls.into(),
                     snapshot_interval,
                     log_entries_for_slow_followers,
                     availability,
@@ -219,6 +259,7 @@ fn main() -> ExitCode {
                 advertise_addr,
                 hostname,
                 api_addr,
+                api_tls,
                 labels,
                 availability,
                 executor,
@@ -233,6 +274,7 @@ fn main() -> ExitCode {
                     advertise_addr,
                     hostname,
                     api_addr,
+                    api_tls: api_tls.into(),
                     labels: labels.into_iter().collect::<Labels>(),
                     availability,
                     executor,

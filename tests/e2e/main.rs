@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api_errors;
+mod api_tls;
 mod authorization;
 mod bench;
 mod certificates;

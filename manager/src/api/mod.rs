@@ -2,6 +2,7 @@
 //! so `swarmctl` and the real docker CLI drive the cluster the same way.
 
 pub mod body;
+pub mod browsers;
 pub mod error;
 mod events;
 pub mod filters;
@@ -100,6 +101,22 @@ pub fn router(state: ApiState) -> Router {
         .route("/swarm-rs/raft", get(system::raft_status))
         .fallback(system::not_found)
         .with_state(state)
+}
+
+/// The routes as a listener serves them: behind the browser checks (the Host check only where
+/// the API is addressed by IP or loopback name, not on TLS), with the version prefix removed
+/// before routing.
+pub fn served(routes: Router, check_host: bool) -> Router {
+    let guarded = if check_host {
+        routes.layer(axum::middleware::from_fn(browsers::refuse_browsers))
+    } else {
+        routes.layer(axum::middleware::from_fn(browsers::refuse_browsers_any_host))
+    };
+    Router::new()
+        .fallback_service(guarded)
+        .layer(axum::middleware::map_request(|req: Request| async move {
+            strip_version(req)
+        }))
 }
 
 /// Removes a `/v1.NN` prefix so versioned and unversioned paths reach the same routes. Must
