@@ -81,20 +81,6 @@ pub(crate) async fn start_manager(
     let raft_id = cfg
         .raft_id
         .ok_or_else(|| damaged("a manager without a raft id".to_string()))?;
-    if cfg.initialised {
-        let log_dir = dir.raft().join("log");
-        let has_log = std::fs::read_dir(&log_dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false);
-        if !has_log {
-            return Err(damaged(format!(
-                "the raft log {} is missing, so this manager's state and votes are lost. \
-                 Remove the data dir and join the cluster again as a new manager",
-                log_dir.display()
-            ))
-            .into());
-        }
-    }
     let (shutdown, shutdown_rx) = watch::channel(false);
     let started = swarm_manager::start(
         ManagerConfig {
@@ -102,6 +88,9 @@ pub(crate) async fn start_manager(
             listen_addr: cfg.listen_addr.clone(),
             raft_id,
             raft_dir: dir.raft(),
+            // A member's log must be there: raft refuses to start it empty (its votes would
+            // be forgotten), and says to join again.
+            existing_log: cfg.initialised,
             ca_pem,
             identity: identity.clone(),
             cert_expiry_override: cert_expiry_override()?,

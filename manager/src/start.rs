@@ -40,6 +40,8 @@ pub struct ManagerConfig {
     pub raft_id: u64,
     /// Raft's log and snapshots.
     pub raft_dir: PathBuf,
+    /// This manager has been a raft member: its log must exist, never be created afresh.
+    pub existing_log: bool,
     pub ca_pem: String,
     /// The node certificate and key, which renewal replaces in place.
     pub identity: Arc<NodeIdentity>,
@@ -77,7 +79,11 @@ pub async fn start(cfg: ManagerConfig, shutdown: watch::Receiver<bool>) -> Resul
         cluster_id: cfg.local.cluster_id.clone(),
         raft_id: cfg.raft_id,
     };
-    let raft = RaftNode::open(&cfg.raft_dir, owner, store.clone(), transport, RaftConfig::default())
+    let raft_config = RaftConfig {
+        existing_log: cfg.existing_log,
+        ..RaftConfig::default()
+    };
+    let raft = RaftNode::open(&cfg.raft_dir, owner, store.clone(), transport, raft_config)
         .await
         .map_err(|source| StartError::Raft {
             dir: cfg.raft_dir.clone(),

@@ -45,6 +45,18 @@ pub struct LogOwner {
     pub raft_id: RaftId,
 }
 
+/// A member's log that is gone: starting it empty would forget the manager's votes.
+fn lost_log(dir: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "the raft log in {} has no owner record: its files are lost, and with them this manager's state and \
+             votes (it could vote twice in a term). Remove the data dir and join the cluster again as a new manager",
+            dir.display()
+        ),
+    )
+}
+
 /// raft-log's type parameters.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct LogTypes;
@@ -94,8 +106,18 @@ pub struct LogWriteStats {
 }
 
 impl LogStore {
-    /// Opens (or creates) the log in `dir` and checks that it belongs to `owner`.
-    pub async fn open(dir: &Path, owner: &LogOwner) -> Result<Self, io::Error> {
+    /// Opens (or creates, unless `existing`) the log in `dir` and checks that it belongs to
+    /// `owner`.
+    pub async fn open(dir: &Path, owner: &LogOwner, existing: bool) -> Result<Self, io::Error> {
+        if existing {
+            // Checked before opening, which would create files: nothing but a LOCK is no log.
+            let files = std::fs::read_dir(dir)
+                .map(|d| d.flatten().filter(|e| e.file_name() != "LOCK").count())
+                .unwrap_or(0);
+            if files == 0 {
+                return Err(lost_log(dir));
+            }
+        }
         std::fs::create_dir_all(dir)?;
         let mut config = raft_log::Config::new(dir.display());
         // Keep the in-memory payload cache modest; older entries are re-read from disk.
@@ -126,6 +148,7 @@ impl LogStore {
                 ));
             }
             Some(_) => {}
+            None if existing => return Err(lost_log(dir)),
             None => {
                 let empty = log.log_state().last().is_none() && log.log_state().vote().is_none();
                 if !empty {

@@ -339,3 +339,45 @@ async fn a_log_of_another_cluster_is_refused() {
     let err = open("c2", 1).await.err().expect("must refuse");
     assert!(err.to_string().contains("belongs to cluster c1"), "{err}");
 }
+
+/// A manager that has been a member must not start over with an empty log: with its log files
+/// lost and only the directory's LOCK left, it would forget its votes and could vote twice in
+/// a term. Opened as an existing log, it is refused; a new member's log is created as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_lost_log_is_refused_even_if_its_lock_survives() {
+    let root = tempfile::tempdir().unwrap();
+    let net = Arc::new(Net::default());
+    let open = |existing_log: bool| {
+        let owner = LogOwner {
+            cluster_id: "c1".into(),
+            raft_id: 1,
+        };
+        RaftNode::open(
+            root.path(),
+            owner,
+            Arc::new(Kv::default()),
+            Arc::new(LocalTransport(net.clone())),
+            RaftConfig {
+                existing_log,
+                ..config()
+            },
+        )
+    };
+    let err = open(true).await.err().expect("no log yet");
+    assert!(err.to_string().contains("has no owner record"), "{err}");
+    let node = open(false).await.unwrap();
+    node.shutdown().await;
+    drop(node);
+    let node = open(true).await.expect("the log exists now");
+    node.shutdown().await;
+    drop(node);
+    let log_dir = root.path().join("log");
+    for entry in std::fs::read_dir(&log_dir).unwrap().flatten() {
+        if entry.file_name() != "LOCK" {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    assert!(log_dir.join("LOCK").exists());
+    let err = open(true).await.err().expect("the log files are gone");
+    assert!(err.to_string().contains("its files are lost"), "{err}");
+}

@@ -120,6 +120,13 @@ async fn damaged_storage_is_recovered_or_refused_clearly() {
     fs::write(&cert, &cert_bytes).unwrap();
     fs::rename(&own_log, &moved).unwrap();
     expect_refusal(&mut c, a, "raft log");
+    // Log files lost but the directory's LOCK left: refused, not started over empty (the
+    // manager would forget its votes and could vote twice in a term).
+    assert!(!own_log.exists(), "a refused start creates no log");
+    fs::create_dir(&own_log).unwrap();
+    fs::copy(moved.join("LOCK"), own_log.join("LOCK")).unwrap();
+    expect_refusal(&mut c, a, "its files are lost");
+    fs::remove_dir_all(&own_log).unwrap();
     fs::rename(&moved, &own_log).unwrap();
 
     // Phase: after all that, the untouched data still starts fine.

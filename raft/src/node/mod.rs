@@ -55,6 +55,9 @@ pub struct RaftConfig {
     pub snapshot_timeout: Duration,
     /// Deadline for a joining manager to catch up before it is made a voter.
     pub catch_up_timeout: Duration,
+    /// The log must already exist (its owner record must be found): a manager that has been a
+    /// raft member must never start over with an empty log, which would forget its votes.
+    pub existing_log: bool,
 }
 
 impl Default for RaftConfig {
@@ -66,6 +69,7 @@ impl Default for RaftConfig {
             propose_timeout: Duration::from_secs(5),
             snapshot_timeout: Duration::from_secs(120),
             catch_up_timeout: Duration::from_secs(120),
+            existing_log: false,
         }
     }
 }
@@ -159,7 +163,7 @@ impl<A: App> RaftNode<A> {
         transport: Arc<dyn Transport>,
         config: RaftConfig,
     ) -> Result<Self, OpenError> {
-        let log = LogStore::open(&dir.join("log"), &owner).await?;
+        let log = LogStore::open(&dir.join("log"), &owner, config.existing_log).await?;
         let recovered_commit = log.committed_index();
         let snapshots = SnapshotStore::new(&dir.join("snapshots"))?;
         let sm = StateMachineStore::open(app, snapshots.clone())?;
