@@ -323,6 +323,9 @@ pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
 pub async fn run(data_dir: PathBuf, rejoin_token: Option<String>) -> Result<(), DaemonError> {
     let dir = DataDir::new(&data_dir);
     let lock = dir.lock()?;
+    if dir.finish_interrupted_switch()? {
+        tracing::info!("completed a role switch that was interrupted");
+    }
     let mut cfg = dir.load_config()?;
     if let Some(token) = rejoin_token {
         let (_, cert_pem, _) = dir.load_certs()?;

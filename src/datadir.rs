@@ -105,6 +105,14 @@ pub enum DataDirError {
     Locked(String),
 }
 
+/// A role switch, recorded before it is carried out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RoleSwitch {
+    config: NodeConfig,
+    cert_pem: String,
+    key_pem: String,
+}
+
 /// Paths inside a data dir.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -166,7 +174,7 @@ impl DataDir {
 
     /// Takes the data dir's lock for the life of the returned file.
     pub fn lock(&self) -> Result<File, DataDirError> {
-        fs::create_dir_all(&self.root).map_err(|e| self.io(e))?;
+        create_dir_durably(&self.root).map_err(|e| self.io(e))?;
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -238,17 +246,17 @@ impl DataDir {
 
     pub fn save_config(&self, cfg: &NodeConfig) -> Result<(), DataDirError> {
         let text = serde_json::to_string_pretty(cfg).map_err(|e| self.io(std::io::Error::other(e)))?;
-        fs::create_dir_all(&self.root).map_err(|e| self.io(e))?;
+        create_dir_durably(&self.root).map_err(|e| self.io(e))?;
         write_durably(&self.config_path(), text.as_bytes(), 0o644).map_err(|e| self.io(e))
     }
 
     /// Restricts a new data dir: others may only traverse the root (to reach the control socket);
     /// certificates and raft state (which holds the CA key) are private to the owner.
     pub fn restrict(&self) -> Result<(), DataDirError> {
-        fs::create_dir_all(&self.root).map_err(|e| self.io(e))?;
+        create_dir_durably(&self.root).map_err(|e| self.io(e))?;
         fs::set_permissions(&self.root, fs::Permissions::from_mode(0o711)).map_err(|e| self.io(e))?;
         for private in [self.certs(), self.raft()] {
-            fs::create_dir_all(&private).map_err(|e| self.io(e))?;
+            create_dir_durably(&private).map_err(|e| self.io(e))?;
             fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).map_err(|e| self.io(e))?;
         }
         Ok(())
@@ -259,7 +267,7 @@ impl DataDir {
     /// before the certificate, and only then renamed into place, so that a crash at any point
     /// leaves either the old pair or a swap that [`Self::load_certs`] completes.
     pub fn save_certs(&self, ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<(), DataDirError> {
-        fs::create_dir_all(self.certs()).map_err(|e| self.io(e))?;
+        create_dir_durably(&self.certs()).map_err(|e| self.io(e))?;
         write_durably(&self.ca_path(), ca_pem.as_bytes(), 0o644).map_err(|e| self.io(e))?;
         write_durably(&staged(&self.key_path()), key_pem.as_bytes(), 0o600).map_err(|e| self.io(e))?;
         write_durably(&staged(&self.cert_path()), cert_pem.as_bytes(), 0o644).map_err(|e| self.io(e))?;
@@ -297,10 +305,84 @@ impl DataDir {
         Ok((read(self.ca_path())?, read(self.cert_path())?, read(self.key_path())?))
     }
 
+    /// Where a role switch in progress is recorded.
+    fn switch_path(&self) -> PathBuf {
+        self.root.join("switch.json")
+    }
+
+    /// Switches this node to a new role in one resumable step: the new config, certificate and
+    /// key are recorded first (`switch.json`, private), then the old raft state is removed and
+    /// the certificates and config are written. A crash anywhere in between is completed by
+    /// [`Self::finish_interrupted_switch`] on the next start, instead of leaving a node whose
+    /// config, certificate and raft state disagree.
+    pub fn switch_role(&self, cfg: &NodeConfig, cert_pem: &str, key_pem: &str) -> Result<(), DataDirError> {
+        let plan = RoleSwitch {
+            config: cfg.clone(),
+            cert_pem: cert_pem.to_string(),
+            key_pem: key_pem.to_string(),
+        };
+        let text = serde_json::to_vec(&plan).map_err(|e| self.io(std::io::Error::other(e)))?;
+        write_durably(&self.switch_path(), &text, 0o600).map_err(|e| self.io(e))?;
+        self.carry_out(&plan)
+    }
+
+    /// Completes a role switch that a crash interrupted, if there is one.
+    pub fn finish_interrupted_switch(&self) -> Result<bool, DataDirError> {
+        let text = match fs::read(self.switch_path()) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(self.io(e)),
+        };
+        let plan: RoleSwitch = serde_json::from_slice(&text).map_err(|e| DataDirError::Damaged {
+            dir: self.display(),
+            problem: format!("switch.json (an interrupted role switch) is not valid: {e}"),
+        })?;
+        self.carry_out(&plan)?;
+        Ok(true)
+    }
+
+    /// The steps of a role switch; each may be repeated.
+    fn carry_out(&self, plan: &RoleSwitch) -> Result<(), DataDirError> {
+        // Raft state belongs to one manager incarnation; a new role starts without it.
+        match fs::remove_dir_all(self.raft()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.io(e)),
+        }
+        let ca_pem = fs::read_to_string(self.ca_path()).map_err(|e| self.io(e))?;
+        self.save_certs(&ca_pem, &plan.cert_pem, &plan.key_pem)?;
+        self.save_config(&plan.config)?;
+        fs::remove_file(self.switch_path()).map_err(|e| self.io(e))?;
+        File::open(&self.root)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.io(e))
+    }
+
     /// Makes the control socket group-accessible only.
     pub fn secure_socket(&self) -> Result<(), DataDirError> {
         fs::set_permissions(self.socket(), fs::Permissions::from_mode(0o660)).map_err(|e| self.io(e))
     }
+}
+
+/// Creates `path` and any missing parents, each fsynced into its own parent, so that a crash
+/// cannot lose a directory whose files were already fsynced. Does nothing if it exists.
+pub fn create_dir_durably(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_durably(parent)?;
+    }
+    match fs::create_dir(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(parent)?.sync_all()
 }
 
 /// Where the next version of a file waits until it is swapped in.
@@ -432,6 +514,52 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         assert!(names.iter().all(|n| !n.ends_with(".next")), "{names:?}");
+    }
+
+    /// A kill -9 in the middle of a role switch used to leave a node that could not start: its
+    /// raft dir gone, its certificate for one role and node.json for the other.
+    #[test]
+    fn an_interrupted_role_switch_is_completed_on_the_next_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let mut manager = NodeConfig::new("n1".into(), "c1".into(), NodeRole::Manager);
+        manager.raft_id = Some(7);
+        manager.initialised = true;
+        dir.save_config(&manager).unwrap();
+        dir.save_certs("ca", "manager cert", "manager key").unwrap();
+        fs::create_dir_all(dir.raft().join("log")).unwrap();
+        fs::write(dir.raft().join("log/wal"), "entries").unwrap();
+        let mut worker = manager.clone();
+        worker.role = NodeRole::Worker;
+        worker.raft_id = None;
+
+        // Crashed right after recording the switch, and after each later step.
+        let plan = RoleSwitch {
+            config: worker.clone(),
+            cert_pem: "worker cert".into(),
+            key_pem: "worker key".into(),
+        };
+        for steps_done in 0..3 {
+            fs::create_dir_all(dir.raft().join("log")).unwrap();
+            write_durably(&dir.switch_path(), &serde_json::to_vec(&plan).unwrap(), 0o600).unwrap();
+            if steps_done >= 1 {
+                fs::remove_dir_all(dir.raft()).unwrap();
+            }
+            if steps_done >= 2 {
+                dir.save_certs("ca", "worker cert", "worker key").unwrap();
+            }
+            assert!(dir.finish_interrupted_switch().unwrap());
+            assert!(!dir.raft().exists());
+            assert_eq!(
+                dir.load_certs().unwrap(),
+                ("ca".into(), "worker cert".into(), "worker key".into())
+            );
+            assert_eq!(dir.load_config().unwrap().role, NodeRole::Worker);
+            assert!(!dir.finish_interrupted_switch().unwrap(), "nothing left to do");
+        }
+        dir.switch_role(&manager, "manager cert 2", "manager key 2").unwrap();
+        assert_eq!(dir.load_config().unwrap().raft_id, Some(7));
+        assert!(!dir.switch_path().exists());
     }
 
     #[test]

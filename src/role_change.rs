@@ -279,34 +279,22 @@ async fn switch(
     key_pem: String,
     resp: RenewResponse,
 ) -> Result<Running, DaemonError> {
+    if resp.role == NodeRole::Manager && resp.raft_id.is_none() {
+        return Err(DaemonError::NoRaftId);
+    }
     let dir = running.dir.clone();
-    let (ca_pem, _, _) = dir.load_certs()?;
     let leave = running.leave.clone();
     let lock = stop(running).await;
-    // Raft state belongs to one manager incarnation; a new role starts without it.
-    let raft_dir = dir.raft();
-    if raft_dir.exists() {
-        std::fs::remove_dir_all(&raft_dir).map_err(|source| DaemonError::Io {
-            action: "remove the old raft state",
-            path: raft_dir.clone(),
-            source,
-        })?;
-    }
-    dir.save_certs(&ca_pem, &resp.cert_pem, &key_pem)?;
     cfg.role = resp.role;
     cfg.raft_id = resp.raft_id;
     if !resp.managers.is_empty() {
         cfg.managers = resp.managers.clone();
     }
     cfg.initialised = resp.role == NodeRole::Worker;
-    dir.save_config(cfg)?;
+    // One resumable step: a crash is completed on the next start (datadir::switch_role).
+    dir.switch_role(cfg, &resp.cert_pem, &key_pem)?;
     let mut running = match resp.role {
-        NodeRole::Manager => {
-            if resp.raft_id.is_none() {
-                return Err(DaemonError::NoRaftId);
-            }
-            start_manager(dir.clone(), cfg, lock).await?.0
-        }
+        NodeRole::Manager => start_manager(dir.clone(), cfg, lock).await?.0,
         NodeRole::Worker => start_worker(dir.clone(), cfg, lock)?,
     };
     running.leave = leave;
