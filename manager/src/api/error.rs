@@ -114,6 +114,7 @@ impl From<DispatchError> for ApiError {
             DispatchError::UnknownNode(_) => Self::new(StatusCode::FORBIDDEN, e.to_string()),
             DispatchError::NoSession { .. } => Self::not_found(e.to_string()),
             DispatchError::SubscriptionEnded => Self::new(StatusCode::GONE, e.to_string()),
+            DispatchError::NotItsTask { .. } => Self::new(StatusCode::FORBIDDEN, e.to_string()),
             DispatchError::Commit(e) => e.into(),
         }
     }

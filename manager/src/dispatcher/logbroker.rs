@@ -20,8 +20,9 @@ use super::DispatchError;
 /// One subscription: lines from the nodes go to whoever reads `lines`.
 struct LogSubscription {
     lines: mpsc::Sender<LogLine>,
-    /// Nodes that have not said they are done.
-    pending: HashSet<String>,
+    /// Nodes that have not said they are done, with the tasks each was asked for: a node may
+    /// only send output of those.
+    pending: HashMap<String, HashSet<String>>,
 }
 
 /// A node to ask for output: its ID, its session's message queue, and its tasks to read.
@@ -45,7 +46,10 @@ impl LogBroker {
             subscription.clone(),
             LogSubscription {
                 lines: tx,
-                pending: targets.iter().map(|(n, _, _)| n.clone()).collect(),
+                pending: targets
+                    .iter()
+                    .map(|(n, _, ids)| (n.clone(), ids.iter().cloned().collect()))
+                    .collect(),
             },
         );
         for (node, extra, ids) in targets {
@@ -67,8 +71,14 @@ impl LogBroker {
         let tx = {
             let subs = lock(&self.subscriptions);
             let sub = subs.get(&batch.subscription).ok_or(DispatchError::SubscriptionEnded)?;
-            if !sub.pending.contains(node_id) {
+            let Some(asked) = sub.pending.get(node_id) else {
                 return Err(DispatchError::SubscriptionEnded);
+            };
+            if let Some(line) = batch.lines.iter().find(|l| !asked.contains(&l.task_id)) {
+                return Err(DispatchError::NotItsTask {
+                    node_id: node_id.to_string(),
+                    task_id: line.task_id.clone(),
+                });
             }
             sub.lines.clone()
         };
@@ -105,5 +115,59 @@ impl LogBroker {
                 subs.remove(subscription);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use swarm_model::Timestamp;
+
+    use super::*;
+
+    fn line(task_id: &str) -> LogLine {
+        LogLine {
+            task_id: task_id.to_string(),
+            stderr: false,
+            timestamp: Timestamp::now(),
+            data: b"hello\n".to_vec(),
+        }
+    }
+
+    /// A node could publish lines under any task ID, so a compromised worker could pass off
+    /// output as another node's task. It may only send output of the tasks it was asked for.
+    #[tokio::test]
+    async fn a_node_may_only_send_output_of_the_tasks_it_was_asked_for() {
+        let broker = LogBroker::default();
+        let (n1_session, mut n1_requests) = mpsc::channel(4);
+        let (n2_session, _n2_requests) = mpsc::channel(4);
+        let mut lines = broker
+            .subscribe(
+                vec![
+                    ("n1".to_string(), n1_session, vec!["t1".to_string()]),
+                    ("n2".to_string(), n2_session, vec!["t2".to_string()]),
+                ],
+                LogOptions::default(),
+            )
+            .await;
+        let Some(SessionMessage::Logs(req)) = n1_requests.recv().await else {
+            panic!("n1 was asked for its output");
+        };
+        let batch = |lines: Vec<LogLine>| LogBatch {
+            session_id: "s".to_string(),
+            subscription: req.subscription.clone(),
+            lines,
+            done: false,
+        };
+        let err = broker
+            .publish("n1", batch(vec![line("t1"), line("t2")]))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "node n1 sent output of task t2, which this subscription did not ask it for"
+        );
+        broker.publish("n1", batch(vec![line("t1")])).await.unwrap();
+        assert_eq!(lines.recv().await.unwrap().task_id, "t1");
+        assert!(lines.try_recv().is_err(), "nothing of the refused batch got through");
     }
 }

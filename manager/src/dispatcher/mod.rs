@@ -57,8 +57,27 @@ pub enum DispatchError {
     NoSession { node_id: String, session_id: String },
     #[error("the log subscription has ended")]
     SubscriptionEnded,
+    #[error("node {node_id} sent output of task {task_id}, which this subscription did not ask it for")]
+    NotItsTask { node_id: String, task_id: String },
     #[error(transparent)]
     Commit(#[from] CommitError),
+}
+
+/// The longest status message or error a node may report: it is replicated through raft and
+/// kept with the task, so a node must not be able to store megabytes per task.
+pub const MAX_STATUS_TEXT: usize = 4096;
+
+/// Cuts `text` to [`MAX_STATUS_TEXT`] bytes at a character boundary, saying so.
+fn cap_text(text: &mut String) {
+    if text.len() <= MAX_STATUS_TEXT {
+        return;
+    }
+    let mut end = MAX_STATUS_TEXT - 20;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(" … (truncated)");
 }
 
 fn no_session(node_id: &str, session_id: &str) -> DispatchError {
@@ -216,7 +235,10 @@ impl Dispatcher {
             updates
                 .into_iter()
                 .filter_map(|(id, mut status)| {
+                    // Only the node's own tasks: another node's report is dropped.
                     let t = s.tasks.get(&id).filter(|t| t.node_id == node_id)?;
+                    cap_text(&mut status.message);
+                    cap_text(&mut status.err);
                     let same = t.status.state == status.state
                         && t.status.message == status.message
                         && t.status.err == status.err
@@ -360,5 +382,21 @@ impl Dispatcher {
         if let Err(e) = self.committer.commit_chunked("dispatcher", txs).await {
             tracing::warn!(error = %e, "cannot mark nodes down");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_texts_are_capped_at_a_character_boundary() {
+        let mut short = "exit 1".to_string();
+        cap_text(&mut short);
+        assert_eq!(short, "exit 1");
+        let mut long = "é".repeat(MAX_STATUS_TEXT);
+        cap_text(&mut long);
+        assert!(long.len() <= MAX_STATUS_TEXT, "{}", long.len());
+        assert!(long.ends_with("(truncated)"));
     }
 }

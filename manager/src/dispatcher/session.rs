@@ -34,6 +34,11 @@ use super::peers::peers_for;
 use crate::store::Event;
 use crate::store::StoreAction;
 use crate::store::StoreState;
+
+/// How long one message to a node may wait for the node to read: the node's stream is bounded,
+/// so a node that stops reading would otherwise hold its session (and the store events queued
+/// for it) forever.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 use crate::store::Transaction;
 
 /// The frames of a session, as the node reads them.
@@ -164,12 +169,19 @@ impl Dispatcher {
             let cancel_send = cancel.clone();
             let send = |msg: SessionMessage| {
                 let tx = tx.clone();
+                let node_for_log = node_id.clone();
                 let mut cancelled = cancel_send.clone();
                 async move {
                     match frame(&msg) {
                         Ok(bytes) => tokio::select! {
                             r = tx.send(Ok(Bytes::from(bytes))) => r.is_ok(),
                             _ = cancelled.wait_for(|c| *c) => false,
+                            // A node that reads nothing for this long is dropped; it resyncs
+                            // with a new session when it comes back.
+                            _ = tokio::time::sleep(SEND_TIMEOUT) => {
+                                tracing::warn!(node_id = %node_for_log, "the node stopped reading its session; ending it");
+                                false
+                            }
                         },
                         Err(_) => false,
                     }

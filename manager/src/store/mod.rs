@@ -22,9 +22,10 @@ pub use state::Table;
 use swarm_sync::lock;
 use swarm_sync::read;
 use swarm_sync::write;
-use tokio::sync::mpsc;
 pub use watch::Event;
 pub use watch::EventBatch;
+pub use watch::WATCH_CAPACITY;
+use watch::WatchSender;
 pub use watch::Watcher;
 
 use self::state::SNAPSHOT_FORMAT;
@@ -34,7 +35,7 @@ use self::state::SnapshotData;
 #[derive(Default)]
 pub struct Store {
     state: RwLock<StoreState>,
-    watchers: Mutex<Vec<mpsc::UnboundedSender<EventBatch>>>,
+    watchers: Mutex<Vec<WatchSender>>,
 }
 
 impl Store {
@@ -50,9 +51,9 @@ impl Store {
 
     /// Subscribes to all changes from now on.
     pub fn watch(&self) -> Watcher {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, watcher) = watch::channel();
         self.lock_watchers().push(tx);
-        Watcher { rx }
+        watcher
     }
 
     /// Reads the state and subscribes atomically: no change is missed or seen twice.
@@ -67,7 +68,7 @@ impl Store {
         self.view(|s| s.applied_index)
     }
 
-    fn lock_watchers(&self) -> std::sync::MutexGuard<'_, Vec<mpsc::UnboundedSender<EventBatch>>> {
+    fn lock_watchers(&self) -> std::sync::MutexGuard<'_, Vec<WatchSender>> {
         lock(&self.watchers)
     }
 
@@ -75,7 +76,7 @@ impl Store {
     /// [`Store::view_and_watch`] sees each change either in the state or as an event, never both.
     fn publish(&self, events: Vec<Event>) {
         let batch = EventBatch::new(events);
-        self.lock_watchers().retain(|w| w.send(batch.clone()).is_ok());
+        self.lock_watchers().retain(|w| w.offer(&batch));
     }
 
     /// Encodes a proposal for [`swarm_raft::RaftNode::propose`].

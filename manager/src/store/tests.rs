@@ -159,6 +159,46 @@ async fn watchers_see_each_change_then_a_commit() {
     assert_eq!(batch[1], Event::Commit { index: 9 });
 }
 
+/// A watcher that stops reading used to queue every change forever (a session whose node
+/// stopped reading grew the leader's memory). Its queue now stops at WATCH_CAPACITY batches,
+/// and when it reads again it is told to re-read the state, then gets the changes after that.
+#[tokio::test]
+async fn a_watcher_that_stops_reading_is_bounded_and_told_to_resync() {
+    let store = Store::new();
+    let mut stalled = store.watch();
+    let mut reading = store.watch();
+    let total = WATCH_CAPACITY as u64 + 500;
+    for i in 1..=total {
+        apply(
+            &store,
+            i,
+            vec![vec![StoreAction::Create(
+                service(&format!("s{i}"), &format!("n{i}"), 0).into_object(),
+            )]],
+        );
+        while reading.try_next().is_some() {}
+    }
+    assert_eq!(
+        stalled.rx.len(),
+        WATCH_CAPACITY,
+        "the queue stops growing at its capacity"
+    );
+    let first = stalled.next().await.unwrap();
+    assert!(matches!(first[..], [Event::Restored { .. }]), "{first:?}");
+    assert_eq!(stalled.rx.len(), 0, "what was queued is dropped: the state holds it");
+    assert_eq!(store.view(|s| s.services.len()) as u64, total);
+    apply(
+        &store,
+        total + 1,
+        vec![vec![StoreAction::Create(service("late", "late", 0).into_object())]],
+    );
+    let next = stalled.next().await.unwrap();
+    assert!(
+        matches!(next[0], Event::Create(_)),
+        "changes after the resync arrive: {next:?}"
+    );
+}
+
 #[test]
 fn garbage_command_is_refused_not_panicked() {
     let store = Store::new();
