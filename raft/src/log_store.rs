@@ -195,12 +195,37 @@ impl LogStore {
         lock(&self.log)
     }
 
-    /// Queues a flush with fsync and waits for it.
-    async fn flush_and_wait(&self) -> Result<(), io::Error> {
+    /// Runs `f` on the log on a blocking thread. Taking the lock, queueing writes to the flush
+    /// worker (which waits when its queue is full) and reading entries that the cache no longer
+    /// holds can all wait on the disk; openraft's tasks, heartbeats among them, must not.
+    async fn off_runtime<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut RaftLog<LogTypes>) -> Result<R, io::Error> + Send + 'static,
+    ) -> Result<R, io::Error> {
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || f(&mut lock(&log)))
+            .await
+            .map_err(|e| io::Error::other(format!("raft log operation failed: {e}")))?
+    }
+
+    /// Does `change` (if any), queues a flush with fsync, and waits for the fsync.
+    async fn change_and_flush(
+        &self,
+        change: impl FnOnce(&mut RaftLog<LogTypes>) -> Result<(), io::Error> + Send + 'static,
+    ) -> Result<(), io::Error> {
         let (tx, rx) = <TypeConfig as TypeConfigExt>::oneshot();
-        self.lock().flush(true, Some(FlushCallback(IOFlushed::signal(tx))))?;
+        self.off_runtime(move |log| {
+            change(log)?;
+            log.flush(true, Some(FlushCallback(IOFlushed::signal(tx))))
+        })
+        .await?;
         rx.await
             .map_err(|_| io::Error::other("raft log flush worker stopped"))?
+    }
+
+    /// Queues a flush with fsync and waits for it.
+    async fn flush_and_wait(&self) -> Result<(), io::Error> {
+        self.change_and_flush(|_| Ok(())).await
     }
 
     pub fn write_stats(&self) -> LogWriteStats {
@@ -244,19 +269,21 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if start >= end {
             return Ok(Vec::new());
         }
-        let log = self.lock();
-        log.read(start, end)
-            .map(|r| {
-                r.map(|(log_id, payload)| Entry {
-                    log_id: log_id.0,
-                    payload: payload.0,
+        self.off_runtime(move |log| {
+            log.read(start, end)
+                .map(|r| {
+                    r.map(|(log_id, payload)| Entry {
+                        log_id: log_id.0,
+                        payload: payload.0,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
-        Ok(self.lock().log_state().vote().map(|v| v.0))
+        self.off_runtime(|log| Ok(log.log_state().vote().map(|v| v.0))).await
     }
 }
 
@@ -264,14 +291,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
-        let log = self.lock();
-        let state = log.log_state();
-        let last_purged_log_id = state.purged().map(|p| p.0);
-        let last_log_id = state.last().map(|l| l.0).or(last_purged_log_id);
-        Ok(LogState {
-            last_purged_log_id,
-            last_log_id,
+        self.off_runtime(|log| {
+            let state = log.log_state();
+            let last_purged_log_id = state.purged().map(|p| p.0);
+            let last_log_id = state.last().map(|l| l.0).or(last_purged_log_id);
+            Ok(LogState {
+                last_purged_log_id,
+                last_log_id,
+            })
         })
+        .await
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -279,20 +308,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        self.lock().save_vote(Rmp(*vote))?;
-        self.flush_and_wait().await
+        let vote = *vote;
+        self.change_and_flush(move |log| log.save_vote(Rmp(vote)).map(drop))
+            .await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         if let Some(committed) = committed {
-            self.lock().commit(Rmp(committed))?;
-            self.flush_and_wait().await?;
+            self.change_and_flush(move |log| log.commit(Rmp(committed)).map(drop))
+                .await?;
         }
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
-        Ok(self.lock().log_state().committed().map(|c| c.0))
+        self.off_runtime(|log| Ok(log.log_state().committed().map(|c| c.0)))
+            .await
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
@@ -300,36 +331,85 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut log = self.lock();
-        let mut n = 0u64;
-        log.append(entries.into_iter().map(|e| {
-            n += 1;
-            (Rmp(e.log_id), Rmp(e.payload))
-        }))?;
-        self.entries_written.fetch_add(n, Ordering::Relaxed);
-        log.flush(true, Some(FlushCallback(callback)))?;
-        Ok(())
+        let entries: Vec<(Rmp<LogId>, Rmp<EntryPayload>)> =
+            entries.into_iter().map(|e| (Rmp(e.log_id), Rmp(e.payload))).collect();
+        let n = entries.len() as u64;
+        let written = self.entries_written.clone();
+        self.off_runtime(move |log| {
+            log.append(entries)?;
+            written.fetch_add(n, Ordering::Relaxed);
+            log.flush(true, Some(FlushCallback(callback)))
+        })
+        .await
+        .map(drop)
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let first_removed = last_log_id.map(|l| l.index + 1).unwrap_or(0);
-        {
-            let mut log = self.lock();
-            let has_tail = log
-                .log_state()
-                .last()
-                .map(|l| l.0.index >= first_removed)
-                .unwrap_or(false);
-            if !has_tail {
-                return Ok(());
-            }
-            log.truncate(first_removed)?;
+        let has_tail = self
+            .off_runtime(move |log| {
+                Ok(log
+                    .log_state()
+                    .last()
+                    .map(|l| l.0.index >= first_removed)
+                    .unwrap_or(false))
+            })
+            .await?;
+        if !has_tail {
+            return Ok(());
         }
-        self.flush_and_wait().await
+        self.change_and_flush(move |log| log.truncate(first_removed).map(drop))
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
-        self.lock().purge(Rmp(log_id))?;
-        self.flush_and_wait().await
+        self.change_and_flush(move |log| log.purge(Rmp(log_id)).map(drop)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slow disk used to stall openraft's tasks: the log was locked, written and read on the
+    /// async runtime. Here the log is held (as a stuck write would hold it) by a thread that lets
+    /// go only when a task on the same, single-threaded runtime gets to run; with log
+    /// operations waiting on the runtime's only thread, that task never would.
+    #[test]
+    fn log_operations_wait_off_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let owner = LogOwner {
+                cluster_id: "c".into(),
+                raft_id: 1,
+            };
+            let mut store = LogStore::open(dir.path(), &owner, false).await.unwrap();
+            let held = store.log.clone();
+            let (ran_tx, ran_rx) = std::sync::mpsc::channel::<()>();
+            let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();
+            let holder = std::thread::spawn(move || {
+                let _guard = lock(&held);
+                locked_tx.send(()).unwrap();
+                // Let go when the runtime shows it is free, or give up after a while.
+                ran_rx.recv_timeout(Duration::from_secs(10)).is_ok()
+            });
+            locked_rx.recv().unwrap();
+            let other_task = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let _ = ran_tx.send(());
+            });
+            // Waits for the held log, off the runtime.
+            store.read_vote().await.unwrap();
+            store.try_get_log_entries(0..10).await.unwrap();
+            other_task.await.unwrap();
+            assert!(
+                holder.join().unwrap(),
+                "a task on the runtime ran while the log was held"
+            );
+        });
     }
 }
