@@ -1,6 +1,7 @@
 //! A small Engine API client over a unix socket or TCP, used by `swarmctl` and the tests.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,10 +12,13 @@ use hyper::Request;
 use hyper::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use swarm_protocol::engine::API_VERSION;
 use swarm_protocol::error_message;
+
+use crate::tls::TlsFiles;
 
 /// Where the Engine API is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +50,8 @@ pub enum ClientError {
     Decode { path: String, reason: String },
     #[error("{target} did not answer within {timeout:?}")]
     Timeout { target: String, timeout: Duration },
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl ClientError {
@@ -62,6 +68,8 @@ impl ClientError {
 pub struct ApiClient {
     target: Target,
     timeout: Duration,
+    /// TLS on TCP, with this client's certificate (`--tlsverify`).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ApiClient {
@@ -85,7 +93,20 @@ impl ApiClient {
         Ok(Self {
             target,
             timeout: Duration::from_secs(60),
+            tls: None,
         })
+    }
+
+    /// Speaks TLS to a TCP target, presenting the certificate in `files` and verifying the
+    /// server against their CA.
+    pub fn with_tls(mut self, files: &TlsFiles) -> Result<Self, ClientError> {
+        if let Target::Unix(_) = self.target {
+            return Err(ClientError::Tls(
+                "--tlsverify applies to tcp:// hosts, not to the control socket".to_string(),
+            ));
+        }
+        self.tls = Some(files.client_config()?);
+        Ok(self)
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -186,7 +207,26 @@ impl ApiClient {
             }
             Target::Tcp(addr) => {
                 let stream = tokio::net::TcpStream::connect(addr).await.map_err(connect_err)?;
-                send_over(stream, req).await.map_err(|e| self.http_err(e))
+                match &self.tls {
+                    None => send_over(stream, req).await.map_err(|e| self.http_err(e)),
+                    Some(config) => {
+                        let host = addr
+                            .rsplit_once(':')
+                            .map_or(addr.as_str(), |(h, _)| h)
+                            .trim_start_matches('[')
+                            .trim_end_matches(']');
+                        let name = ServerName::try_from(host.to_string())
+                            .map_err(|e| ClientError::Tls(format!("server name {host:?}: {e}")))?;
+                        let tls = tokio_rustls::TlsConnector::from(config.clone())
+                            .connect(name, stream)
+                            .await
+                            .map_err(|e| ClientError::Connect {
+                                target: target.clone(),
+                                reason: format!("TLS handshake failed: {e}"),
+                            })?;
+                        send_over(tls, req).await.map_err(|e| self.http_err(e))
+                    }
+                }
             }
         }
     }

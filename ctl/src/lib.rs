@@ -13,6 +13,7 @@ mod stack;
 mod swarm;
 pub mod table;
 mod tasks;
+pub mod tls;
 pub mod units;
 mod update;
 
@@ -49,8 +50,40 @@ pub struct Cli {
     /// Daemon to talk to: unix:///path/to/swarmd.sock or tcp://host:port.
     #[arg(short = 'H', long = "host", env = "SWARM_HOST", default_value_t = swarm_protocol::engine::default_host())]
     pub host: String,
+    /// Speak TLS to a tcp:// host and verify it, presenting a client certificate, as the docker
+    /// CLI does (also with DOCKER_TLS_VERIFY set).
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// The CA the daemon's certificate must come from (default: DOCKER_CERT_PATH/ca.pem).
+    #[arg(long)]
+    pub tlscacert: Option<std::path::PathBuf>,
+    /// This client's certificate (default: DOCKER_CERT_PATH/cert.pem).
+    #[arg(long)]
+    pub tlscert: Option<std::path::PathBuf>,
+    /// This client's key (default: DOCKER_CERT_PATH/key.pem).
+    #[arg(long)]
+    pub tlskey: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The TLS files to use, if TLS is asked for: flags first, then the docker CLI's
+/// `DOCKER_CERT_PATH` (default `~/.docker`).
+fn tls_files(cli: &Cli) -> Option<tls::TlsFiles> {
+    let from_env = std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
+    if !cli.tlsverify && !from_env {
+        return None;
+    }
+    let dir = std::env::var_os("DOCKER_CERT_PATH")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".docker"));
+    let default = tls::TlsFiles::in_dir(&dir);
+    Some(tls::TlsFiles {
+        ca: cli.tlscacert.clone().unwrap_or(default.ca),
+        cert: cli.tlscert.clone().unwrap_or(default.cert),
+        key: cli.tlskey.clone().unwrap_or(default.key),
+    })
 }
 
 #[derive(Subcommand)]
@@ -217,7 +250,10 @@ where
 }
 
 pub async fn run(cli: Cli) -> Result<(), CtlError> {
-    let client = ApiClient::from_host(&cli.host)?;
+    let mut client = ApiClient::from_host(&cli.host)?;
+    if let Some(files) = tls_files(&cli) {
+        client = client.with_tls(&files)?;
+    }
     match cli.command {
         Command::Node(cmd) => node::run(&client, cmd).await,
         Command::Swarm(cmd) => swarm::run(&client, cmd).await,

@@ -16,6 +16,7 @@ use rcgen::KeyPair;
 use rcgen::SanType;
 
 use crate::support::Cluster;
+use crate::support::SWARMCTL;
 use crate::support::SWARMD;
 use crate::support::free_port;
 
@@ -159,6 +160,35 @@ async fn the_tcp_api_takes_only_the_operators_client_certificates() {
     assert!(created.status.success(), "{}", text(&created));
     let ls = docker_tls(&host, pki.path(), &["service", "ls", "--format", "{{.Name}}"]);
     assert_eq!(String::from_utf8_lossy(&ls.stdout).trim(), "web", "{}", text(&ls));
+
+    // swarmctl speaks it too: with the docker CLI's flags, and with its environment.
+    let ctl = Command::new(SWARMCTL)
+        .args(["-H", &host, "--tlsverify", "--tlscacert", &file("ca.pem")])
+        .args([
+            "--tlscert",
+            &file("cert.pem"),
+            "--tlskey",
+            &file("key.pem"),
+            "service",
+            "ls",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(ctl.status.success(), "{}", text(&ctl));
+    assert_eq!(String::from_utf8_lossy(&ctl.stdout).lines().count(), 1);
+    let ctl = Command::new(SWARMCTL)
+        .args(["-H", &host, "node", "ls", "-q"])
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", pki.path())
+        .output()
+        .unwrap();
+    assert!(ctl.status.success(), "{}", text(&ctl));
+    let plain = Command::new(SWARMCTL)
+        .args(["-H", &host, "node", "ls"])
+        .output()
+        .unwrap();
+    assert!(!plain.status.success(), "plain HTTP to the TLS port fails");
 
     // No client certificate: refused at the handshake.
     let anonymous = Command::new("docker")
