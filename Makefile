@@ -4,7 +4,7 @@ CARGO ?= cargo
 UP_DIR ?= $(CURDIR)/.swarm-up
 UP_ADDR ?= 127.0.0.1:2377
 
-.PHONY: build up down clean-up test test-image lint fix verify bench bench-sched
+.PHONY: build up down clean-up test test-image lint fix verify bench bench-sched fuzz
 
 build:
 	$(CARGO) build --release --workspace
@@ -51,3 +51,17 @@ bench:
 ## Scheduler benchmark: 100,000 tasks on 1,000 nodes through the real scheduler and store.
 bench-sched:
 	$(CARGO) test --release -p swarm-manager --lib -- --ignored --nocapture --test-threads=1 bench_sched
+
+## Fuzz what swarm-rs reads from outside (fuzz/): FUZZ_SECONDS per target (default 10 min),
+## FUZZ_JOBS targets at once. Needs the nightly toolchain; installs cargo-fuzz if missing.
+## A crash is left in fuzz/artifacts/TARGET/ and stops the run.
+FUZZ_SECONDS ?= 600
+FUZZ_JOBS ?= 1
+FUZZ_TARGETS ?= compose_load api_request node_messages certificates
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && $(CARGO) +nightly fuzz build -O
+	cd fuzz && printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(FUZZ_JOBS) -I{} bash -c 'set -o pipefail; \
+	  mkdir -p corpus/{}; cp -rn seeds/{}/. corpus/{}/ 2>/dev/null; \
+	  $(CARGO) +nightly fuzz run -O {} corpus/{} -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 \
+	  | tail -n 5 | sed "s/^/{}: /"'
