@@ -117,13 +117,14 @@ pub(crate) fn load(files: &ApiTls) -> Result<Arc<tls::TlsServerConfig>, DaemonEr
     })
 }
 
-/// Refuses the cluster's own CA as the API's client CA.
+/// Refuses the cluster's own CA anywhere in the API's client CA bundle.
 pub(crate) fn check_not_cluster_ca(files: &ApiTls, cluster_ca_pem: &str) -> Result<(), DaemonError> {
     let api_ca = read(&files.ca)?;
-    let der = |pem: &str| swarm_ca::first_cert_der(pem).ok();
-    if der(&api_ca).is_some() && der(&api_ca) == der(cluster_ca_pem) {
+    let cluster = swarm_ca::first_cert_der(cluster_ca_pem).ok();
+    let bundle = tls::certificate_ders(&api_ca).unwrap_or_default();
+    if cluster.is_some_and(|c| bundle.contains(&c)) {
         return Err(DaemonError::ApiFlag(format!(
-            "--tlscacert {} is the cluster's CA: every node certificate would grant API access. Use a CA of your own",
+            "--tlscacert {} holds the cluster's CA: every node certificate would grant API access. Use a CA of your own",
             files.ca.display()
         )));
     }

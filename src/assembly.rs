@@ -348,6 +348,14 @@ pub(crate) async fn serve_api(running: &mut Running, cfg: &NodeConfig) -> Result
             }
             None => {
                 let loopback = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
+                if !loopback && !cfg.insecure_api {
+                    // A node.json from before TLS: refused as init and join refuse it now.
+                    return Err(DaemonError::ApiFlag(format!(
+                        "refusing to serve the Engine API in plain text on {addr}: anyone who reaches it is root on \
+                         every node. Set \"insecure_api\": true in {} to keep it, or rejoin with --tlsverify",
+                        running.dir.config_path().display()
+                    )));
+                }
                 if !loopback {
                     tracing::warn!(%addr, "the Engine API is served in plain text without authentication (--insecure-api): anyone who reaches it is root on every node");
                 }

@@ -137,6 +137,7 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
     cfg.advertise_addr = advertise.clone();
     cfg.api_addr = opts.api_addr.clone();
     cfg.api_tls = api_tls.clone();
+    cfg.insecure_api = opts.api_tls.insecure_api;
     cfg.executor = opts.executor.clone();
     cfg.dns_upstream = opts.dns_upstream.clone();
     dir.save_config(&cfg)?;
@@ -284,6 +285,7 @@ pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
     cfg.advertise_addr = advertise.clone();
     cfg.api_addr = opts.api_addr.clone();
     cfg.api_tls = api_tls.clone();
+    cfg.insecure_api = opts.api_tls.insecure_api;
     cfg.managers = resp.managers.clone();
     cfg.executor = opts.executor.clone();
     cfg.dns_upstream = opts.dns_upstream.clone();

@@ -42,6 +42,9 @@ pub struct NodeConfig {
     /// TLS of the TCP API (`--tlsverify`); plain text when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_tls: Option<crate::api_listener::ApiTls>,
+    /// Plain-text TCP API off loopback, asked for by name (`--insecure-api`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_api: bool,
     /// Managers this node knew of when it last saved its config, `(node ID, address)`.
     pub managers: Vec<(String, String)>,
     /// False until `swarmd init` has committed the cluster object.
@@ -71,6 +74,7 @@ impl NodeConfig {
             advertise_addr: String::new(),
             api_addr: None,
             api_tls: None,
+            insecure_api: false,
             managers: Vec::new(),
             initialised: false,
             executor: default_executor(),
@@ -281,6 +285,10 @@ impl DataDir {
         if cert_next.exists() {
             if key_next.exists() {
                 fs::rename(&key_next, self.key_path()).map_err(|e| self.io(e))?;
+                // The key's rename must be on disk before the certificate's.
+                File::open(self.certs())
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| self.io(e))?;
             }
             fs::rename(&cert_next, self.cert_path()).map_err(|e| self.io(e))?;
         } else if key_next.exists() {

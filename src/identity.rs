@@ -120,6 +120,11 @@ pub(crate) fn check_certs(cfg: &NodeConfig, cert_pem: &str, dir: &DataDir) -> Re
     Ok(())
 }
 
+/// Whether a certificate (DER) has expired.
+pub(crate) fn expired_der(der: &[u8]) -> bool {
+    ca::cert_not_after(der).is_ok_and(|t| t < time::OffsetDateTime::now_utc().unix_timestamp())
+}
+
 /// When the certificate expired, if it has.
 pub(crate) fn expired_at(cert_pem: &str) -> Option<String> {
     let der = ca::first_cert_der(cert_pem).ok()?;

@@ -26,6 +26,7 @@ use crate::assembly::stop;
 use crate::datadir::NodeConfig;
 use crate::error::DaemonError;
 use crate::identity::become_raft_member;
+use crate::identity::expired_der;
 
 /// How long to wait between rounds of asking the managers.
 const RETRY: Duration = Duration::from_secs(2);
@@ -69,14 +70,29 @@ pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
                     Some(w) => wanted = Some(w),
                     None => agent_gone = true,
                 },
-                _ = tokio::time::sleep_until(renew_at) => match renew(&running, &cfg).await {
-                    Ok(Renewed::InPlace) => renewal_point = ca::random_renewal_point(),
-                    Ok(Renewed::OtherRole(w)) => wanted = Some(w),
-                    Err(why) => {
-                        tracing::warn!(error = %why, "cannot renew this node's certificate yet; retrying");
-                        retry_renewal = tokio::time::Instant::now() + RETRY;
+                _ = tokio::time::sleep_until(renew_at) => {
+                    // A renewal waits on managers: a signal or a leave must not wait for it.
+                    let renewed = tokio::select! {
+                        l = &mut stop_asked => {
+                            leaving = l;
+                            break;
+                        }
+                        r = renew(&running, &cfg) => r,
+                    };
+                    match renewed {
+                        Ok(Renewed::InPlace) => renewal_point = ca::random_renewal_point(),
+                        Ok(Renewed::OtherRole(w)) => wanted = Some(w),
+                        Err(why) => {
+                            if expired_der(&running.identity.certificate()) && running.manager.is_none() {
+                                tracing::error!(error = %why, "this node's certificate has expired and no manager renewed it in time; \
+                                    restart it with `swarmd run --rejoin-token TOKEN` (the worker join token)");
+                            } else {
+                                tracing::warn!(error = %why, "cannot renew this node's certificate yet; retrying");
+                            }
+                            retry_renewal = tokio::time::Instant::now() + RETRY;
+                        }
                     }
-                },
+                }
             }
             continue;
         }

@@ -54,6 +54,11 @@ fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
+/// The DER of every certificate in a PEM bundle.
+pub fn certificate_ders(pem: &str) -> Result<Vec<Vec<u8>>, TlsError> {
+    Ok(certs(pem)?.into_iter().map(|c| c.as_ref().to_vec()).collect())
+}
+
 fn key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| TlsError::Key(e.to_string()))
 }

@@ -230,7 +230,12 @@ async fn the_tcp_api_takes_only_the_operators_client_certificates() {
         &["--api-addr", &api, "--tlsverify", "--tlscacert", &file("ca.pem")],
     );
     assert!(refused.contains("--tlsverify needs --tlscert"), "{refused}");
-    let cluster_ca = data.join("certs/ca.pem").display().to_string();
+    // The cluster CA anywhere in the bundle, not only first.
+    let bundle = root.join("bundle.pem");
+    let mut pems = std::fs::read_to_string(pki.path().join("ca.pem")).unwrap();
+    pems.push_str(&std::fs::read_to_string(data.join("certs/ca.pem")).unwrap());
+    std::fs::write(&bundle, pems).unwrap();
+    let cluster_ca = bundle.display().to_string();
     let token = c.token(m1, "worker");
     let joined = Command::new(SWARMD)
         .arg("--data-dir")
@@ -243,9 +248,32 @@ async fn the_tcp_api_takes_only_the_operators_client_certificates() {
         .output()
         .unwrap();
     assert!(!joined.status.success());
-    assert!(text(&joined).contains("is the cluster's CA"), "{}", text(&joined));
+    assert!(text(&joined).contains("holds the cluster's CA"), "{}", text(&joined));
     let m2 = c.init("m2", &["--api-addr", &wide, "--insecure-api"]);
     assert!(c.nodes[m2].log_text().contains("plain text without authentication"));
+    // --insecure-api is kept across restarts; a node.json without it (from before TLS) is
+    // refused as init refuses it now.
+    c.stop(m2);
+    c.restart(m2);
+    c.stop(m2);
+    let config = c.nodes[m2].data_dir.join("node.json");
+    let kept = std::fs::read_to_string(&config).unwrap();
+    assert!(kept.contains("\"insecure_api\": true"), "{kept}");
+    std::fs::write(
+        &config,
+        kept.replace("\"insecure_api\": true", "\"insecure_api\": false"),
+    )
+    .unwrap();
+    let before = c.nodes[m2].log_text().len();
+    c.start_run_as("m2", &[]);
+    let status = c.wait_exit(m2, std::time::Duration::from_secs(30)).expect("m2 stops");
+    assert!(!status.success());
+    let log = c.nodes[m2].log_text();
+    assert!(
+        log[before..].contains("refusing to serve the Engine API in plain text"),
+        "{}",
+        &log[before..]
+    );
 }
 
 /// What a web page can make a browser send is refused on the control socket (and so on

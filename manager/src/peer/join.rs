@@ -238,6 +238,14 @@ pub(super) async fn rejoin(State(m): State<Arc<Manager>>, body: Bytes) -> ApiRes
     let old =
         first_cert_der(&req.old_cert_pem).map_err(|e| ApiError::bad_request(format!("the old certificate: {e}")))?;
     let not_after = cert_not_after(&old).map_err(|e| ApiError::bad_request(format!("the old certificate: {e}")))?;
+    // Only a certificate that has expired: a node whose certificate is valid renews with it.
+    let now = Timestamp::now().unix_nanos().map_or(0, |n| (n / 1_000_000_000) as i64);
+    if not_after >= now {
+        return Err(ApiError::bad_request(format!(
+            "the certificate of node {} has not expired; the node renews it itself",
+            req.node_id
+        )));
+    }
     let during = not_after.saturating_sub(1).max(0) as u64;
     issued_by_cluster_ca(&root.ca_cert_pem, &old, during)
         .map_err(|e| unauthorized(format!("the old certificate was not issued by this cluster's CA: {e}")))?;
