@@ -192,6 +192,14 @@ pub fn cert_identity(der: &[u8]) -> Result<CertIdentity, CaError> {
     })
 }
 
+/// SHA-256 of the certificate's public key (its SubjectPublicKeyInfo), base64: which key a
+/// certificate was issued for.
+pub fn public_key_digest(der: &[u8]) -> Result<String, CaError> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| CaError::BadCert(e.to_string()))?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.public_key().raw);
+    Ok(STANDARD.encode(digest.as_ref()))
+}
+
 /// The certificate's start (backdated for clock skew), as seconds since the Unix epoch.
 pub fn cert_not_before(der: &[u8]) -> Result<i64, CaError> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| CaError::BadCert(e.to_string()))?;

@@ -92,6 +92,10 @@ pub struct Node {
     /// (SwarmKit's `Node.Attachments`). Given by the state machine, never by a writer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachments: Option<Vec<crate::NetworkAttachment>>,
+    /// SHA-256 (base64) of the public key of the newest certificate the leader issued to this
+    /// node: a node whose certificate expired must prove this key to rejoin, not an older one.
+    #[serde(rename = "SwarmRsCertificateKey", default, skip_serializing_if = "Option::is_none")]
+    pub certificate_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,6 +23,11 @@ use tower::ServiceExt;
 #[derive(Debug, Clone)]
 pub struct Peer(pub Option<CertIdentity>);
 
+/// SHA-256 (base64) of the public key in the caller's certificate, when it presented one: which
+/// of a node's certificates is in use.
+#[derive(Debug, Clone)]
+pub struct PeerKey(pub String);
+
 /// The caller's socket address.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub std::net::SocketAddr);
@@ -115,12 +120,11 @@ pub async fn serve_tls(
                     return;
                 }
             };
-            let peer = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|certs| certs.first())
-                .and_then(|c| cert_identity(c.as_ref()).ok());
+            let presented = tls.get_ref().1.peer_certificates().and_then(|certs| certs.first());
+            let peer = presented.and_then(|c| cert_identity(c.as_ref()).ok());
+            let key = presented
+                .and_then(|c| swarm_ca::public_key_digest(c.as_ref()).ok())
+                .map(PeerKey);
             let slot = match &peer {
                 Some(_) => None,
                 None => match anonymous.take(remote.ip()) {
@@ -137,6 +141,9 @@ pub async fn serve_tls(
             let service = tower::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(peer.clone());
                 req.extensions_mut().insert(PeerAddr(remote));
+                if let Some(key) = &key {
+                    req.extensions_mut().insert(key.clone());
+                }
                 let router = router.clone();
                 async move { Ok::<_, Infallible>(router.oneshot(req).await.unwrap_or_else(|e| match e {})) }
             });

@@ -18,6 +18,18 @@ use crate::support::view::TaskView;
 /// The test-only lifetime override (docs/security.md); the API keeps Swarm's one-hour minimum.
 const EXPIRY_ENV: &str = "SWARMD_TEST_CERT_EXPIRY_SECS";
 
+/// A copy of a node's data dir, without its lock.
+fn copy_data_dir(from: &std::path::Path, to: &std::path::Path) {
+    let copied = std::process::Command::new("cp")
+        .args(["-a"])
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    let _ = std::fs::remove_file(to.join("lock"));
+}
+
 fn node_cert(c: &Cluster, i: usize) -> String {
     std::fs::read_to_string(c.nodes[i].data_dir.join("certs/node.pem")).unwrap_or_default()
 }
@@ -192,6 +204,23 @@ async fn a_node_whose_certificate_expired_while_off_comes_back_only_with_its_old
     let token = c.token(m1, "worker");
     let w1 = c.join("w1", &token, m1);
     let worker_id = c.node_id(w1);
+    // Its data dir as first issued: a genuine key, but not the newest once it has renewed.
+    let stale_dir = c.root.path().join("stale");
+    copy_data_dir(&c.nodes[w1].data_dir, &stale_dir);
+    let key_of = |c: &Cluster| {
+        let client = c.nodes[m1].client();
+        let id = worker_id.clone();
+        async move {
+            let node: Value = client.get(&format!("/nodes/{id}")).await.ok()?;
+            node["SwarmRsCertificateKey"].as_str().map(str::to_string)
+        }
+    };
+    let first_key = eventually("the worker's key is recorded", Duration::from_secs(10), || key_of(&c)).await;
+    eventually("the worker uses a renewed certificate", Duration::from_secs(60), || {
+        let (c, first) = (&c, first_key.clone());
+        async move { key_of(c).await.filter(|k| *k != first) }
+    })
+    .await;
     c.stop(w1);
     c.stop(m1);
     tokio::time::sleep(Duration::from_secs(14)).await;
@@ -225,14 +254,7 @@ async fn a_node_whose_certificate_expired_while_off_comes_back_only_with_its_old
 
     // A token alone does not take over the node: a copy of its data dir with another key.
     let thief_dir = c.root.path().join("thief");
-    let copied = std::process::Command::new("cp")
-        .args(["-a"])
-        .arg(&c.nodes[w1].data_dir)
-        .arg(&thief_dir)
-        .status()
-        .expect("cp");
-    assert!(copied.success());
-    let _ = std::fs::remove_file(thief_dir.join("lock"));
+    copy_data_dir(&c.nodes[w1].data_dir, &thief_dir);
     std::fs::copy(
         c.nodes[m1].data_dir.join("certs/node.key"),
         thief_dir.join("certs/node.key"),
@@ -243,6 +265,15 @@ async fn a_node_whose_certificate_expired_while_off_comes_back_only_with_its_old
     assert!(!status.success());
     let log = c.nodes[thief].log_text();
     assert!(log.contains("not signed by the key of the node's certificate"), "{log}");
+
+    // Nor does the key of an earlier certificate of the node, from a backup, say.
+    let stale = c.start_run_as("stale", &["--rejoin-token", &token]);
+    let status = c
+        .wait_exit(stale, Duration::from_secs(30))
+        .expect("the stale copy stops");
+    assert!(!status.success());
+    let log = c.nodes[stale].log_text();
+    assert!(log.contains("is not node") && log.contains("newest"), "{log}");
 
     // With the token and its own key, the worker is back under its node ID.
     c.start_run_as("w1", &["--rejoin-token", &token]);

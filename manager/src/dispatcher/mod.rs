@@ -187,18 +187,39 @@ impl Dispatcher {
     }
 
     /// Records a heartbeat; returns the period the node should keep. A node the store still
-    /// shows as Down (a race with the heartbeat check) is marked Ready again.
-    pub async fn heartbeat(&self, node_id: &str, session_id: &str) -> Result<Duration, DispatchError> {
+    /// shows as Down (a race with the heartbeat check) is marked Ready again. `key` is the key
+    /// of the certificate the node used: once it uses a renewed one, that is the key a rejoin
+    /// must prove (recorded on use, not on issue, so a node that never got its renewal can
+    /// still rejoin with the key it has).
+    pub async fn heartbeat(
+        &self,
+        node_id: &str,
+        session_id: &str,
+        key: Option<String>,
+    ) -> Result<Duration, DispatchError> {
         self.check_leading()?;
-        let (period, status) = self
-            .store
-            .view(|s| (heartbeat_period(s), s.nodes.get(node_id).map(|n| n.status.clone())));
+        let (period, status, recorded) = self.store.view(|s| {
+            let node = s.nodes.get(node_id);
+            (
+                heartbeat_period(s),
+                node.map(|n| n.status.clone()),
+                node.and_then(|n| n.certificate_key.clone()),
+            )
+        });
         {
             let mut sessions = self.lock_sessions();
             match sessions.get_mut(node_id) {
                 Some(s) if s.id == session_id => s.deadline = Instant::now() + period * MISSED_HEARTBEATS,
                 _ => return Err(no_session(node_id, session_id)),
             }
+        }
+        if let Some(key) = key.filter(|k| recorded.as_ref() != Some(k)) {
+            self.committer
+                .propose_as_leader(vec![Transaction::one(StoreAction::NodeCertificate {
+                    id: node_id.to_string(),
+                    key,
+                })])
+                .await?;
         }
         if let Some(status) = status.filter(|st| st.state == NodeState::Down) {
             self.committer

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use swarm_net::server::Peer;
 use swarm_net::server::PeerAddr;
+use swarm_net::server::PeerKey;
 use swarm_protocol::codec::frame_value;
 use swarm_protocol::dispatcher::HeartbeatRequest;
 use swarm_protocol::dispatcher::HeartbeatResponse;
@@ -43,11 +44,13 @@ pub(super) async fn session(
 pub(super) async fn heartbeat(
     State(m): State<Arc<Manager>>,
     Extension(peer): Extension<Peer>,
+    key: Option<Extension<PeerKey>>,
     body: Bytes,
 ) -> ApiResult<Vec<u8>> {
     let who = require_node(&peer, &m)?;
     let req: HeartbeatRequest = decode_msgpack(&body, "heartbeat")?;
-    let period = m.dispatcher.heartbeat(&who.node_id, &req.session_id).await?;
+    let key = key.map(|Extension(PeerKey(k))| k);
+    let period = m.dispatcher.heartbeat(&who.node_id, &req.session_id, key).await?;
     encode_msgpack(&HeartbeatResponse {
         period_ms: period.as_millis() as u64,
     })

@@ -16,6 +16,7 @@ use swarm_ca::check_join_token;
 use swarm_ca::check_rejoin_proof;
 use swarm_ca::first_cert_der;
 use swarm_ca::issue_node_cert;
+use swarm_ca::public_key_digest;
 use swarm_ca::root_digest;
 use swarm_ca::tls_info;
 use swarm_model::Availability;
@@ -45,6 +46,13 @@ use crate::api::error::ApiResult;
 use crate::certificates::node_cert_expiry;
 use crate::runtime::Manager;
 use crate::store::StoreAction;
+
+/// Which key a certificate just issued is for, as `Node.certificate_key` records it.
+fn key_of(cert_pem: &str) -> ApiResult<String> {
+    first_cert_der(cert_pem)
+        .and_then(|der| public_key_digest(&der))
+        .map_err(|e| ApiError::internal(format!("the certificate just issued is unreadable: {e}")))
+}
 
 pub(super) async fn ca(State(m): State<Arc<Manager>>) -> ApiResult<String> {
     let cluster = m.cluster()?;
@@ -116,6 +124,7 @@ pub(super) async fn join(
             addr: addr.0.ip().to_string(),
         },
         raft_id,
+        certificate_key: Some(key_of(&cert_pem)?),
         ..Default::default()
     };
     m.committer
@@ -202,7 +211,7 @@ pub(super) async fn renew(
     };
     let cert_pem = issue_node_cert(&root.ca_cert_pem, &root.ca_key_pem, &req.csr_pem, &identity, expiry)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    tracing::info!(node_id = %who.node_id, role = role.name(), "issued a certificate for a new role");
+    tracing::info!(node_id = %who.node_id, role = role.name(), "issued a certificate");
     Ok(Json(RenewResponse {
         role,
         cert_pem,
@@ -263,6 +272,16 @@ pub(super) async fn rejoin(State(m): State<Arc<Manager>>, body: Bytes) -> ApiRes
             req.node_id
         ))
     })?;
+    // The newest certificate in use only: the key of an older one (from a backup, say) is no
+    // proof. Heartbeats record which key a node uses.
+    let presented = public_key_digest(&old).map_err(|e| ApiError::bad_request(format!("the old certificate: {e}")))?;
+    if node.certificate_key.as_ref().is_some_and(|k| *k != presented) {
+        return Err(unauthorized(format!(
+            "the old certificate is not node {}'s newest: a rejoin must be signed with the key of the last \
+             certificate the node used",
+            req.node_id
+        )));
+    }
     let role = node.spec.role;
     if role == NodeRole::Manager && token_role != NodeRole::Manager {
         return Err(unauthorized(format!(

@@ -69,6 +69,8 @@ pub enum StoreAction {
         status: NodeStatus,
         description: Option<NodeDescription>,
     },
+    /// Record the key of the certificate just issued to a node (`Node.certificate_key`).
+    NodeCertificate { id: String, key: String },
 }
 
 /// Why a transaction was refused. Deterministic: every manager refuses the same way.

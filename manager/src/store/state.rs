@@ -451,6 +451,21 @@ impl StoreState {
                 undo.push(Undo::Restore(old.clone()));
                 events.push(Event::Update { old, new });
             }
+            StoreAction::NodeCertificate { id, key } => {
+                let Some(old) = self.nodes.get(&id).cloned() else {
+                    return Err(StoreError::NotFound { kind: Kind::Node, id });
+                };
+                if old.certificate_key.as_deref() == Some(key.as_str()) {
+                    return Ok(());
+                }
+                let mut new = old.clone();
+                new.certificate_key = Some(key);
+                new.version = Version::new(index);
+                let (old, new) = (old.into_object(), new.into_object());
+                self.put(new.clone());
+                undo.push(Undo::Restore(old.clone()));
+                events.push(Event::Update { old, new });
+            }
         }
         Ok(())
     }
