@@ -15,6 +15,7 @@ use swarm_net::peer_client::PeerClient;
 use swarm_net::peer_client::PeerError;
 use swarm_net::peer_client::full;
 use swarm_net::tls;
+use swarm_protocol::dispatcher::NotLeader;
 use swarm_protocol::host;
 use swarm_protocol::peer::JoinRaftRequest;
 use swarm_protocol::peer::JoinRequest;
@@ -214,7 +215,11 @@ pub(crate) async fn rejoin(dir: &DataDir, cfg: &mut NodeConfig, raw_token: &str)
     .map_err(JoinError::Encode)?;
     let pinned = PeerClient::new(tls::pinned_client_config(&ca_pem)?);
     let mut last = None;
-    for (_, remote) in cfg.managers.clone() {
+    let mut to_ask: Vec<String> = cfg.managers.iter().map(|(_, a)| a.clone()).collect();
+    let mut asked = 0;
+    while asked < to_ask.len() {
+        let remote = to_ask[asked].clone();
+        asked += 1;
         match pinned
             .call(
                 &remote,
@@ -244,7 +249,18 @@ pub(crate) async fn rejoin(dir: &DataDir, cfg: &mut NodeConfig, raw_token: &str)
                 tracing::info!(node_id = %cfg.node_id, manager = %remote, "rejoined with a new certificate");
                 return Ok(());
             }
-            // Only the leader issues: another manager may answer this one.
+            // Only the leader issues: a follower names it, and it may be missing from node.json.
+            Err(PeerError::Status {
+                status: 503, message, ..
+            }) if serde_json::from_str::<NotLeader>(&message)
+                .ok()
+                .and_then(|n| n.leader)
+                .is_some_and(|l| !to_ask.contains(&l)) =>
+            {
+                if let Some(leader) = serde_json::from_str::<NotLeader>(&message).ok().and_then(|n| n.leader) {
+                    to_ask.push(leader);
+                }
+            }
             Err(PeerError::Status { status, message, .. }) if status != 503 && status != 421 => {
                 return Err(JoinError::Refused {
                     remote: remote.clone(),

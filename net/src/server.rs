@@ -46,21 +46,32 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
 /// Streams one HTTP/2 connection may have open at once.
 const MAX_STREAMS: u32 = 256;
+/// Connections one address may hold to the Engine API's TLS listener, handshakes included.
+const MAX_API_PER_ADDR: usize = 256;
 /// How long a connection without a client certificate may stay open at all.
 const ANONYMOUS_LIFETIME: Duration = Duration::from_secs(60);
 
-/// Counts the connections without a certificate from each address.
-#[derive(Default)]
-struct Anonymous(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+/// Counts the connections of a kind from each address, up to a cap.
+struct Anonymous {
+    held: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    cap: usize,
+}
 
-/// One counted anonymous connection; uncounted when dropped.
+/// One counted connection; uncounted when dropped.
 struct AnonymousSlot(Arc<Anonymous>, std::net::IpAddr);
 
 impl Anonymous {
+    fn with_cap(cap: usize) -> Arc<Self> {
+        Arc::new(Self {
+            held: Default::default(),
+            cap,
+        })
+    }
+
     fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<AnonymousSlot> {
-        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let n = held.entry(ip).or_default();
-        if *n >= MAX_ANONYMOUS_PER_ADDR {
+        if *n >= self.cap {
             return None;
         }
         *n += 1;
@@ -70,7 +81,7 @@ impl Anonymous {
 
 impl Drop for AnonymousSlot {
     fn drop(&mut self) {
-        let mut held = self.0.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.0.held.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = held.get_mut(&self.1) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -89,7 +100,7 @@ pub async fn serve_tls(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let anonymous = Arc::new(Anonymous::default());
+    let anonymous = Anonymous::with_cap(MAX_ANONYMOUS_PER_ADDR);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -197,6 +208,7 @@ pub async fn serve_api_tls(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
+    let per_addr = Anonymous::with_cap(MAX_API_PER_ADDR);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -210,10 +222,15 @@ pub async fn serve_api_tls(
                 continue;
             }
         };
+        let Some(slot) = per_addr.take(remote.ip()) else {
+            tracing::debug!(%remote, "too many Engine API connections from this address");
+            continue;
+        };
         let acceptor = acceptor.clone();
         let router = router.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let tls = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -244,5 +261,22 @@ pub async fn serve_api_tls(
                 _ = shutdown.wait_for(|s| *s) => {}
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_per_address_are_capped_and_freed_when_they_close() {
+        let counter = Anonymous::with_cap(2);
+        let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let first = counter.take(a).expect("one");
+        let _second = counter.take(a).expect("two");
+        assert!(counter.take(a).is_none(), "a third from the same address is refused");
+        assert!(counter.take(b).is_some(), "another address has its own count");
+        drop(first);
+        assert!(counter.take(a).is_some(), "a closed connection frees its place");
     }
 }
