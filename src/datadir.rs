@@ -273,6 +273,11 @@ impl DataDir {
     pub fn save_certs(&self, ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<(), DataDirError> {
         create_dir_durably(&self.certs()).map_err(|e| self.io(e))?;
         write_durably(&self.ca_path(), ca_pem.as_bytes(), 0o644).map_err(|e| self.io(e))?;
+        self.save_node_certificate(cert_pem, key_pem)
+    }
+
+    /// Replaces the node certificate and its key (the CA stays): a renewal or a role switch.
+    pub fn save_node_certificate(&self, cert_pem: &str, key_pem: &str) -> Result<(), DataDirError> {
         write_durably(&staged(&self.key_path()), key_pem.as_bytes(), 0o600).map_err(|e| self.io(e))?;
         write_durably(&staged(&self.cert_path()), cert_pem.as_bytes(), 0o644).map_err(|e| self.io(e))?;
         self.finish_certificate_swap()
@@ -357,8 +362,7 @@ impl DataDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(self.io(e)),
         }
-        let ca_pem = fs::read_to_string(self.ca_path()).map_err(|e| self.io(e))?;
-        self.save_certs(&ca_pem, &plan.cert_pem, &plan.key_pem)?;
+        self.save_node_certificate(&plan.cert_pem, &plan.key_pem)?;
         self.save_config(&plan.config)?;
         fs::remove_file(self.switch_path()).map_err(|e| self.io(e))?;
         File::open(&self.root)

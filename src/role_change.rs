@@ -26,7 +26,7 @@ use crate::assembly::stop;
 use crate::datadir::NodeConfig;
 use crate::error::DaemonError;
 use crate::identity::become_raft_member;
-use crate::identity::expired_der;
+use crate::identity::expired_since;
 
 /// How long to wait between rounds of asking the managers.
 const RETRY: Duration = Duration::from_secs(2);
@@ -83,7 +83,7 @@ pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
                         Ok(Renewed::InPlace) => renewal_point = ca::random_renewal_point(),
                         Ok(Renewed::OtherRole(w)) => wanted = Some(w),
                         Err(why) => {
-                            if expired_der(&running.identity.certificate()) && running.manager.is_none() {
+                            if expired_since(&running.identity.certificate()).is_some() && running.manager.is_none() {
                                 tracing::error!(error = %why, "this node's certificate has expired and no manager renewed it in time; \
                                     restart it with `swarmd run --rejoin-token TOKEN` (the worker join token)");
                             } else {
@@ -199,10 +199,9 @@ async fn renew(running: &Running, cfg: &NodeConfig) -> Result<Renewed, String> {
             (key_pem, resp.cert_pem)
         }
     };
-    let (ca_pem, _, _) = running.dir.load_certs().map_err(|e| e.to_string())?;
     running
         .dir
-        .save_certs(&ca_pem, &cert_pem, &key_pem)
+        .save_node_certificate(&cert_pem, &key_pem)
         .map_err(|e| e.to_string())?;
     running
         .identity
