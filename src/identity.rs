@@ -121,15 +121,9 @@ pub(crate) fn check_certs(cfg: &NodeConfig, cert_pem: &str, dir: &DataDir) -> Re
     Ok(())
 }
 
-/// Whether a certificate (DER) has expired.
-pub(crate) fn expired_der(der: &[u8]) -> bool {
-    ca::cert_not_after(der).is_ok_and(|t| t < time::OffsetDateTime::now_utc().unix_timestamp())
-}
-
-/// When the certificate expired, if it has.
-pub(crate) fn expired_at(cert_pem: &str) -> Option<String> {
-    let der = ca::first_cert_der(cert_pem).ok()?;
-    let not_after = ca::cert_not_after(&der).ok()?;
+/// When a certificate (DER) expired, if it has.
+pub(crate) fn expired_since(der: &[u8]) -> Option<String> {
+    let not_after = ca::cert_not_after(der).ok()?;
     if not_after >= time::OffsetDateTime::now_utc().unix_timestamp() {
         return None;
     }
@@ -138,6 +132,11 @@ pub(crate) fn expired_at(cert_pem: &str) -> Option<String> {
             .map(|t| t.to_string())
             .unwrap_or_else(|_| not_after.to_string()),
     )
+}
+
+/// When the certificate (PEM) expired, if it has.
+pub(crate) fn expired_at(cert_pem: &str) -> Option<String> {
+    expired_since(&ca::first_cert_der(cert_pem).ok()?)
 }
 
 /// The join handshake: downloads the root CA without trusting anyone, pins it through the
@@ -241,7 +240,7 @@ pub(crate) async fn rejoin(dir: &DataDir, cfg: &mut NodeConfig, raw_token: &str)
                     }
                     .into());
                 }
-                dir.save_certs(&ca_pem, &resp.cert_pem, &key_pem)?;
+                dir.save_node_certificate(&resp.cert_pem, &key_pem)?;
                 if !resp.managers.is_empty() {
                     cfg.managers = resp.managers;
                 }
@@ -249,31 +248,21 @@ pub(crate) async fn rejoin(dir: &DataDir, cfg: &mut NodeConfig, raw_token: &str)
                 tracing::info!(node_id = %cfg.node_id, manager = %remote, "rejoined with a new certificate");
                 return Ok(());
             }
-            // Only the leader issues: a follower names it, and it may be missing from node.json.
-            Err(PeerError::Status {
-                status: 503, message, ..
-            }) if serde_json::from_str::<NotLeader>(&message)
-                .ok()
-                .and_then(|n| n.leader)
-                .is_some_and(|l| !to_ask.contains(&l)) =>
-            {
-                if let Some(leader) = serde_json::from_str::<NotLeader>(&message).ok().and_then(|n| n.leader) {
-                    to_ask.push(leader);
-                }
-            }
+            // Refused for good by the leader; anything else may go better elsewhere.
             Err(PeerError::Status { status, message, .. }) if status != 503 && status != 421 => {
-                return Err(JoinError::Refused {
-                    remote: remote.clone(),
-                    message,
-                }
-                .into());
+                return Err(JoinError::Refused { remote, message }.into());
             }
             Err(source) => {
+                // Only the leader issues: a follower names it, and it may be missing from
+                // node.json.
+                if let PeerError::Status { message, .. } = &source
+                    && let Some(leader) = NotLeader::leader_in(message)
+                    && !to_ask.contains(&leader)
+                {
+                    to_ask.push(leader);
+                }
                 tracing::warn!(manager = %remote, error = %source, "cannot rejoin through this manager");
-                last = Some(JoinError::Unreachable {
-                    remote: remote.clone(),
-                    source,
-                });
+                last = Some(JoinError::Unreachable { remote, source });
             }
         }
     }

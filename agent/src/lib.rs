@@ -239,7 +239,7 @@ impl Agent {
             Err(PeerError::Status {
                 status: 503, message, ..
             }) => {
-                let leader = serde_json::from_str::<NotLeader>(&message).ok().and_then(|n| n.leader);
+                let leader = NotLeader::leader_in(&message);
                 return Err(match leader {
                     Some(l) if l != addr => SessionEnd::Redirect(l),
                     _ => SessionEnd::Failed(format!("no leader to open a session with: {message}")),

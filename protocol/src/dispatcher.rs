@@ -185,6 +185,13 @@ pub struct NotLeader {
     pub leader: Option<String>,
 }
 
+impl NotLeader {
+    /// The leader named in the message of a 503 refusal, if it is one and names it.
+    pub fn leader_in(message: &str) -> Option<String> {
+        serde_json::from_str::<NotLeader>(message).ok().and_then(|n| n.leader)
+    }
+}
+
 /// Frames a message for a session stream. Inline: only the two ends of a session build the
 /// (large) encoding of a session message, not this crate.
 #[inline]
