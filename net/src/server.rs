@@ -52,15 +52,15 @@ const MAX_API_PER_ADDR: usize = 256;
 const ANONYMOUS_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Counts the connections of a kind from each address, up to a cap.
-struct Anonymous {
+struct PerAddress {
     held: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
     cap: usize,
 }
 
 /// One counted connection; uncounted when dropped.
-struct AnonymousSlot(Arc<Anonymous>, std::net::IpAddr);
+struct AddressSlot(Arc<PerAddress>, std::net::IpAddr);
 
-impl Anonymous {
+impl PerAddress {
     fn with_cap(cap: usize) -> Arc<Self> {
         Arc::new(Self {
             held: Default::default(),
@@ -68,18 +68,18 @@ impl Anonymous {
         })
     }
 
-    fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<AnonymousSlot> {
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<AddressSlot> {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let n = held.entry(ip).or_default();
         if *n >= self.cap {
             return None;
         }
         *n += 1;
-        Some(AnonymousSlot(self.clone(), ip))
+        Some(AddressSlot(self.clone(), ip))
     }
 }
 
-impl Drop for AnonymousSlot {
+impl Drop for AddressSlot {
     fn drop(&mut self) {
         let mut held = self.0.held.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = held.get_mut(&self.1) {
@@ -91,6 +91,43 @@ impl Drop for AnonymousSlot {
     }
 }
 
+/// The next connection, or `None` once `shutdown` turns true. A failed accept (out of file
+/// descriptors, say) is retried after a pause.
+async fn accept_next(
+    listener: &TcpListener,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => return None,
+        };
+        match accepted {
+            Ok(a) => return Some(a),
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// HTTP/1 and HTTP/2 with the timers and limits every listener applies.
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(KEEP_ALIVE)
+        .keep_alive_timeout(HEADER_TIMEOUT)
+        .max_concurrent_streams(MAX_STREAMS);
+    builder
+}
+
 /// Serves `router` on `listener` until `shutdown` turns true. Callers without a client
 /// certificate are limited: a few connections per address, each for a short while.
 pub async fn serve_tls(
@@ -100,20 +137,8 @@ pub async fn serve_tls(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let anonymous = Anonymous::with_cap(MAX_ANONYMOUS_PER_ADDR);
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        let (tcp, remote) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    let anonymous = PerAddress::with_cap(MAX_ANONYMOUS_PER_ADDR);
+    while let Some((tcp, remote)) = accept_next(&listener, &mut shutdown).await {
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
@@ -159,19 +184,10 @@ pub async fn serve_tls(
                 async move { Ok::<_, Infallible>(router.oneshot(req).await.unwrap_or_else(|e| match e {})) }
             });
             let service = hyper_util::service::TowerToHyperService::new(service);
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            let mut http2 = builder.http2();
-            http2
-                .timer(TokioTimer::new())
-                .keep_alive_interval(KEEP_ALIVE)
-                .keep_alive_timeout(HEADER_TIMEOUT)
-                .max_concurrent_streams(MAX_STREAMS);
+            let mut builder = connection_builder();
             if lifetime.is_some() {
-                http2
+                builder
+                    .http2()
                     .max_concurrent_streams(ANONYMOUS_STREAMS)
                     .initial_stream_window_size(ANONYMOUS_WINDOW)
                     .initial_connection_window_size(ANONYMOUS_WINDOW);
@@ -208,20 +224,8 @@ pub async fn serve_api_tls(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let per_addr = Anonymous::with_cap(MAX_API_PER_ADDR);
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        let (tcp, remote) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    let per_addr = PerAddress::with_cap(MAX_API_PER_ADDR);
+    while let Some((tcp, remote)) = accept_next(&listener, &mut shutdown).await {
         let Some(slot) = per_addr.take(remote.ip()) else {
             tracing::debug!(%remote, "too many Engine API connections from this address");
             continue;
@@ -240,17 +244,7 @@ pub async fn serve_api_tls(
                 Err(_) => return,
             };
             let service = hyper_util::service::TowerToHyperService::new(router);
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .keep_alive_interval(KEEP_ALIVE)
-                .keep_alive_timeout(HEADER_TIMEOUT)
-                .max_concurrent_streams(MAX_STREAMS);
+            let builder = connection_builder();
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
             tokio::select! {
                 r = conn => {
@@ -270,7 +264,7 @@ mod tests {
 
     #[test]
     fn connections_per_address_are_capped_and_freed_when_they_close() {
-        let counter = Anonymous::with_cap(2);
+        let counter = PerAddress::with_cap(2);
         let (a, b) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let first = counter.take(a).expect("one");
         let _second = counter.take(a).expect("two");
