@@ -20,12 +20,14 @@ use swarm_ca::public_key_digest;
 use swarm_ca::root_digest;
 use swarm_ca::tls_info;
 use swarm_model::Availability;
+use swarm_model::Cluster;
 use swarm_model::Node;
 use swarm_model::NodeDescription;
 use swarm_model::NodeRole;
 use swarm_model::NodeSpec;
 use swarm_model::NodeState;
 use swarm_model::NodeStatus;
+use swarm_model::RootCaState;
 use swarm_model::StoreObject;
 use swarm_model::Timestamp;
 use swarm_model::new_id;
@@ -54,6 +56,64 @@ fn key_of(cert_pem: &str) -> ApiResult<String> {
         .map_err(|e| ApiError::internal(format!("the certificate just issued is unreadable: {e}")))
 }
 
+/// The cluster's root CA, once `swarmd init` has made it.
+fn root_ca(cluster: &Cluster) -> ApiResult<RootCaState> {
+    cluster
+        .root_ca
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("the cluster has no root CA yet"))
+}
+
+/// The role a join token grants: 401 for a wrong or rotated token.
+fn token_role(token: &str, cluster: &Cluster, root: &RootCaState) -> ApiResult<NodeRole> {
+    check_join_token(token, cluster, &root_digest(&root.ca_cert_pem)).map_err(|e| match e {
+        TokenError::NoCluster => ApiError::unavailable(e.to_string()),
+        _ => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
+    })
+}
+
+/// A manager needs an address the other managers can dial.
+fn check_manager_address(addr: &str) -> ApiResult<()> {
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ApiError::bad_request(format!(
+            "advertise address {addr:?} is not a valid IP:port; a manager needs one that other managers can dial"
+        ))),
+    }
+}
+
+/// A certificate for `node`'s key (`csr_pem`) in the role the store gives it, with the
+/// cluster's lifetime, and the raft id and managers it needs in that role.
+fn certificate_answer(
+    m: &Manager,
+    cluster: &Cluster,
+    root: &RootCaState,
+    node: &Node,
+    csr_pem: &str,
+) -> ApiResult<RenewResponse> {
+    let role = node.spec.role;
+    let identity = CertIdentity {
+        node_id: node.id.clone(),
+        role,
+        cluster_id: cluster.id.clone(),
+    };
+    let expiry = node_cert_expiry(m, cluster);
+    let cert_pem = issue_node_cert(&root.ca_cert_pem, &root.ca_key_pem, csr_pem, &identity, expiry)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(RenewResponse {
+        role,
+        cert_pem,
+        raft_id: (role == NodeRole::Manager).then_some(node.raft_id).flatten(),
+        managers: m
+            .raft
+            .status()
+            .voters
+            .values()
+            .map(|a| (a.node_id.clone(), a.addr.clone()))
+            .collect(),
+    })
+}
+
 pub(super) async fn ca(State(m): State<Arc<Manager>>) -> ApiResult<String> {
     let cluster = m.cluster()?;
     cluster
@@ -69,20 +129,10 @@ pub(super) async fn join(
 ) -> ApiResult<Json<JoinResponse>> {
     let req: JoinRequest = decode_exact(&body, "join request")?;
     let cluster = m.cluster()?;
-    let root = cluster
-        .root_ca
-        .clone()
-        .ok_or_else(|| ApiError::unavailable("the cluster has no root CA yet"))?;
-    let digest = root_digest(&root.ca_cert_pem);
-    let role = check_join_token(&req.token, &cluster, &digest).map_err(|e| match e {
-        TokenError::NoCluster => ApiError::unavailable(e.to_string()),
-        _ => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
-    })?;
-    if role == NodeRole::Manager && req.advertise_addr.parse::<std::net::SocketAddr>().is_err() {
-        return Err(ApiError::bad_request(format!(
-            "advertise address {:?} is not a valid IP:port; a manager needs one that other managers can dial",
-            req.advertise_addr
-        )));
+    let root = root_ca(&cluster)?;
+    let role = token_role(&req.token, &cluster, &root)?;
+    if role == NodeRole::Manager {
+        check_manager_address(&req.advertise_addr)?;
     }
     let hostname = req.hostname.trim().to_string();
     if hostname.is_empty() {
@@ -169,10 +219,7 @@ pub(super) async fn renew(
         .view(|s| (s.nodes.get(&who.node_id).cloned(), s.cluster().cloned()));
     let node = node.ok_or_else(|| ApiError::not_found(format!("node {} not found", who.node_id)))?;
     let cluster = cluster.ok_or_else(|| ApiError::unavailable("the swarm is not initialised yet"))?;
-    let root = cluster
-        .root_ca
-        .clone()
-        .ok_or_else(|| ApiError::unavailable("the cluster has no root CA yet"))?;
+    let root = root_ca(&cluster)?;
     let role = node.spec.role;
     let raft = m.raft.status();
     let still_member = raft
@@ -188,12 +235,7 @@ pub(super) async fn renew(
                     who.node_id
                 )));
             }
-            if req.advertise_addr.parse::<std::net::SocketAddr>().is_err() {
-                return Err(ApiError::bad_request(format!(
-                    "advertise address {:?} is not a valid IP:port; a manager needs one that other managers can dial",
-                    req.advertise_addr
-                )));
-            }
+            check_manager_address(&req.advertise_addr)?;
         }
         NodeRole::Worker if still_member => {
             return Err(ApiError::conflict(format!(
@@ -203,25 +245,9 @@ pub(super) async fn renew(
         }
         NodeRole::Worker => {}
     }
-    let expiry = node_cert_expiry(&m, &cluster);
-    let identity = CertIdentity {
-        node_id: who.node_id.clone(),
-        role,
-        cluster_id: cluster.id.clone(),
-    };
-    let cert_pem = issue_node_cert(&root.ca_cert_pem, &root.ca_key_pem, &req.csr_pem, &identity, expiry)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let answer = certificate_answer(&m, &cluster, &root, &node, &req.csr_pem)?;
     tracing::info!(node_id = %who.node_id, role = role.name(), "issued a certificate");
-    Ok(Json(RenewResponse {
-        role,
-        cert_pem,
-        raft_id: (role == NodeRole::Manager).then_some(node.raft_id).flatten(),
-        managers: raft
-            .voters
-            .values()
-            .map(|a| (a.node_id.clone(), a.addr.clone()))
-            .collect(),
-    }))
+    Ok(Json(answer))
 }
 
 /// Gives a node whose certificate expired while it was off a new one under its old node ID. It
@@ -235,15 +261,9 @@ pub(super) async fn rejoin(State(m): State<Arc<Manager>>, body: Bytes) -> ApiRes
     }
     let req: RejoinRequest = decode_exact(&body, "rejoin request")?;
     let cluster = m.cluster()?;
-    let root = cluster
-        .root_ca
-        .clone()
-        .ok_or_else(|| ApiError::unavailable("the cluster has no root CA yet"))?;
+    let root = root_ca(&cluster)?;
     let unauthorized = |why: String| ApiError::new(StatusCode::UNAUTHORIZED, why);
-    let token_role = check_join_token(&req.token, &cluster, &root_digest(&root.ca_cert_pem)).map_err(|e| match e {
-        TokenError::NoCluster => ApiError::unavailable(e.to_string()),
-        _ => unauthorized(e.to_string()),
-    })?;
+    let token_role = token_role(&req.token, &cluster, &root)?;
     let old =
         first_cert_der(&req.old_cert_pem).map_err(|e| ApiError::bad_request(format!("the old certificate: {e}")))?;
     let not_after = cert_not_after(&old).map_err(|e| ApiError::bad_request(format!("the old certificate: {e}")))?;
@@ -289,35 +309,10 @@ pub(super) async fn rejoin(State(m): State<Arc<Manager>>, body: Bytes) -> ApiRes
             req.node_id
         )));
     }
-    if role == NodeRole::Manager && req.advertise_addr.parse::<std::net::SocketAddr>().is_err() {
-        return Err(ApiError::bad_request(format!(
-            "advertise address {:?} is not a valid IP:port; a manager needs one that other managers can dial",
-            req.advertise_addr
-        )));
+    if role == NodeRole::Manager {
+        check_manager_address(&req.advertise_addr)?;
     }
-    let identity = CertIdentity {
-        node_id: req.node_id.clone(),
-        role,
-        cluster_id: cluster.id.clone(),
-    };
-    let cert_pem = issue_node_cert(
-        &root.ca_cert_pem,
-        &root.ca_key_pem,
-        &req.csr_pem,
-        &identity,
-        node_cert_expiry(&m, &cluster),
-    )
-    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let answer = certificate_answer(&m, &cluster, &root, &node, &req.csr_pem)?;
     tracing::info!(node_id = %req.node_id, role = role.name(), "a node with an expired certificate rejoined");
-    let raft = m.raft.status();
-    Ok(Json(RenewResponse {
-        role,
-        cert_pem,
-        raft_id: (role == NodeRole::Manager).then_some(node.raft_id).flatten(),
-        managers: raft
-            .voters
-            .values()
-            .map(|a| (a.node_id.clone(), a.addr.clone()))
-            .collect(),
-    }))
+    Ok(Json(answer))
 }
