@@ -54,13 +54,7 @@ pub(crate) fn api_settings(api_addr: Option<&str>, opts: &ApiTlsOptions) -> Resu
                     .to_string(),
             ));
         }
-        if !is_loopback(addr) && !opts.insecure_api {
-            return Err(DaemonError::ApiFlag(format!(
-                "refusing to serve the Engine API in plain text on {addr}: anyone who reaches it is root on every node. \
-                 Use --tlsverify with --tlscacert, --tlscert and --tlskey, a loopback address, or --insecure-api if \
-                 the network is trusted"
-            )));
-        }
+        plain_text_allowed(addr, opts.insecure_api)?;
         return Ok(None);
     }
     if opts.insecure_api {
@@ -85,6 +79,24 @@ pub(crate) fn api_settings(api_addr: Option<&str>, opts: &ApiTlsOptions) -> Resu
     };
     load(&files)?;
     Ok(Some(files))
+}
+
+/// Plain text is served on loopback, and elsewhere only with `--insecure-api` (kept in
+/// node.json as `insecure_api`). Checked by `init` and `join` before anything is written, and
+/// at every start, so a node.json from before TLS is held to it too. True when it is allowed
+/// off loopback, which deserves a warning.
+pub(crate) fn plain_text_allowed(addr: &str, insecure_api: bool) -> Result<bool, DaemonError> {
+    if is_loopback(addr) {
+        return Ok(false);
+    }
+    if !insecure_api {
+        return Err(DaemonError::ApiFlag(format!(
+            "refusing to serve the Engine API in plain text on {addr}: anyone who reaches it is root on every node. \
+             Use --tlsverify with --tlscacert, --tlscert and --tlskey, a loopback address, or --insecure-api \
+             (\"insecure_api\": true in node.json) if the network is trusted"
+        )));
+    }
+    Ok(true)
 }
 
 fn is_loopback(addr: &str) -> bool {

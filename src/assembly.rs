@@ -33,6 +33,7 @@ use tokio::task::JoinHandle;
 
 use crate::api_listener::check_not_cluster_ca;
 use crate::api_listener::load as load_api_tls;
+use crate::api_listener::plain_text_allowed;
 use crate::datadir::DataDir;
 use crate::datadir::DataDirError;
 use crate::datadir::NodeConfig;
@@ -314,16 +315,7 @@ pub(crate) async fn serve_api(running: &mut Running, cfg: &NodeConfig) -> Result
         source,
     })?;
     running.dir.secure_socket()?;
-    let mut rx = running.shutdown.subscribe();
-    let unix_app = api::served(routes.clone(), true);
-    running.tasks.push(tokio::spawn(async move {
-        let serve = axum::serve(listener, unix_app).with_graceful_shutdown(async move {
-            let _ = rx.wait_for(|s| *s).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "control socket server failed");
-        }
-    }));
+    serve_plain(running, listener, api::served(routes.clone(), true), "control socket");
     if let Some(addr) = &cfg.api_addr {
         // Checked again on every start: the files may have changed since.
         let tls_config = match &cfg.api_tls {
@@ -338,42 +330,41 @@ pub(crate) async fn serve_api(running: &mut Running, cfg: &NodeConfig) -> Result
             addr: addr.clone(),
             source,
         })?;
-        let rx = running.shutdown.subscribe();
         match tls_config {
             Some(tls_config) => {
+                let rx = running.shutdown.subscribe();
                 let tcp_app = api::served(routes, false);
                 running.tasks.push(tokio::spawn(swarm_net::server::serve_api_tls(
                     listener, tls_config, tcp_app, rx,
                 )));
             }
             None => {
-                let loopback = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
-                if !loopback && !cfg.insecure_api {
-                    // A node.json from before TLS: refused as init and join refuse it now.
-                    return Err(DaemonError::ApiFlag(format!(
-                        "refusing to serve the Engine API in plain text on {addr}: anyone who reaches it is root on \
-                         every node. Set \"insecure_api\": true in {} to keep it, or rejoin with --tlsverify",
-                        running.dir.config_path().display()
-                    )));
-                }
-                if !loopback {
+                if plain_text_allowed(addr, cfg.insecure_api)? {
                     tracing::warn!(%addr, "the Engine API is served in plain text without authentication (--insecure-api): anyone who reaches it is root on every node");
                 }
-                let tcp_app = api::served(routes, true);
-                let mut rx = rx;
-                running.tasks.push(tokio::spawn(async move {
-                    let serve = axum::serve(listener, tcp_app).with_graceful_shutdown(async move {
-                        let _ = rx.wait_for(|s| *s).await;
-                    });
-                    if let Err(e) = serve.await {
-                        tracing::error!(error = %e, "TCP API server failed");
-                    }
-                }));
+                serve_plain(running, listener, api::served(routes, true), "TCP API");
             }
         }
     }
     tracing::info!(socket = %socket.display(), tcp = ?cfg.api_addr, "Engine API listening");
     Ok(())
+}
+
+/// Serves the API without TLS (the control socket, or TCP) until the node stops.
+fn serve_plain<L>(running: &mut Running, listener: L, app: axum::Router, what: &'static str)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let mut rx = running.shutdown.subscribe();
+    running.tasks.push(tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "{what} server failed");
+        }
+    }));
 }
 
 pub(crate) async fn shutdown_signal() {
