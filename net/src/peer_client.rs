@@ -309,22 +309,37 @@ mod tests {
         (cert, key)
     }
 
+    /// A manager listener answering `/raft/ping` as `node_id`: its address, the identity it
+    /// presents, and the sender that keeps it running.
+    async fn ping_server(
+        ca: &(String, String),
+        node_id: &str,
+    ) -> (String, Arc<tls::NodeIdentity>, tokio::sync::watch::Sender<bool>) {
+        let (cert, key) = manager_cert(ca, node_id);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let (keep, stop) = tokio::sync::watch::channel(false);
+        let router = Router::new().route("/raft/ping", get(|| async { "pong" }));
+        let identity = tls::NodeIdentity::new(&cert, &key).expect("server identity");
+        let server = tls::server_config(&ca.0, identity.clone()).expect("server TLS");
+        tokio::spawn(serve_tls(listener, server, router, stop));
+        (addr, identity, keep)
+    }
+
+    /// A peer client presenting manager `node_id`'s certificate.
+    fn client_as(ca: &(String, String), node_id: &str) -> PeerClient {
+        let (cert, key) = manager_cert(ca, node_id);
+        let identity = tls::NodeIdentity::new(&cert, &key).expect("client identity");
+        PeerClient::new(tls::client_config(&ca.0, identity).expect("client TLS"))
+    }
+
     /// Raft calls a member by address and node ID: a manager whose certificate names another
     /// node is refused, whatever answers at the address.
     #[tokio::test]
     async fn a_member_is_called_only_if_its_certificate_is_that_nodes() {
         let ca = swarm_ca::generate_root().expect("a root CA");
-        let (server_cert, server_key) = manager_cert(&ca, "nodea");
-        let (client_cert, client_key) = manager_cert(&ca, "nodeb");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
-        let (_stop, stop) = tokio::sync::watch::channel(false);
-        let router = Router::new().route("/raft/ping", get(|| async { "pong" }));
-        let server_identity = tls::NodeIdentity::new(&server_cert, &server_key).expect("server identity");
-        let server = tls::server_config(&ca.0, server_identity).expect("server TLS");
-        tokio::spawn(serve_tls(listener, server, router, stop));
-        let client_identity = tls::NodeIdentity::new(&client_cert, &client_key).expect("client identity");
-        let client = PeerClient::new(tls::client_config(&ca.0, client_identity).expect("client TLS"));
+        let (addr, _server, _stop) = ping_server(&ca, "nodea").await;
+        let client = client_as(&ca, "nodeb");
 
         let wrong = client
             .call_node(&addr, "nodec", "/raft/ping", None, Duration::from_secs(5))
@@ -348,24 +363,16 @@ mod tests {
     #[tokio::test]
     async fn a_replaced_certificate_is_presented_by_new_connections() {
         let ca = swarm_ca::generate_root().expect("a root CA");
-        let (first_cert, first_key) = manager_cert(&ca, "nodea");
-        let (client_cert, client_key) = manager_cert(&ca, "nodeb");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
-        let (_stop, stop) = tokio::sync::watch::channel(false);
-        let router = Router::new().route("/raft/ping", get(|| async { "pong" }));
-        let server_identity = tls::NodeIdentity::new(&first_cert, &first_key).expect("server identity");
-        let server = tls::server_config(&ca.0, server_identity.clone()).expect("server TLS");
-        tokio::spawn(serve_tls(listener, server, router, stop));
-        let client_identity = tls::NodeIdentity::new(&client_cert, &client_key).expect("client identity");
-        let client = PeerClient::new(tls::client_config(&ca.0, client_identity).expect("client TLS"));
+        let (addr, server_identity, _stop) = ping_server(&ca, "nodea").await;
+        let client = client_as(&ca, "nodeb");
         client
             .call_node(&addr, "nodea", "/raft/ping", None, Duration::from_secs(5))
             .await
             .expect("the first certificate");
 
         let (second_cert, second_key) = manager_cert(&ca, "nodea-renewed");
-        let mismatched = server_identity.replace(&second_cert, &first_key);
+        let (_, other_key) = manager_cert(&ca, "nodeb");
+        let mismatched = server_identity.replace(&second_cert, &other_key);
         assert!(mismatched.is_err(), "a key that is not the certificate's is refused");
         server_identity
             .replace(&second_cert, &second_key)
