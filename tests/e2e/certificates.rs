@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::docker_cli::Docker;
 use crate::support::Cluster;
+use crate::support::container_field;
 use crate::support::eventually;
 use crate::support::tasks_of;
 use crate::support::view::NodeView;
@@ -52,11 +53,7 @@ async fn task_table(c: &Cluster, i: usize, service: &str) -> Option<BTreeSet<(St
 }
 
 fn started_at(container: &str) -> String {
-    let out = std::process::Command::new("docker")
-        .args(["inspect", "-f", "{{.State.StartedAt}} {{.RestartCount}}", container])
-        .output()
-        .expect("docker inspect");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    container_field(container, "{{.State.StartedAt}} {{.RestartCount}}")
 }
 
 /// Three managers and a worker whose certificates live 40 seconds run for two minutes while a

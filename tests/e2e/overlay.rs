@@ -1118,11 +1118,7 @@ fn fetch_many(container: &str, host: &str, count: usize) -> Vec<String> {
 
 /// The Docker network mode `container` was created with.
 fn network_mode(container: &str) -> String {
-    let out = std::process::Command::new("docker")
-        .args(["inspect", "--format", "{{.HostConfig.NetworkMode}}", container])
-        .output()
-        .expect("docker inspect");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    crate::support::container_field(container, "{{.HostConfig.NetworkMode}}")
 }
 
 fn ip(args: &[&str]) -> String {

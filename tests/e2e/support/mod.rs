@@ -576,6 +576,15 @@ pub fn ensure_test_image() {
     });
 }
 
+/// One field of a container as `docker inspect -f FORMAT` prints it, trimmed.
+pub fn container_field(container: &str, format: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", format, container])
+        .output()
+        .expect("docker inspect");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Containers of a service (running or not), as `(name, node id, running)`.
 pub fn containers_of_service(service: &str) -> Vec<(String, String, bool)> {
     let out = Command::new("docker")
