@@ -16,11 +16,17 @@ use swarm_agent::exec::docker::DockerExecutor;
 use swarm_agent::exec::memory_dir;
 use swarm_agent::exec::memory_dir::Backing;
 use swarm_agent::exec::sim::SimExecutor;
+use swarm_ca::UnlockKey;
+use swarm_ca::UnlockKeyError;
 use swarm_manager::ManagerConfig;
 use swarm_manager::api;
 use swarm_manager::api::ApiState;
+use swarm_manager::api::unlock::UnlockAttempt;
+use swarm_manager::api::unlock::Unlocker;
 use swarm_manager::runtime::LocalNode;
 use swarm_manager::runtime::Manager;
+use swarm_manager::settings::follow_cluster;
+use swarm_manager::settings::wanted_unlock_key;
 use swarm_model::NodeRole;
 use swarm_net::peer_client::PeerClient;
 use swarm_net::tls;
@@ -34,6 +40,10 @@ use tokio::task::JoinHandle;
 use crate::api_listener::check_not_cluster_ca;
 use crate::api_listener::load as load_api_tls;
 use crate::api_listener::plain_text_allowed;
+use crate::data_key;
+use crate::data_key::ManagerKey;
+use crate::data_key::StoredKey;
+use crate::data_key::keep_sealed_as_wanted;
 use crate::datadir::DataDir;
 use crate::datadir::DataDirError;
 use crate::datadir::NodeConfig;
@@ -64,6 +74,7 @@ pub(crate) async fn start_manager(
     dir: DataDir,
     cfg: &NodeConfig,
     lock: File,
+    key: ManagerKey,
 ) -> Result<(Running, Arc<Manager>), DaemonError> {
     // A role switch rebuilds the raft dir, which holds the CA key: private again every time.
     dir.restrict()?;
@@ -92,6 +103,7 @@ pub(crate) async fn start_manager(
             // A member's log must be there: raft refuses to start it empty (its votes would
             // be forgotten), and says to join again.
             existing_log: cfg.initialised,
+            data_key: key.key.clone(),
             ca_pem,
             identity: identity.clone(),
             cert_expiry_override: cert_expiry_override()?,
@@ -113,7 +125,30 @@ pub(crate) async fn start_manager(
         leave: Arc::default(),
     };
     start_agent(&mut running, cfg, role_tx);
+    // Autolock: this manager's data key follows the cluster's unlock key.
+    let (wanted_tx, wanted) = watch::channel(key.sealed_with.as_ref().map(|k| k.to_string()));
+    running.tasks.push(tokio::spawn(follow_cluster(
+        manager.store.clone(),
+        running.shutdown.subscribe(),
+        move |c| {
+            wanted_tx.send_if_modified(|w| std::mem::replace(w, wanted_unlock_key(c)) != *w);
+        },
+    )));
+    running
+        .tasks
+        .push(tokio::spawn(keep_sealed_as_wanted(running.dir.clone(), key, wanted)));
     Ok((running, manager))
+}
+
+/// The data key for a manager that cannot be locked: a new manager, or one switching roles
+/// (either way its raft dir is new).
+pub(crate) fn new_manager_key(dir: &DataDir) -> Result<ManagerKey, DaemonError> {
+    data_key::unlocked(dir)?.map_err(|_| {
+        DaemonError::DataDir(DataDirError::Damaged {
+            dir: dir.root().display().to_string(),
+            problem: "a manager being set up has a sealed data key already".to_string(),
+        })
+    })
 }
 
 /// The environment variable that shortens node certificate lifetimes below the API's one-hour
@@ -301,9 +336,22 @@ pub(crate) async fn serve_api(running: &mut Running, cfg: &NodeConfig) -> Result
         manager: running.manager.clone(),
         remote_managers: cfg.managers.clone(),
         leave: running.leave.clone(),
+        locked: None,
     };
+    serve_api_for(state, &running.dir, cfg, &running.shutdown, &mut running.tasks).await
+}
+
+/// Serves `state` as the Engine API on the control socket (and on TCP if configured) until
+/// `shutdown`; the servers' tasks are added to `tasks`.
+async fn serve_api_for(
+    state: ApiState,
+    dir: &DataDir,
+    cfg: &NodeConfig,
+    shutdown: &watch::Sender<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<(), DaemonError> {
     let routes = api::router(state);
-    let socket = running.dir.socket();
+    let socket = dir.socket();
     if socket.exists() {
         if tokio::net::UnixStream::connect(&socket).await.is_ok() {
             return Err(DaemonError::SocketInUse(socket));
@@ -314,13 +362,19 @@ pub(crate) async fn serve_api(running: &mut Running, cfg: &NodeConfig) -> Result
         path: socket.clone(),
         source,
     })?;
-    running.dir.secure_socket()?;
-    serve_plain(running, listener, api::served(routes.clone(), true), "control socket");
+    dir.secure_socket()?;
+    serve_plain(
+        shutdown,
+        tasks,
+        listener,
+        api::served(routes.clone(), true),
+        "control socket",
+    );
     if let Some(addr) = &cfg.api_addr {
         // Checked again on every start: the files may have changed since.
         let tls_config = match &cfg.api_tls {
             Some(files) => {
-                let (ca_pem, _, _) = running.dir.load_certs()?;
+                let (ca_pem, _, _) = dir.load_certs()?;
                 check_not_cluster_ca(files, &ca_pem)?;
                 Some(load_api_tls(files)?)
             }
@@ -332,9 +386,9 @@ pub(crate) async fn serve_api(running: &mut Running, cfg: &NodeConfig) -> Result
         })?;
         match tls_config {
             Some(tls_config) => {
-                let rx = running.shutdown.subscribe();
+                let rx = shutdown.subscribe();
                 let tcp_app = api::served(routes, false);
-                running.tasks.push(tokio::spawn(swarm_net::server::serve_api_tls(
+                tasks.push(tokio::spawn(swarm_net::server::serve_api_tls(
                     listener, tls_config, tcp_app, rx,
                 )));
             }
@@ -342,7 +396,7 @@ pub(crate) async fn serve_api(running: &mut Running, cfg: &NodeConfig) -> Result
                 if plain_text_allowed(addr, cfg.insecure_api)? {
                     tracing::warn!(%addr, "the Engine API is served in plain text without authentication (--insecure-api): anyone who reaches it is root on every node");
                 }
-                serve_plain(running, listener, api::served(routes, true), "TCP API");
+                serve_plain(shutdown, tasks, listener, api::served(routes, true), "TCP API");
             }
         }
     }
@@ -350,14 +404,19 @@ pub(crate) async fn serve_api(running: &mut Running, cfg: &NodeConfig) -> Result
     Ok(())
 }
 
-/// Serves the API without TLS (the control socket, or TCP) until the node stops.
-fn serve_plain<L>(running: &mut Running, listener: L, app: axum::Router, what: &'static str)
-where
+/// Serves the API without TLS (the control socket, or TCP) until `shutdown`.
+fn serve_plain<L>(
+    shutdown: &watch::Sender<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+    listener: L,
+    app: axum::Router,
+    what: &'static str,
+) where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    let mut rx = running.shutdown.subscribe();
-    running.tasks.push(tokio::spawn(async move {
+    let mut rx = shutdown.subscribe();
+    tasks.push(tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = rx.wait_for(|s| *s).await;
         });
@@ -365,6 +424,75 @@ where
             tracing::error!(error = %e, "{what} server failed");
         }
     }));
+}
+
+/// How a locked manager's wait ended.
+pub(crate) enum Unlocked {
+    /// With the unlock key: the data key is open and the manager can start.
+    Key(ManagerKey),
+    /// `docker swarm leave --force` while locked.
+    Leave,
+    /// SIGTERM or SIGINT.
+    Stopped,
+}
+
+/// A locked manager (autolock, `sealed` being its data key): serves only what a locked dockerd
+/// serves, `/_ping`, `/version`, `/info` as `locked`, `/swarm/unlock` and leaving, until the
+/// unlock key arrives. Every other request gets Swarm's "needs to be unlocked" error.
+pub(crate) async fn wait_for_unlock(
+    dir: &DataDir,
+    cfg: &NodeConfig,
+    sealed: StoredKey,
+) -> Result<Unlocked, DaemonError> {
+    let (attempts_tx, mut attempts) = mpsc::channel::<UnlockAttempt>(4);
+    let leave = Arc::new(tokio::sync::Notify::new());
+    let state = ApiState {
+        local: local_node(cfg, dir),
+        manager: None,
+        remote_managers: cfg.managers.clone(),
+        leave: leave.clone(),
+        locked: Some(Unlocker(attempts_tx)),
+    };
+    let (shutdown, _) = watch::channel(false);
+    let mut tasks = Vec::new();
+    serve_api_for(state, dir, cfg, &shutdown, &mut tasks).await?;
+    tracing::warn!(
+        socket = %dir.socket().display(),
+        "this manager is locked: autolock is on, and its raft data is sealed with the swarm's unlock key. \
+         Unlock it with `docker swarm unlock` (or `swarmctl swarm unlock`) on this socket"
+    );
+    let outcome = loop {
+        tokio::select! {
+            attempt = attempts.recv() => {
+                let Some(attempt) = attempt else { break Unlocked::Stopped };
+                let opened = UnlockKey::parse(&attempt.key)
+                    .and_then(|unlock| sealed.open(&unlock).map(|key| ManagerKey { key, sealed_with: Some(unlock) }));
+                match opened {
+                    Ok(key) => {
+                        let _ = attempt.answer.send(Ok(()));
+                        tracing::info!("unlocked with the unlock key");
+                        break Unlocked::Key(key);
+                    }
+                    Err(e) => {
+                        let why = match e {
+                            UnlockKeyError::Wrong => e.to_string(),
+                            other => format!("swarm could not be unlocked: {other}"),
+                        };
+                        tracing::warn!(reason = %why, "unlock refused");
+                        let _ = attempt.answer.send(Err(why));
+                    }
+                }
+            }
+            _ = leave.notified() => break Unlocked::Leave,
+            _ = shutdown_signal() => break Unlocked::Stopped,
+        }
+    };
+    shutdown.send_replace(true);
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    let _ = std::fs::remove_file(dir.socket());
+    Ok(outcome)
 }
 
 pub(crate) async fn shutdown_signal() {

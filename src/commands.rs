@@ -39,12 +39,17 @@ use tokio::sync::watch;
 
 use crate::api_listener::ApiTlsOptions;
 use crate::api_listener::api_settings;
+use crate::assembly::Unlocked;
 use crate::assembly::cert_expiry_override;
+use crate::assembly::leave_swarm;
+use crate::assembly::new_manager_key;
 use crate::assembly::serve_api;
 use crate::assembly::shutdown_signal;
 use crate::assembly::start_manager;
 use crate::assembly::start_worker;
 use crate::assembly::stop;
+use crate::assembly::wait_for_unlock;
+use crate::data_key;
 use crate::datadir::DataDir;
 use crate::datadir::NodeConfig;
 use crate::error::DaemonError;
@@ -142,7 +147,8 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
     cfg.dns_upstream = opts.dns_upstream.clone();
     dir.save_config(&cfg)?;
 
-    let (mut running, manager) = start_manager(dir.clone(), &cfg, lock).await?;
+    let key = new_manager_key(&dir)?;
+    let (mut running, manager) = start_manager(dir.clone(), &cfg, lock, key).await?;
     manager
         .raft
         .bootstrap(ManagerAddr {
@@ -182,6 +188,7 @@ pub async fn init(opts: InitOptions) -> Result<(), DaemonError> {
             ca_key_pem,
             rotated_tokens: Vec::new(),
             removed_nodes: Default::default(),
+            unlock_key: None,
         }),
         ..Default::default()
     };
@@ -293,7 +300,8 @@ pub async fn join(opts: JoinOptions) -> Result<(), DaemonError> {
 
     let mut running = match resp.role {
         NodeRole::Manager => {
-            let (running, _) = start_manager(dir.clone(), &cfg, lock).await?;
+            let key = new_manager_key(&dir)?;
+            let (running, _) = start_manager(dir.clone(), &cfg, lock, key).await?;
             let raft_id = resp.raft_id.ok_or(DaemonError::NoRaftId)?;
             if let Err(source) = become_raft_member(&running.peers, remote, raft_id, &advertise).await {
                 stop(running).await;
@@ -349,7 +357,16 @@ pub async fn run(data_dir: PathBuf, rejoin_token: Option<String>) -> Result<(), 
     }
     let mut running = match cfg.role {
         NodeRole::Manager => {
-            let (running, _) = start_manager(dir.clone(), &cfg, lock).await?;
+            // Autolock: a sealed data key waits for the unlock key first.
+            let key = match data_key::unlocked(&dir)? {
+                Ok(key) => key,
+                Err(sealed) => match wait_for_unlock(&dir, &cfg, sealed).await? {
+                    Unlocked::Key(key) => key,
+                    Unlocked::Leave => return leave_swarm(&dir, &cfg, lock).await,
+                    Unlocked::Stopped => return Ok(()),
+                },
+            };
+            let (running, _) = start_manager(dir.clone(), &cfg, lock, key).await?;
             if cfg.initialised
                 && let Some(m) = &running.manager
                 && !m.raft.wait_for_local_recovery(Duration::from_secs(60)).await

@@ -6,6 +6,7 @@
 mod api_listener;
 mod assembly;
 mod commands;
+mod data_key;
 pub mod datadir;
 mod error;
 mod identity;

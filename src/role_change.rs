@@ -18,6 +18,7 @@ use swarm_protocol::peer::RenewResponse;
 
 use crate::assembly::Running;
 use crate::assembly::leave_swarm;
+use crate::assembly::new_manager_key;
 use crate::assembly::serve_api;
 use crate::assembly::shutdown_signal;
 use crate::assembly::start_manager;
@@ -309,7 +310,10 @@ async fn switch(
     // One resumable step: a crash is completed on the next start (datadir::switch_role).
     dir.switch_role(cfg, &resp.cert_pem, &key_pem)?;
     let mut running = match resp.role {
-        NodeRole::Manager => start_manager(dir.clone(), cfg, lock).await?.0,
+        NodeRole::Manager => {
+            let key = new_manager_key(&dir)?;
+            start_manager(dir.clone(), cfg, lock, key).await?.0
+        }
         NodeRole::Worker => start_worker(dir.clone(), cfg, lock)?,
     };
     running.leave = leave;

@@ -5,6 +5,7 @@
 
 mod renewal;
 mod token;
+mod unlock_key;
 
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ use time::OffsetDateTime;
 pub use token::JoinToken;
 pub use token::TokenError;
 pub use token::check_join_token;
+pub use unlock_key::UnlockKey;
+pub use unlock_key::UnlockKeyError;
 use x509_parser::prelude::FromDer;
 use x509_parser::prelude::X509Certificate;
 

@@ -12,6 +12,7 @@ use swarm_net::server::serve_tls;
 use swarm_net::tls;
 use swarm_net::tls::NodeIdentity;
 use swarm_net::tls::TlsError;
+use swarm_raft::DataKey;
 use swarm_raft::LogOwner;
 use swarm_raft::OpenError;
 use swarm_raft::RaftConfig;
@@ -42,6 +43,8 @@ pub struct ManagerConfig {
     pub raft_dir: PathBuf,
     /// This manager has been a raft member: its log must exist, never be created afresh.
     pub existing_log: bool,
+    /// The key raft's log and snapshots are sealed with on disk (kept by the daemon).
+    pub data_key: DataKey,
     pub ca_pem: String,
     /// The node certificate and key, which renewal replaces in place.
     pub identity: Arc<NodeIdentity>,
@@ -83,12 +86,19 @@ pub async fn start(cfg: ManagerConfig, shutdown: watch::Receiver<bool>) -> Resul
         existing_log: cfg.existing_log,
         ..RaftConfig::default()
     };
-    let raft = RaftNode::open(&cfg.raft_dir, owner, store.clone(), transport, raft_config)
-        .await
-        .map_err(|source| StartError::Raft {
-            dir: cfg.raft_dir.clone(),
-            source,
-        })?;
+    let raft = RaftNode::open(
+        &cfg.raft_dir,
+        owner,
+        &cfg.data_key,
+        store.clone(),
+        transport,
+        raft_config,
+    )
+    .await
+    .map_err(|source| StartError::Raft {
+        dir: cfg.raft_dir.clone(),
+        source,
+    })?;
     let raft = Arc::new(raft);
     let committer = Arc::new(Committer::new(raft.clone()));
     let dispatcher = Arc::new(Dispatcher::new(store.clone(), raft.clone(), committer.clone()));

@@ -59,6 +59,10 @@ pub struct RootCaState {
     /// Nodes removed from the cluster (ID → when): their certificates are refused from then on.
     #[serde(default)]
     pub removed_nodes: std::collections::BTreeMap<String, Timestamp>,
+    /// The managers' unlock key (`SWMKEY-1-…`) while autolock is on. Like the CA key, it is
+    /// never shown by `GET /swarm`, only by `GET /swarm/unlockkey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlock_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use futures_util::TryStreamExt;
 use http_body_util::BodyExt;
 use http_body_util::StreamBody;
 use hyper::body::Frame;
@@ -14,11 +13,13 @@ use swarm_raft::ManagerAddr;
 use swarm_raft::Rpc;
 use swarm_raft::Transport;
 use swarm_raft::TransportError;
-use tokio_util::io::ReaderStream;
 
 use crate::peer_client::PeerClient;
 use crate::peer_client::PeerError;
 use crate::peer_client::full;
+
+/// Snapshots go out in frames of this size.
+const SNAPSHOT_CHUNK: usize = 256 << 10;
 
 /// Carries raft RPCs to `POST /raft/{rpc}` and snapshots to `POST /raft/snapshot` of the
 /// target manager, which must prove by its certificate that it is the member called.
@@ -58,15 +59,18 @@ impl Transport for RaftTransport {
         &self,
         target: &ManagerAddr,
         prefix: Vec<u8>,
-        snapshot: std::fs::File,
+        snapshot: Vec<u8>,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<Vec<u8>, TransportError>> {
         let (addr, node_id) = (target.addr.clone(), target.node_id.clone());
         Box::pin(async move {
-            let file = ReaderStream::with_capacity(tokio::fs::File::from_std(snapshot), 256 << 10);
-            let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(prefix)) })
-                .chain(file)
-                .map_ok(Frame::data);
+            let snapshot = Bytes::from(snapshot);
+            let chunks: Vec<Bytes> = (0..snapshot.len())
+                .step_by(SNAPSHOT_CHUNK)
+                .map(|at| snapshot.slice(at..snapshot.len().min(at + SNAPSHOT_CHUNK)))
+                .collect();
+            let stream = futures_util::stream::iter(std::iter::once(Bytes::from(prefix)).chain(chunks))
+                .map(|chunk| Ok::<_, std::io::Error>(Frame::data(chunk)));
             let body = BodyExt::boxed(StreamBody::new(stream));
             self.peers
                 .call_node(&addr, &node_id, "/raft/snapshot", Some(body), timeout)

@@ -4,6 +4,11 @@
 //! the callbacks: group commit that maps onto openraft's `IOFlushed`. Every operation that openraft
 //! expects to be durable when it returns (vote, committed index, truncation, purge) waits for its
 //! fsync before returning.
+//!
+//! Every entry is sealed with the manager's data key before it is written ([`crate::sealing`]).
+//! Logs written before sealing existed (their owner record says `sealed: false`) are rewritten
+//! sealed when they are opened, next to the old log, which is swapped out only once the new one
+//! is complete.
 
 use std::fmt::Debug;
 use std::io;
@@ -29,10 +34,16 @@ use serde::Deserialize;
 use serde::Serialize;
 use swarm_sync::lock;
 
+use crate::codec;
 use crate::codec::Rmp;
+use crate::sealing::DataKey;
+use crate::sealing::Sealed;
+use crate::sealing::Sealer;
+use crate::types::Command;
 use crate::types::Entry;
 use crate::types::EntryPayload;
 use crate::types::LogId;
+use crate::types::Membership;
 use crate::types::RaftId;
 use crate::types::TypeConfig;
 use crate::types::Vote;
@@ -43,6 +54,112 @@ use crate::types::Vote;
 pub struct LogOwner {
     pub cluster_id: String,
     pub raft_id: RaftId,
+}
+
+/// The owner record as raft-log keeps it. `sealed` is false in logs written before entries were
+/// sealed, which decode with its default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OwnerRecord {
+    cluster_id: String,
+    raft_id: RaftId,
+    #[serde(default)]
+    sealed: bool,
+    /// A known value sealed with the data key: a log opened with another key is refused at
+    /// once, with a clear message, instead of failing at its first read.
+    #[serde(default)]
+    key_check: Option<Sealed>,
+}
+
+const KEY_CHECK: &[u8] = b"swarm-rs raft data key";
+const KEY_CHECK_CONTEXT: &[u8] = b"raft log key check";
+
+impl OwnerRecord {
+    fn sealed(owner: &LogOwner, sealer: &Sealer) -> Result<Self, io::Error> {
+        Ok(Self {
+            cluster_id: owner.cluster_id.clone(),
+            raft_id: owner.raft_id,
+            sealed: true,
+            key_check: Some(sealer.seal(KEY_CHECK, KEY_CHECK_CONTEXT)?),
+        })
+    }
+
+    /// Refuses a sealed log whose data key is not `sealer`'s.
+    fn check_key(&self, sealer: &Sealer, dir: &Path) -> Result<(), io::Error> {
+        let Some(check) = &self.key_check else { return Ok(()) };
+        match sealer.open(check, KEY_CHECK_CONTEXT, "the raft log's key check") {
+            Ok(plain) if plain == KEY_CHECK => Ok(()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the raft log in {} is sealed with another data key than this manager's: its data key file was \
+                     replaced or lost, and without it the log cannot be read",
+                    dir.display()
+                ),
+            )),
+        }
+    }
+
+    fn owner(&self) -> LogOwner {
+        LogOwner {
+            cluster_id: self.cluster_id.clone(),
+            raft_id: self.raft_id,
+        }
+    }
+}
+
+/// What the log keeps for one entry. New entries are always `Sealed`: openraft's payload,
+/// encoded and sealed, bound to its log id. The other variants have the names of openraft's
+/// payload variants, so entries written before sealing decode; they are read only to rewrite
+/// them sealed, and refused in a sealed log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum StoredPayload {
+    Blank,
+    Normal(Command),
+    Membership(Membership),
+    Sealed(Sealed),
+}
+
+/// What sealed entry payloads are bound to: their log id, so one cannot be moved to another
+/// place in the log.
+fn entry_context(log_id: &LogId) -> Result<Vec<u8>, io::Error> {
+    let mut context = b"raft log entry ".to_vec();
+    context.extend(codec::encode(log_id)?);
+    Ok(context)
+}
+
+fn seal_entry(sealer: &Sealer, entry: Entry) -> Result<(Rmp<LogId>, Rmp<StoredPayload>), io::Error> {
+    let plain = codec::encode(&entry.payload)?;
+    let sealed = sealer.seal(&plain, &entry_context(&entry.log_id)?)?;
+    Ok((Rmp(entry.log_id), Rmp(StoredPayload::Sealed(sealed))))
+}
+
+/// Opens a stored entry. Unsealed entries are accepted only from a log written before sealing.
+fn open_entry(
+    sealer: &Sealer,
+    log_id: LogId,
+    stored: StoredPayload,
+    unsealed_allowed: bool,
+) -> Result<Entry, io::Error> {
+    let payload = match stored {
+        StoredPayload::Sealed(sealed) => {
+            let what = format!("raft log entry {}", log_id.index);
+            let plain = sealer.open(&sealed, &entry_context(&log_id)?, &what)?;
+            codec::decode(&plain, &what)?
+        }
+        _ if !unsealed_allowed => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "raft log entry {} is not sealed, but the log is: it was not written by this manager; refusing it",
+                    log_id.index
+                ),
+            ));
+        }
+        StoredPayload::Blank => EntryPayload::Blank,
+        StoredPayload::Normal(cmd) => EntryPayload::Normal(cmd),
+        StoredPayload::Membership(m) => EntryPayload::Membership(m),
+    };
+    Ok(Entry { log_id, payload })
 }
 
 /// A member's log that is gone: starting it empty would forget the manager's votes.
@@ -63,10 +180,10 @@ pub(crate) struct LogTypes;
 
 impl raft_log::Types for LogTypes {
     type LogId = Rmp<LogId>;
-    type LogPayload = Rmp<EntryPayload>;
+    type LogPayload = Rmp<StoredPayload>;
     type Vote = Rmp<Vote>;
     type Callback = FlushCallback;
-    type UserData = Rmp<LogOwner>;
+    type UserData = Rmp<OwnerRecord>;
 
     fn log_index(log_id: &Self::LogId) -> u64 {
         log_id.0.index
@@ -74,7 +191,8 @@ impl raft_log::Types for LogTypes {
 
     fn payload_size(payload: &Self::LogPayload) -> u64 {
         match &payload.0 {
-            openraft::EntryPayload::Normal(cmd) => cmd.0.len() as u64 + 32,
+            StoredPayload::Sealed(sealed) => sealed.data.len() as u64 + 64,
+            StoredPayload::Normal(cmd) => cmd.0.len() as u64 + 32,
             _ => 256,
         }
     }
@@ -94,6 +212,7 @@ impl raft_log::Callback for FlushCallback {
 pub struct LogStore {
     log: Arc<Mutex<RaftLog<LogTypes>>>,
     entries_written: Arc<AtomicU64>,
+    sealer: Arc<Sealer>,
 }
 
 /// How much the log wrote and how many fsyncs that took: the group-commit ratio.
@@ -106,9 +225,11 @@ pub struct LogWriteStats {
 }
 
 impl LogStore {
-    /// Opens (or creates, unless `existing`) the log in `dir` and checks that it belongs to
-    /// `owner`.
-    pub async fn open(dir: &Path, owner: &LogOwner, existing: bool) -> Result<Self, io::Error> {
+    /// Opens (or creates, unless `existing`) the log in `dir`, checks that it belongs to
+    /// `owner`, and seals what it writes with `data_key`. A log written before sealing is
+    /// rewritten sealed first.
+    pub async fn open(dir: &Path, owner: &LogOwner, existing: bool, data_key: &DataKey) -> Result<Self, io::Error> {
+        finish_interrupted_rewrite(dir)?;
         if existing {
             // Checked before opening, which would create files: nothing but a LOCK is no log.
             let files = std::fs::read_dir(dir)
@@ -118,22 +239,10 @@ impl LogStore {
                 return Err(lost_log(dir));
             }
         }
-        std::fs::create_dir_all(dir)?;
-        let mut config = raft_log::Config::new(dir.display());
-        // Keep the in-memory payload cache modest; older entries are re-read from disk.
-        config.log_cache_capacity = Some(128 << 20);
-        config.log_cache_max_items = Some(50_000);
-        let mut log = RaftLog::<LogTypes>::open(Arc::new(config)).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot open raft log in {}: {e} (the log is damaged; see docs/operations.md)",
-                    dir.display()
-                ),
-            )
-        })?;
+        let sealer = Arc::new(Sealer::new(data_key.clone())?);
+        let mut log = open_raft_log(dir)?;
         match log.log_state().user_data.clone() {
-            Some(Rmp(found)) if &found != owner => {
+            Some(Rmp(found)) if &found.owner() != owner => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
@@ -147,7 +256,12 @@ impl LogStore {
                     ),
                 ));
             }
-            Some(_) => {}
+            Some(Rmp(found)) if !found.sealed => {
+                tracing::info!(dir = %dir.display(), "sealing a raft log written before encryption at rest");
+                rewrite_sealed(dir, log, owner, &sealer).await?;
+                log = open_raft_log(dir)?;
+            }
+            Some(Rmp(found)) => found.check_key(&sealer, dir)?,
             None if existing => return Err(lost_log(dir)),
             None => {
                 let empty = log.log_state().last().is_none() && log.log_state().vote().is_none();
@@ -160,10 +274,11 @@ impl LogStore {
                         ),
                     ));
                 }
-                log.save_user_data(Some(Rmp(owner.clone())))?;
+                log.save_user_data(Some(Rmp(OwnerRecord::sealed(owner, &sealer)?)))?;
                 let store = Self {
                     log: Arc::new(Mutex::new(log)),
                     entries_written: Arc::default(),
+                    sealer,
                 };
                 store.flush_and_wait().await?;
                 return Ok(store);
@@ -172,6 +287,7 @@ impl LogStore {
         Ok(Self {
             log: Arc::new(Mutex::new(log)),
             entries_written: Arc::default(),
+            sealer,
         })
     }
 
@@ -246,6 +362,115 @@ impl LogStore {
     }
 }
 
+fn open_raft_log(dir: &Path) -> Result<RaftLog<LogTypes>, io::Error> {
+    std::fs::create_dir_all(dir)?;
+    let mut config = raft_log::Config::new(dir.display());
+    // Keep the in-memory payload cache modest; older entries are re-read from disk.
+    config.log_cache_capacity = Some(128 << 20);
+    config.log_cache_max_items = Some(50_000);
+    RaftLog::<LogTypes>::open(Arc::new(config)).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot open raft log in {}: {e} (the log is damaged; see docs/operations.md)",
+                dir.display()
+            ),
+        )
+    })
+}
+
+/// Where a log is rewritten sealed, and where the old log goes during the swap.
+fn rewrite_dirs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (
+        dir.with_file_name(format!("{name}.sealing")),
+        dir.with_file_name(format!("{name}.unsealed")),
+    )
+}
+
+/// Finishes or drops a rewrite that a crash interrupted. The new log is moved into place only
+/// when it is complete, so: no log but a new one means the crash came between the two renames
+/// of the swap; anything else left over is the old log's or an unfinished copy's.
+fn finish_interrupted_rewrite(dir: &Path) -> Result<(), io::Error> {
+    let (sealing, unsealed) = rewrite_dirs(dir);
+    if !dir.exists() && unsealed.exists() && sealing.exists() {
+        std::fs::rename(&sealing, dir)?;
+        sync_parent(dir)?;
+    }
+    for leftover in [sealing, unsealed] {
+        if leftover.exists() {
+            std::fs::remove_dir_all(&leftover)?;
+        }
+    }
+    Ok(())
+}
+
+fn sync_parent(dir: &Path) -> Result<(), io::Error> {
+    match dir.parent() {
+        Some(parent) => std::fs::File::open(parent)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+/// Rewrites `old` (a log from before sealing) with every entry sealed, then swaps it in.
+async fn rewrite_sealed(
+    dir: &Path,
+    old: RaftLog<LogTypes>,
+    owner: &LogOwner,
+    sealer: &Sealer,
+) -> Result<(), io::Error> {
+    let (sealing, unsealed) = rewrite_dirs(dir);
+    let state = old.log_state().clone();
+    let mut new = open_raft_log(&sealing)?;
+    if let Some(purged) = state.purged() {
+        new.purge(purged.clone())?;
+    }
+    let mut next = state.purged().map(|p| p.0.index + 1).unwrap_or(0);
+    let end = state.last().map(|l| l.0.index + 1).unwrap_or(0);
+    while next < end {
+        let batch_end = end.min(next + 1024);
+        let mut batch = Vec::new();
+        for record in old.read(next, batch_end) {
+            let (log_id, Rmp(stored)) = record?;
+            let entry = open_entry(sealer, log_id.0, stored, true)?;
+            batch.push(seal_entry(sealer, entry)?);
+        }
+        let Some((last, _)) = batch.last() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "raft log in {} has no entry {next}, though it ends at {}",
+                    dir.display(),
+                    end - 1
+                ),
+            ));
+        };
+        next = last.0.index + 1;
+        new.append(batch)?;
+    }
+    if let Some(vote) = state.vote() {
+        new.save_vote(vote.clone())?;
+    }
+    if let Some(committed) = state.committed() {
+        new.commit(committed.clone())?;
+    }
+    new.save_user_data(Some(Rmp(OwnerRecord::sealed(owner, sealer)?)))?;
+    let (tx, rx) = <TypeConfig as TypeConfigExt>::oneshot();
+    new.flush(true, Some(FlushCallback(IOFlushed::signal(tx))))?;
+    rx.await
+        .map_err(|_| io::Error::other("raft log flush worker stopped"))??;
+    drop(new);
+    drop(old);
+    std::fs::rename(dir, &unsealed)?;
+    std::fs::rename(&sealing, dir)?;
+    sync_parent(dir)?;
+    std::fs::remove_dir_all(&unsealed)?;
+    Ok(())
+}
+
 fn range_to_bounds<RB: RangeBounds<u64>>(range: &RB) -> (u64, u64) {
     let start = match range.start_bound() {
         Bound::Included(&x) => x,
@@ -269,14 +494,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if start >= end {
             return Ok(Vec::new());
         }
+        let sealer = self.sealer.clone();
         self.off_runtime(move |log| {
             log.read(start, end)
-                .map(|r| {
-                    r.map(|(log_id, payload)| Entry {
-                        log_id: log_id.0,
-                        payload: payload.0,
-                    })
-                })
+                .map(|r| r.and_then(|(log_id, payload)| open_entry(&sealer, log_id.0, payload.0, false)))
                 .collect()
         })
         .await
@@ -331,12 +552,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let entries: Vec<(Rmp<LogId>, Rmp<EntryPayload>)> =
-            entries.into_iter().map(|e| (Rmp(e.log_id), Rmp(e.payload))).collect();
+        let entries: Vec<Entry> = entries.into_iter().collect();
         let n = entries.len() as u64;
         let written = self.entries_written.clone();
+        let sealer = self.sealer.clone();
         self.off_runtime(move |log| {
-            log.append(entries)?;
+            let sealed = entries
+                .into_iter()
+                .map(|entry| seal_entry(&sealer, entry))
+                .collect::<Result<Vec<_>, io::Error>>()?;
+            log.append(sealed)?;
             written.fetch_add(n, Ordering::Relaxed);
             log.flush(true, Some(FlushCallback(callback)))
         })
@@ -371,6 +596,145 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 mod tests {
     use super::*;
 
+    fn owner() -> LogOwner {
+        LogOwner {
+            cluster_id: "c".into(),
+            raft_id: 1,
+        }
+    }
+
+    fn log_id(index: u64) -> LogId {
+        openraft::LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 1, node_id: 1 }, index)
+    }
+
+    fn command(index: u64) -> Entry {
+        Entry {
+            log_id: log_id(index),
+            payload: EntryPayload::Normal(Command(format!("secret-value-{index}").into_bytes())),
+        }
+    }
+
+    /// Every byte under `dir`.
+    fn bytes_under(dir: &Path) -> Vec<u8> {
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.path().is_file() {
+                all.extend(std::fs::read(entry.path()).unwrap());
+            }
+        }
+        all
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    async fn append_and_wait(store: &mut LogStore, entries: Vec<Entry>) {
+        let (tx, rx) = <TypeConfig as TypeConfigExt>::oneshot();
+        store.append(entries, IOFlushed::signal(tx)).await.unwrap();
+        rx.await.unwrap().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_reach_the_disk_sealed_and_only_their_key_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = DataKey::generate().unwrap();
+        let mut store = LogStore::open(dir.path(), &owner(), false, &key).await.unwrap();
+        append_and_wait(&mut store, (1..=3).map(command).collect()).await;
+        drop(store);
+        assert!(
+            !contains(&bytes_under(dir.path()), b"secret-value"),
+            "plain text on disk"
+        );
+
+        let mut store = LogStore::open(dir.path(), &owner(), true, &key).await.unwrap();
+        let back = store.try_get_log_entries(1..=3).await.unwrap();
+        assert_eq!(back, (1..=3).map(command).collect::<Vec<_>>());
+        drop(store);
+
+        let other = DataKey::generate().unwrap();
+        let err = LogStore::open(dir.path(), &owner(), true, &other).await.err().unwrap();
+        assert!(err.to_string().contains("sealed with another data key"), "{err}");
+    }
+
+    /// A log written before sealing: plain entries, an owner record without `sealed`.
+    async fn write_unsealed_log(dir: &Path, entries: &[Entry]) {
+        let mut log = open_raft_log(dir).unwrap();
+        log.save_user_data(Some(Rmp(OwnerRecord {
+            cluster_id: "c".into(),
+            raft_id: 1,
+            sealed: false,
+            key_check: None,
+        })))
+        .unwrap();
+        let records = entries
+            .iter()
+            .map(|e| {
+                let stored = match &e.payload {
+                    EntryPayload::Normal(cmd) => StoredPayload::Normal(cmd.clone()),
+                    EntryPayload::Blank => StoredPayload::Blank,
+                    EntryPayload::Membership(m) => StoredPayload::Membership(m.clone()),
+                };
+                (Rmp(e.log_id), Rmp(stored))
+            })
+            .collect::<Vec<_>>();
+        log.append(records).unwrap();
+        log.commit(Rmp(log_id(2))).unwrap();
+        let (tx, rx) = <TypeConfig as TypeConfigExt>::oneshot();
+        log.flush(true, Some(FlushCallback(IOFlushed::signal(tx)))).unwrap();
+        rx.await.unwrap().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_log_from_before_sealing_is_rewritten_sealed_and_keeps_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("log");
+        let entries: Vec<Entry> = (1..=3).map(command).collect();
+        write_unsealed_log(&log_dir, &entries).await;
+        assert!(
+            contains(&bytes_under(&log_dir), b"secret-value-2"),
+            "the old format is plain"
+        );
+
+        let key = DataKey::generate().unwrap();
+        let mut store = LogStore::open(&log_dir, &owner(), true, &key).await.unwrap();
+        assert!(!contains(&bytes_under(&log_dir), b"secret-value"), "rewritten sealed");
+        assert_eq!(store.try_get_log_entries(1..=3).await.unwrap(), entries);
+        assert_eq!(store.committed_index(), Some(2));
+        assert!(!dir.path().join("log.sealing").exists() && !dir.path().join("log.unsealed").exists());
+        drop(store);
+        let mut store = LogStore::open(&log_dir, &owner(), true, &key).await.unwrap();
+        assert_eq!(store.try_get_log_entries(1..=3).await.unwrap(), entries);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rewrite_cut_short_by_a_crash_is_finished_or_started_over() {
+        let entries: Vec<Entry> = (1..=3).map(command).collect();
+        let key = DataKey::generate().unwrap();
+        // Crash during the copy: the old log is intact, the copy is dropped and made again.
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("log");
+        write_unsealed_log(&log_dir, &entries).await;
+        std::fs::create_dir_all(dir.path().join("log.sealing")).unwrap();
+        std::fs::write(dir.path().join("log.sealing/junk"), b"half").unwrap();
+        let mut store = LogStore::open(&log_dir, &owner(), true, &key).await.unwrap();
+        assert_eq!(store.try_get_log_entries(1..=3).await.unwrap(), entries);
+        drop(store);
+
+        // Crash between the two renames of the swap: the complete copy is moved into place.
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("log");
+        let sealed_dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(sealed_dir.path(), &owner(), false, &key).await.unwrap();
+        append_and_wait(&mut store, entries.clone()).await;
+        drop(store);
+        write_unsealed_log(&dir.path().join("log.unsealed"), &entries).await;
+        std::fs::rename(sealed_dir.path(), dir.path().join("log.sealing")).unwrap();
+        let mut store = LogStore::open(&log_dir, &owner(), true, &key).await.unwrap();
+        assert_eq!(store.try_get_log_entries(1..=3).await.unwrap(), entries);
+        assert!(!dir.path().join("log.unsealed").exists(), "the old log is removed");
+    }
+
     /// A slow disk used to stall openraft's tasks: the log was locked, written and read on the
     /// async runtime. Here the log is held (as a stuck write would hold it) by a thread that lets
     /// go only when a task on the same, single-threaded runtime gets to run; with log
@@ -387,7 +751,9 @@ mod tests {
                 cluster_id: "c".into(),
                 raft_id: 1,
             };
-            let mut store = LogStore::open(dir.path(), &owner, false).await.unwrap();
+            let mut store = LogStore::open(dir.path(), &owner, false, &DataKey::generate().unwrap())
+                .await
+                .unwrap();
             let held = store.log.clone();
             let (ran_tx, ran_rx) = std::sync::mpsc::channel::<()>();
             let (locked_tx, locked_rx) = std::sync::mpsc::channel::<()>();

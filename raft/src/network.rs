@@ -113,7 +113,7 @@ pub trait Transport: Send + Sync + 'static {
         &self,
         target: &ManagerAddr,
         prefix: Vec<u8>,
-        snapshot: std::fs::File,
+        snapshot: Vec<u8>,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<Vec<u8>, TransportError>>;
 }
@@ -222,18 +222,16 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
         let prefix = snapshot_prefix(&vote).map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
-        let file = snapshot
-            .snapshot
-            .open_for_send()
+        // Opened here (it is sealed with this manager's key) and sealed again by the receiver.
+        let file = snapshot.snapshot;
+        let bytes = tokio::task::spawn_blocking(move || file.wire_bytes())
+            .await
+            .map_err(|e| StreamingError::Network(NetworkError::new(&std::io::Error::other(e.to_string()))))?
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
-        tracing::info!(
-            target = self.target,
-            bytes = snapshot.snapshot.file_len(),
-            "sending snapshot"
-        );
+        tracing::info!(target = self.target, bytes = bytes.len(), "sending snapshot");
         let send = self
             .transport
-            .send_snapshot(&self.node, prefix, file, option.hard_ttl());
+            .send_snapshot(&self.node, prefix, bytes, option.hard_ttl());
         tokio::pin!(cancel);
         let bytes = tokio::select! {
             closed = &mut cancel => return Err(StreamingError::Closed(closed)),

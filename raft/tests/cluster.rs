@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use swarm_raft::App;
 use swarm_raft::BoxFuture;
+use swarm_raft::DataKey;
 use swarm_raft::LogOwner;
 use swarm_raft::ManagerAddr;
 use swarm_raft::MembershipChange;
@@ -99,7 +100,7 @@ impl Transport for LocalTransport {
         &self,
         target: &ManagerAddr,
         prefix: Vec<u8>,
-        snapshot: std::fs::File,
+        snapshot: Vec<u8>,
         _timeout: Duration,
     ) -> BoxFuture<'_, Result<Vec<u8>, TransportError>> {
         let node = self.0.nodes.read().unwrap().get(&target.addr).cloned();
@@ -109,7 +110,7 @@ impl Transport for LocalTransport {
                 addr: addr.clone(),
                 reason: "down".into(),
             })?;
-            let reader = (&prefix[..]).chain(tokio::fs::File::from_std(snapshot));
+            let reader = (&prefix[..]).chain(&snapshot[..]);
             node.receive_snapshot(reader).await.map_err(|e| TransportError::Failed {
                 addr,
                 reason: e.to_string(),
@@ -123,6 +124,8 @@ struct Harness {
     root: tempfile::TempDir,
     apps: HashMap<String, Arc<Kv>>,
     ids: HashMap<String, u64>,
+    /// Each node's data key, kept across its restarts.
+    keys: HashMap<String, DataKey>,
 }
 
 fn config() -> RaftConfig {
@@ -142,6 +145,7 @@ impl Harness {
             root: tempfile::tempdir().unwrap(),
             apps: HashMap::new(),
             ids: HashMap::new(),
+            keys: HashMap::new(),
         }
     }
 
@@ -163,9 +167,15 @@ impl Harness {
             cluster_id: "c1".into(),
             raft_id: id,
         };
+        let key = self
+            .keys
+            .entry(name.to_string())
+            .or_insert_with(|| DataKey::generate().unwrap())
+            .clone();
         let node = RaftNode::open(
             &self.dir(name),
             owner,
+            &key,
             app.clone(),
             Arc::new(LocalTransport(self.net.clone())),
             config(),
@@ -320,6 +330,7 @@ async fn three_nodes_elect_forward_restart_and_snapshot() {
 async fn a_log_of_another_cluster_is_refused() {
     let root = tempfile::tempdir().unwrap();
     let net = Arc::new(Net::default());
+    let key = DataKey::generate().unwrap();
     let open = |cluster: &str, id: u64| {
         let owner = LogOwner {
             cluster_id: cluster.into(),
@@ -328,6 +339,7 @@ async fn a_log_of_another_cluster_is_refused() {
         RaftNode::open(
             root.path(),
             owner,
+            &key,
             Arc::new(Kv::default()),
             Arc::new(LocalTransport(net.clone())),
             config(),
@@ -347,6 +359,7 @@ async fn a_log_of_another_cluster_is_refused() {
 async fn a_members_lost_log_is_refused_even_if_its_lock_survives() {
     let root = tempfile::tempdir().unwrap();
     let net = Arc::new(Net::default());
+    let key = DataKey::generate().unwrap();
     let open = |existing_log: bool| {
         let owner = LogOwner {
             cluster_id: "c1".into(),
@@ -355,6 +368,7 @@ async fn a_members_lost_log_is_refused_even_if_its_lock_survives() {
         RaftNode::open(
             root.path(),
             owner,
+            &key,
             Arc::new(Kv::default()),
             Arc::new(LocalTransport(net.clone())),
             RaftConfig {

@@ -8,6 +8,7 @@
 mod api_errors;
 mod api_tls;
 mod authorization;
+mod autolock;
 mod bench;
 mod certificates;
 mod docker_cli;

@@ -16,6 +16,7 @@ mod services;
 mod swarm;
 mod system;
 mod tasks;
+pub mod unlock;
 pub mod validate;
 
 use std::sync::Arc;
@@ -47,10 +48,16 @@ pub struct ApiState {
     /// Tells the daemon to leave the swarm (`POST /swarm/leave`): it stops, removes this node's
     /// containers and state, and exits.
     pub leave: Arc<tokio::sync::Notify>,
+    /// Set while this manager is locked (autolock): cluster requests are refused until
+    /// `POST /swarm/unlock` brings the key.
+    pub locked: Option<unlock::Unlocker>,
 }
 
 impl ApiState {
     pub fn manager(&self) -> Result<&Arc<Manager>, error::ApiError> {
+        if self.locked.is_some() {
+            return Err(error::ApiError::unavailable(unlock::LOCKED_MESSAGE));
+        }
         self.manager.as_ref().ok_or_else(error::ApiError::not_a_manager)
     }
 }
@@ -67,6 +74,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/swarm/join", post(swarm::already_in_swarm))
         .route("/swarm/leave", post(swarm::leave))
         .route("/swarm/unlockkey", get(swarm::unlock_key))
+        .route("/swarm/unlock", post(unlock::unlock))
         .route("/nodes", get(nodes::list))
         .route("/nodes/{id}", get(nodes::inspect).delete(nodes::remove))
         .route("/nodes/{id}/update", post(nodes::update))

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 use serde_json::json;
 use swarm_ca::JoinToken;
+use swarm_ca::UnlockKey;
 use swarm_ca::root_digest;
 use swarm_model::Cluster;
 use swarm_model::ClusterSpec;
@@ -51,11 +52,6 @@ pub async fn update(
     let rotate_unlock = query_bool(q.get("rotateManagerUnlockKey"))?;
     let spec: ClusterSpec = decode_json_logged(&body, "swarm spec")?;
     validate_cluster_spec(&spec)?;
-    if rotate_unlock {
-        return Err(ApiError::bad_request(
-            "rotateManagerUnlockKey: autolock is not supported by swarm-rs, so there is no unlock key to rotate",
-        ));
-    }
     m.raft
         .wait_applied(version, tokio::time::Instant::now() + std::time::Duration::from_secs(2))
         .await;
@@ -63,9 +59,10 @@ pub async fn update(
     if cluster.version != Version::new(version) {
         return Err(ApiError::conflict("update out of sequence"));
     }
-    if spec.encryption_config.auto_lock_managers {
+    let autolock = spec.encryption_config.auto_lock_managers;
+    if rotate_unlock && !autolock {
         return Err(ApiError::bad_request(
-            "EncryptionConfig.AutoLockManagers: autolock is not supported by swarm-rs",
+            "rotateManagerUnlockKey: autolock is off (EncryptionConfig.AutoLockManagers), so there is no unlock key to rotate",
         ));
     }
     cluster.spec = spec;
@@ -85,6 +82,15 @@ pub async fn update(
         }
         let excess = root.rotated_tokens.len().saturating_sub(ROTATED_TOKENS_KEPT);
         root.rotated_tokens.drain(..excess);
+    }
+    if let Some(root) = cluster.root_ca.as_mut() {
+        // As in Swarm: turning autolock on makes a key, rotating replaces it, and turning it
+        // off drops it. Each manager follows by re-sealing its own data key.
+        root.unlock_key = match (autolock, root.unlock_key.take()) {
+            (false, _) => None,
+            (true, Some(key)) if !rotate_unlock => Some(key),
+            (true, _) => Some(UnlockKey::generate().to_string()),
+        };
     }
     cluster.set_updated_at(Timestamp::now());
     m.committer
@@ -203,7 +209,10 @@ fn removing_loses_quorum(reachable: usize, total: usize) -> bool {
     reachable.saturating_sub(1) <= total / 2
 }
 
+/// The managers' unlock key, empty while autolock is off (the docker CLI then says "no unlock
+/// key is set").
 pub async fn unlock_key(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
-    state.manager()?;
-    Ok(Json(json!({ "UnlockKey": "" })))
+    let cluster = state.manager()?.cluster()?;
+    let key = cluster.root_ca.and_then(|r| r.unlock_key).unwrap_or_default();
+    Ok(Json(json!({ "UnlockKey": key })))
 }

@@ -73,6 +73,7 @@ pub async fn info(State(state): State<ApiState>) -> ApiResult<Json<Value>> {
         .map(|(h, _)| h.to_string())
         .unwrap_or_default();
     let swarm = match &state.manager {
+        _ if state.locked.is_some() => super::unlock::locked_swarm_info(&local.node_id, &node_addr),
         Some(m) => {
             let raft = m.raft.status();
             let remote: Vec<Value> = raft

@@ -34,6 +34,7 @@ use crate::log_store::LogStore;
 use crate::log_store::LogWriteStats;
 use crate::network::NetworkFactory;
 use crate::network::Transport;
+use crate::sealing::DataKey;
 use crate::snapshot_store::SnapshotStore;
 use crate::state_machine::App;
 use crate::state_machine::StateMachineStore;
@@ -153,19 +154,21 @@ pub struct RaftNode<A: App> {
 }
 
 impl<A: App> RaftNode<A> {
-    /// Opens the raft state in `dir` (`log/` and `snapshots/`) and starts the node. The
+    /// Opens the raft state in `dir` (`log/` and `snapshots/`, sealed with `data_key`) and starts
+    /// the node. The
     /// application is restored from the newest snapshot, then openraft re-applies the log up to
     /// the committed index that was persisted before the last shutdown or crash.
     pub async fn open(
         dir: &Path,
         owner: LogOwner,
+        data_key: &DataKey,
         app: Arc<A>,
         transport: Arc<dyn Transport>,
         config: RaftConfig,
     ) -> Result<Self, OpenError> {
-        let log = LogStore::open(&dir.join("log"), &owner, config.existing_log).await?;
+        let log = LogStore::open(&dir.join("log"), &owner, config.existing_log, data_key).await?;
         let recovered_commit = log.committed_index();
-        let snapshots = SnapshotStore::new(&dir.join("snapshots"))?;
+        let snapshots = SnapshotStore::new(&dir.join("snapshots"), data_key)?;
         let sm = StateMachineStore::open(app, snapshots.clone())?;
         let applied = sm.applied_index();
         // A log purged past the newest snapshot means entries are gone that no snapshot holds:

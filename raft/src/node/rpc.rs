@@ -7,7 +7,6 @@ use openraft::alias::SnapshotOf;
 use openraft::errors::RaftError;
 use tokio::io::AsyncRead;
 use tokio::io::AsyncReadExt;
-use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use super::RaftNode;
@@ -69,8 +68,8 @@ impl<A: App> RaftNode<A> {
         }
     }
 
-    /// Receives a snapshot stream sent by [`Transport::send_snapshot`]: writes it to a temp file,
-    /// verifies it, installs it, and returns the encoded response for the leader.
+    /// Receives a snapshot stream sent by [`Transport::send_snapshot`]: verifies it, writes it
+    /// sealed to a temp file, installs it, and returns the encoded response for the leader.
     pub async fn receive_snapshot<R>(&self, mut reader: R) -> Result<Vec<u8>, io::Error>
     where
         R: AsyncRead + Unpin + Send,
@@ -88,27 +87,16 @@ impl<A: App> RaftNode<A> {
         reader.read_exact(&mut vote).await?;
         let vote: Vote = codec::decode(&vote, "snapshot vote")?;
 
-        let path = self.snapshots.incoming_path();
-        let received = async {
-            let mut file = tokio::fs::File::create(&path).await?;
-            let bytes = tokio::io::copy(&mut reader, &mut file).await?;
-            file.flush().await?;
-            file.sync_all().await?;
-            let check = path.clone();
-            let snapshot = tokio::task::spawn_blocking(move || SnapshotFile::open(&check))
-                .await
-                .map_err(|e| io::Error::other(e.to_string()))??;
-            tracing::info!(bytes, last_log_id = ?snapshot.meta.last_log_id, "received snapshot");
-            Ok::<_, io::Error>(snapshot)
-        }
-        .await;
-        let snapshot = match received {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&path).await;
-                return Err(e);
-            }
-        };
+        // Snapshots travel in plain text (inside TLS) and are sealed with this manager's own
+        // data key as they are written.
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).await?;
+        let snapshots = self.snapshots.clone();
+        let snapshot = tokio::task::spawn_blocking(move || snapshots.receive(&bytes))
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))??;
+        tracing::info!(bytes = snapshot.file_len(), last_log_id = ?snapshot.meta.last_log_id, "received snapshot");
+        let path = snapshot.path.clone();
         let snapshot = SnapshotOf::<TypeConfig, SnapshotFile> {
             meta: snapshot.meta.clone(),
             snapshot,
