@@ -6,6 +6,7 @@
 //! carry raft messages between managers.
 
 mod codec;
+mod durable_mark;
 mod log_store;
 mod network;
 mod node;

@@ -36,6 +36,8 @@ use swarm_sync::lock;
 
 use crate::codec;
 use crate::codec::Rmp;
+use crate::durable_mark;
+use crate::durable_mark::DurableMark;
 use crate::sealing::DataKey;
 use crate::sealing::Sealed;
 use crate::sealing::Sealer;
@@ -198,12 +200,17 @@ impl raft_log::Types for LogTypes {
     }
 }
 
-/// Adapts openraft's flush notification to raft-log's callback.
-pub(crate) struct FlushCallback(IOFlushed<TypeConfig>);
+/// Adapts openraft's flush notification to raft-log's callback; after an append's fsync it
+/// also raises the log's durable mark.
+pub(crate) struct FlushCallback(IOFlushed<TypeConfig>, Option<(Arc<DurableMark>, u64)>);
 
 impl raft_log::Callback for FlushCallback {
     fn send(self, res: Result<(), io::Error>) {
-        self.0.io_completed(res)
+        let raise = res.is_ok().then_some(self.1).flatten();
+        self.0.io_completed(res);
+        if let Some((mark, index)) = raise {
+            mark.raise(index);
+        }
     }
 }
 
@@ -213,6 +220,7 @@ pub struct LogStore {
     log: Arc<Mutex<RaftLog<LogTypes>>>,
     entries_written: Arc<AtomicU64>,
     sealer: Arc<Sealer>,
+    mark: Arc<DurableMark>,
 }
 
 /// How much the log wrote and how many fsyncs that took: the group-commit ratio.
@@ -240,6 +248,7 @@ impl LogStore {
             }
         }
         let sealer = Arc::new(Sealer::new(data_key.clone())?);
+        let (mark, found_mark) = DurableMark::open(dir);
         let mut log = open_raft_log(dir)?;
         match log.log_state().user_data.clone() {
             Some(Rmp(found)) if &found.owner() != owner => {
@@ -274,20 +283,24 @@ impl LogStore {
                         ),
                     ));
                 }
+                durable_mark::check(dir, None, found_mark)?;
                 log.save_user_data(Some(Rmp(OwnerRecord::sealed(owner, &sealer)?)))?;
                 let store = Self {
                     log: Arc::new(Mutex::new(log)),
                     entries_written: Arc::default(),
                     sealer,
+                    mark: Arc::new(mark),
                 };
                 store.flush_and_wait().await?;
                 return Ok(store);
             }
         }
+        durable_mark::check(dir, log.log_state().last().map(|l| l.0.index), found_mark)?;
         Ok(Self {
             log: Arc::new(Mutex::new(log)),
             entries_written: Arc::default(),
             sealer,
+            mark: Arc::new(mark),
         })
     }
 
@@ -332,7 +345,7 @@ impl LogStore {
         let (tx, rx) = <TypeConfig as TypeConfigExt>::oneshot();
         self.off_runtime(move |log| {
             change(log)?;
-            log.flush(true, Some(FlushCallback(IOFlushed::signal(tx))))
+            log.flush(true, Some(FlushCallback(IOFlushed::signal(tx), None)))
         })
         .await?;
         rx.await
@@ -459,7 +472,7 @@ async fn rewrite_sealed(
     }
     new.save_user_data(Some(Rmp(OwnerRecord::sealed(owner, sealer)?)))?;
     let (tx, rx) = <TypeConfig as TypeConfigExt>::oneshot();
-    new.flush(true, Some(FlushCallback(IOFlushed::signal(tx))))?;
+    new.flush(true, Some(FlushCallback(IOFlushed::signal(tx), None)))?;
     rx.await
         .map_err(|_| io::Error::other("raft log flush worker stopped"))??;
     drop(new);
@@ -556,6 +569,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let n = entries.len() as u64;
         let written = self.entries_written.clone();
         let sealer = self.sealer.clone();
+        let last = entries.last().map(|e| e.log_id.index);
+        let mark = self.mark.clone();
         self.off_runtime(move |log| {
             let sealed = entries
                 .into_iter()
@@ -563,7 +578,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .collect::<Result<Vec<_>, io::Error>>()?;
             log.append(sealed)?;
             written.fetch_add(n, Ordering::Relaxed);
-            log.flush(true, Some(FlushCallback(callback)))
+            log.flush(true, Some(FlushCallback(callback, last.map(|i| (mark, i)))))
         })
         .await
         .map(drop)
@@ -583,8 +598,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if !has_tail {
             return Ok(());
         }
-        self.change_and_flush(move |log| log.truncate(first_removed).map(drop))
-            .await
+        // The mark goes down first: it must never claim more than the log has.
+        let mark = self.mark.clone();
+        let keep = last_log_id.map(|l| l.index);
+        self.change_and_flush(move |log| {
+            mark.lower(keep)?;
+            log.truncate(first_removed).map(drop)
+        })
+        .await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
@@ -681,8 +702,83 @@ mod tests {
         log.append(records).unwrap();
         log.commit(Rmp(log_id(2))).unwrap();
         let (tx, rx) = <TypeConfig as TypeConfigExt>::oneshot();
-        log.flush(true, Some(FlushCallback(IOFlushed::signal(tx)))).unwrap();
+        log.flush(true, Some(FlushCallback(IOFlushed::signal(tx), None)))
+            .unwrap();
         rx.await.unwrap().unwrap();
+    }
+
+    fn mark_of(log_dir: &Path) -> Option<u64> {
+        DurableMark::open(log_dir).1
+    }
+
+    async fn wait_for_mark(log_dir: &Path, index: u64) {
+        for _ in 0..500 {
+            if mark_of(log_dir) == Some(index) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the durable mark did not reach {index}: {:?}", mark_of(log_dir));
+    }
+
+    /// raft-log drops a record it cannot finish reading at the end of its last chunk, as if it
+    /// were a torn write; a damaged length field looks the same. Records that were fsynced must
+    /// not vanish silently.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_log_missing_fsynced_records_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("log");
+        let key = DataKey::generate().unwrap();
+        let mut store = LogStore::open(&log_dir, &owner(), false, &key).await.unwrap();
+        append_and_wait(&mut store, (1..=5).map(command).collect()).await;
+        wait_for_mark(&log_dir, 5).await;
+        drop(store);
+
+        let mut chunks: Vec<_> = std::fs::read_dir(&log_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|n| n != "LOCK"))
+            .collect();
+        chunks.sort();
+        let tail = chunks.last().expect("a chunk file");
+        let len = std::fs::metadata(tail).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(tail)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
+
+        let err = LogStore::open(&log_dir, &owner(), true, &key)
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string().contains("records that were fsynced are missing"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("index 5"), "{err}");
+
+        // Without the mark, the damage goes unnoticed: the log just ends earlier.
+        std::fs::remove_file(dir.path().join("log.mark")).unwrap();
+        let store = LogStore::open(&log_dir, &owner(), true, &key).await.unwrap();
+        assert_eq!(store.lock().log_state().last().map(|l| l.0.index), Some(4));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn truncating_uncommitted_entries_lowers_the_mark_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("log");
+        let key = DataKey::generate().unwrap();
+        let mut store = LogStore::open(&log_dir, &owner(), false, &key).await.unwrap();
+        append_and_wait(&mut store, (1..=5).map(command).collect()).await;
+        wait_for_mark(&log_dir, 5).await;
+        store.truncate_after(Some(log_id(3))).await.unwrap();
+        assert_eq!(mark_of(&log_dir), Some(3));
+        drop(store);
+        let mut store = LogStore::open(&log_dir, &owner(), true, &key).await.unwrap();
+        assert_eq!(store.try_get_log_entries(1..=5).await.unwrap().len(), 3);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

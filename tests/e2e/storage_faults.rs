@@ -54,6 +54,10 @@ async fn damaged_storage_is_recovered_or_refused_clearly() {
     // Phase: a torn tail is cut off on start, and every earlier committed write is there. The
     // tear lands in the middle of the records written for "last": as if the machine died while
     // writing them, before their fsync, so "last" was never acknowledged and may be gone.
+    // The log's durable mark (raft/log.mark) is put back as it was before that write; with
+    // the mark of the fsynced write, the same damage is refused (records on disk are missing).
+    let mark = dir.join("raft/log.mark");
+    let mark_before_last_write = fs::read(&mark).unwrap();
     c.restart(a);
     let _: Value = c.nodes[a]
         .client()
@@ -70,6 +74,8 @@ async fn damaged_storage_is_recovered_or_refused_clearly() {
         .unwrap()
         .set_len(torn)
         .unwrap();
+    expect_refusal(&mut c, a, "records that were fsynced are missing");
+    fs::write(&mark, &mark_before_last_write).unwrap();
     c.restart(a);
     let names = service_names(&c, a).await.unwrap();
     for i in 0..5 {
