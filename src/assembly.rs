@@ -78,6 +78,14 @@ pub(crate) async fn start_manager(
 ) -> Result<(Running, Arc<Manager>), DaemonError> {
     // A role switch rebuilds the raft dir, which holds the CA key: private again every time.
     dir.restrict()?;
+    // Under autolock the node key is sealed with a key made from the data key; a crash while
+    // autolock was being turned on or off is evened out here.
+    let sealer = UnlockKey::from_secret(key.key.as_bytes()).map_err(|e| DataDirError::Damaged {
+        dir: dir.root().display().to_string(),
+        problem: format!("the raft data key cannot seal the node key: {e}"),
+    })?;
+    dir.use_node_key_sealer(Some(sealer));
+    dir.seal_node_key(key.sealed_with.is_some())?;
     let (ca_pem, cert_pem, key_pem) = dir.load_certs()?;
     check_certs(cfg, &cert_pem, &dir)?;
     if let Some(expired) = expired_at(&cert_pem) {
@@ -374,7 +382,7 @@ async fn serve_api_for(
         // Checked again on every start: the files may have changed since.
         let tls_config = match &cfg.api_tls {
             Some(files) => {
-                let (ca_pem, _, _) = dir.load_certs()?;
+                let ca_pem = dir.load_ca()?;
                 check_not_cluster_ca(files, &ca_pem)?;
                 Some(load_api_tls(files)?)
             }

@@ -338,7 +338,7 @@ pub async fn run(data_dir: PathBuf, rejoin_token: Option<String>) -> Result<(), 
     }
     let mut cfg = dir.load_config()?;
     if let Some(token) = rejoin_token {
-        let (_, cert_pem, _) = dir.load_certs()?;
+        let cert_pem = dir.load_node_cert()?;
         match (expired_at(&cert_pem), cfg.role) {
             (Some(_), NodeRole::Worker) => rejoin(&dir, &mut cfg, &token).await?,
             (Some(_), NodeRole::Manager) => {

@@ -169,9 +169,24 @@ pub(crate) async fn keep_sealed_as_wanted(dir: DataDir, key: ManagerKey, mut wan
             }
         };
         let (d, k) = (dir.clone(), key.key.clone());
-        match tokio::task::spawn_blocking(move || save(&d, &k, unlock.as_ref())).await {
+        // Whatever a crash leaves between the two writes, the node key is sealed only if the
+        // data key is: it is sealed second and unsealed first.
+        let write = move || match unlock {
+            Some(unlock) => {
+                save(&d, &k, Some(&unlock))?;
+                d.seal_node_key(true)
+            }
+            None => {
+                d.seal_node_key(false)?;
+                save(&d, &k, None)
+            }
+        };
+        match tokio::task::spawn_blocking(write).await {
             Ok(Ok(())) => {
-                tracing::info!(autolock = want.is_some(), "re-sealed this manager's raft data key");
+                tracing::info!(
+                    autolock = want.is_some(),
+                    "re-sealed this manager's raft data key and node key"
+                );
                 current = want;
             }
             Ok(Err(e)) => tracing::error!(error = %e, "cannot re-seal this manager's raft data key"),

@@ -4,9 +4,10 @@
 //! D/node.json           who this node is (written last during init/join)
 //! D/certs/ca.pem        the cluster's root CA
 //! D/certs/node.pem      this node's certificate
-//! D/certs/node.key      its private key (mode 0600)
+//! D/certs/node.key      its private key (mode 0600; sealed under autolock, see node_key.rs)
 //! D/raft/log/           the raft log (managers)
 //! D/raft/snapshots/     raft snapshots (managers)
+//! D/raft/data-key.json  the key raft state is sealed with (managers, see data_key.rs)
 //! D/swarmd.sock         the Engine API control socket (mode 0660)
 //! D/lock                held while swarmd runs
 //! ```
@@ -18,10 +19,16 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::Mutex;
 
 use serde::Deserialize;
 use serde::Serialize;
+use swarm_ca::UnlockKey;
 use swarm_model::NodeRole;
+
+use crate::node_key;
+use crate::node_key::NodeKeySealing;
 
 const CONFIG_FORMAT: u32 = 1;
 
@@ -117,15 +124,27 @@ struct RoleSwitch {
     key_pem: String,
 }
 
+/// Takes a lock even if a panic poisoned it: the sealing state stays consistent, as every
+/// change to it is a single assignment.
+fn lock(m: &Mutex<NodeKeySealing>) -> std::sync::MutexGuard<'_, NodeKeySealing> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Paths inside a data dir.
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    /// How `certs/node.key` is kept; shared by the clones of one handle, and taken by every
+    /// write of the node key, so a renewal and an autolock change never interleave.
+    node_key: Arc<Mutex<NodeKeySealing>>,
 }
 
 impl DataDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            node_key: Arc::default(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -278,7 +297,9 @@ impl DataDir {
 
     /// Replaces the node certificate and its key (the CA stays): a renewal or a role switch.
     pub fn save_node_certificate(&self, cert_pem: &str, key_pem: &str) -> Result<(), DataDirError> {
-        write_durably(&staged(&self.key_path()), key_pem.as_bytes(), 0o600).map_err(|e| self.io(e))?;
+        let sealing = lock(&self.node_key);
+        let stored = sealing.encode(key_pem).map_err(|e| self.io(std::io::Error::other(e)))?;
+        write_durably(&staged(&self.key_path()), stored.as_bytes(), 0o600).map_err(|e| self.io(e))?;
         write_durably(&staged(&self.cert_path()), cert_pem.as_bytes(), 0o644).map_err(|e| self.io(e))?;
         self.finish_certificate_swap()
     }
@@ -306,16 +327,66 @@ impl DataDir {
             .map_err(|e| self.io(e))
     }
 
-    /// Reads (CA, certificate, key), naming any missing file.
+    fn read(&self, p: PathBuf) -> Result<String, DataDirError> {
+        fs::read_to_string(&p).map_err(|e| DataDirError::Damaged {
+            dir: self.display(),
+            problem: format!("cannot read {}: {e}", p.display()),
+        })
+    }
+
+    /// Reads (CA, certificate, key), naming any missing file. A sealed key is opened.
     pub fn load_certs(&self) -> Result<(String, String, String), DataDirError> {
         self.finish_certificate_swap()?;
-        let read = |p: PathBuf| {
-            fs::read_to_string(&p).map_err(|e| DataDirError::Damaged {
+        let (ca, cert) = (self.read(self.ca_path())?, self.read(self.cert_path())?);
+        let stored = self.read(self.key_path())?;
+        let key = lock(&self.node_key)
+            .decode(&stored, &self.key_path().display().to_string())
+            .map_err(|problem| DataDirError::Damaged {
                 dir: self.display(),
-                problem: format!("cannot read {}: {e}", p.display()),
-            })
+                problem,
+            })?;
+        Ok((ca, cert, key))
+    }
+
+    /// Reads the cluster's root CA certificate.
+    pub fn load_ca(&self) -> Result<String, DataDirError> {
+        self.read(self.ca_path())
+    }
+
+    /// Reads this node's certificate (never sealed).
+    pub fn load_node_cert(&self) -> Result<String, DataDirError> {
+        self.finish_certificate_swap()?;
+        self.read(self.cert_path())
+    }
+
+    /// Makes the node key openable with `sealer` (a manager's, made from its data key).
+    pub(crate) fn use_node_key_sealer(&self, sealer: Option<UnlockKey>) {
+        let mut sealing = lock(&self.node_key);
+        sealing.sealer = sealer;
+        sealing.sealed = false;
+    }
+
+    /// Keeps the node key sealed (autolock on) or plain, rewriting it if it is stored the
+    /// other way. Needs the sealer to seal or to open a sealed key.
+    pub(crate) fn seal_node_key(&self, sealed: bool) -> Result<(), DataDirError> {
+        self.finish_certificate_swap()?;
+        let mut sealing = lock(&self.node_key);
+        if sealed && sealing.sealer.is_none() {
+            return Err(self.io(std::io::Error::other("no sealer for the node key")));
+        }
+        sealing.sealed = sealed;
+        let stored = self.read(self.key_path())?;
+        if node_key::is_sealed(&stored) == sealed {
+            return Ok(());
+        }
+        let path = self.key_path().display().to_string();
+        let damaged = |problem: String| DataDirError::Damaged {
+            dir: self.display(),
+            problem,
         };
-        Ok((read(self.ca_path())?, read(self.cert_path())?, read(self.key_path())?))
+        let pem = sealing.decode(&stored, &path).map_err(damaged)?;
+        let rewritten = sealing.encode(&pem).map_err(damaged)?;
+        write_durably(&self.key_path(), rewritten.as_bytes(), 0o600).map_err(|e| self.io(e))
     }
 
     /// Where a role switch in progress is recorded.
@@ -356,6 +427,9 @@ impl DataDir {
 
     /// The steps of a role switch; each may be repeated.
     fn carry_out(&self, plan: &RoleSwitch) -> Result<(), DataDirError> {
+        // The new role starts with a plain node key: a worker never locks, and a new manager
+        // incarnation has a new data key (autolock seals it again once the manager runs).
+        *lock(&self.node_key) = NodeKeySealing::default();
         // Raft state belongs to one manager incarnation; a new role starts without it.
         match fs::remove_dir_all(self.raft()) {
             Ok(()) => {}
@@ -584,6 +658,42 @@ mod tests {
         assert!(err.to_string().contains("node.json is not valid"), "{err}");
         let err = dir.load_certs().unwrap_err();
         assert!(err.to_string().contains("ca.pem"), "{err}");
+    }
+
+    #[test]
+    fn a_sealed_node_key_is_written_and_read_through_the_sealer_and_unsealed_by_a_role_switch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let mut manager = NodeConfig::new("n1".into(), "c1".into(), NodeRole::Manager);
+        manager.initialised = true;
+        dir.save_config(&manager).unwrap();
+        dir.save_certs("ca", "cert 1", "key 1").unwrap();
+        dir.use_node_key_sealer(Some(UnlockKey::generate()));
+        dir.seal_node_key(true).unwrap();
+        let stored = fs::read_to_string(dir.key_path()).unwrap();
+        assert!(node_key::is_sealed(&stored) && !stored.contains("key 1"), "{stored}");
+        assert_eq!(dir.load_certs().unwrap().2, "key 1");
+
+        dir.save_node_certificate("cert 2", "key 2").unwrap();
+        assert!(
+            node_key::is_sealed(&fs::read_to_string(dir.key_path()).unwrap()),
+            "a renewal stays sealed"
+        );
+        assert_eq!(dir.load_certs().unwrap().2, "key 2");
+        let err = DataDir::new(tmp.path()).load_certs().unwrap_err().to_string();
+        assert!(err.contains("not open"), "{err}");
+
+        dir.seal_node_key(false).unwrap();
+        assert_eq!(fs::read_to_string(dir.key_path()).unwrap(), "key 2");
+        dir.seal_node_key(true).unwrap();
+        let mut worker = manager.clone();
+        worker.role = NodeRole::Worker;
+        dir.switch_role(&worker, "worker cert", "worker key").unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.key_path()).unwrap(),
+            "worker key",
+            "a worker's key is plain"
+        );
     }
 
     #[test]

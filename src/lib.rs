@@ -10,6 +10,7 @@ mod data_key;
 pub mod datadir;
 mod error;
 mod identity;
+mod node_key;
 mod role_change;
 
 pub use api_listener::ApiTls;

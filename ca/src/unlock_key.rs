@@ -41,6 +41,13 @@ impl UnlockKey {
         Self(key)
     }
 
+    /// A key made from other 32 secret bytes, to seal with as an unlock key seals: a
+    /// manager's node key is sealed with one made from its raft data key.
+    pub fn from_secret(bytes: &[u8]) -> Result<Self, UnlockKeyError> {
+        let key: [u8; KEY_LEN] = bytes.try_into().map_err(|_| UnlockKeyError::Length(bytes.len()))?;
+        Ok(Self(key))
+    }
+
     /// Parses `SWMKEY-1-<base64>`, as `docker swarm unlock-key` prints it.
     pub fn parse(text: &str) -> Result<Self, UnlockKeyError> {
         let encoded = text.trim().strip_prefix(PREFIX).ok_or(UnlockKeyError::Prefix)?;

@@ -51,6 +51,14 @@ fn sealed_key_file(c: &Cluster, i: usize) -> String {
     std::fs::read_to_string(c.nodes[i].data_dir.join("raft/data-key.json")).unwrap_or_default()
 }
 
+fn node_key(c: &Cluster, i: usize) -> String {
+    std::fs::read_to_string(c.nodes[i].data_dir.join("certs/node.key")).unwrap_or_default()
+}
+
+fn node_cert(c: &Cluster, i: usize) -> String {
+    std::fs::read_to_string(c.nodes[i].data_dir.join("certs/node.pem")).unwrap_or_default()
+}
+
 /// The admin commands, through the docker CLI unless the suite is skipped on purpose, then
 /// through swarmctl (same API).
 struct Admin {
@@ -115,6 +123,8 @@ async fn wait_locked(c: &Cluster, i: usize) {
 async fn raft_state_is_sealed_and_autolocked_managers_wait_for_their_key() {
     let with_docker = docker_available().is_some();
     let mut c = Cluster::new();
+    // Short certificates, so that a renewal happens while autolock is on.
+    c.env.push(("SWARMD_TEST_CERT_EXPIRY_SECS".into(), "20".into()));
     let m0 = c.init("m0", &["--snapshot-interval", "20"]);
     let token = c.token(m0, "manager");
     let m1 = c.join("m1", &token, m0);
@@ -167,12 +177,28 @@ async fn raft_state_is_sealed_and_autolocked_managers_wait_for_their_key() {
     for i in [m0, m1, m2] {
         let c_ref = &c;
         eventually(
-            "every manager seals its data key",
+            "every manager seals its data key and node key",
             Duration::from_secs(30),
-            || async move { sealed_key_file(c_ref, i).contains("\"Sealed\"").then_some(()) },
+            || async move {
+                let sealed = sealed_key_file(c_ref, i).contains("\"Sealed\"");
+                let key = node_key(c_ref, i);
+                (sealed && key.contains("SEALED NODE KEY") && !key.contains("PRIVATE KEY")).then_some(())
+            },
         )
         .await;
     }
+    // A certificate renewed under autolock is stored with its key sealed too.
+    let cert_before = node_cert(&c, m1);
+    {
+        let c_ref = &c;
+        let cert_before = cert_before.clone();
+        eventually("m1 renews its certificate", Duration::from_secs(40), || {
+            let cert_before = cert_before.clone();
+            async move { (node_cert(c_ref, m1) != cert_before).then_some(()) }
+        })
+        .await;
+    }
+    assert!(!node_key(&c, m1).contains("PRIVATE KEY"), "the renewed key is sealed");
 
     // A restarted manager is locked: it answers /info, and nothing else, until unlocked.
     c.stop(m1);
@@ -276,9 +302,12 @@ async fn raft_state_is_sealed_and_autolocked_managers_wait_for_their_key() {
     for i in [m0, m1, m2] {
         let c_ref = &c;
         eventually(
-            "every manager stores its data key unsealed",
+            "every manager stores its keys unsealed",
             Duration::from_secs(30),
-            || async move { sealed_key_file(c_ref, i).contains("\"Key\"").then_some(()) },
+            || async move {
+                let plain = sealed_key_file(c_ref, i).contains("\"Key\"");
+                (plain && node_key(c_ref, i).contains("PRIVATE KEY")).then_some(())
+            },
         )
         .await;
     }
