@@ -23,8 +23,16 @@ use swarm_sync::lock;
 
 pub(crate) struct DurableMark {
     path: PathBuf,
+    state: Mutex<MarkState>,
+}
+
+struct MarkState {
     /// The value last written.
-    current: Mutex<Option<u64>>,
+    current: Option<u64>,
+    /// Counts truncations. An append's fsync may complete after a truncation that came after
+    /// it was queued; its raise then carries an older epoch and is ignored, or the mark would
+    /// claim entries the truncation removed.
+    epoch: u64,
 }
 
 impl DurableMark {
@@ -47,7 +55,10 @@ impl DurableMark {
         };
         let mark = Self {
             path,
-            current: Mutex::new(found),
+            state: Mutex::new(MarkState {
+                current: found,
+                epoch: 0,
+            }),
         };
         (mark, found)
     }
@@ -68,14 +79,20 @@ impl DurableMark {
         Ok(())
     }
 
-    /// Records that the log is on disk up to `index` (called after its fsync).
-    pub(crate) fn raise(&self, index: u64) {
-        let mut current = lock(&self.current);
-        if current.is_some_and(|c| c >= index) {
+    /// The epoch to pass to [`DurableMark::raise`] for entries queued now.
+    pub(crate) fn epoch(&self) -> u64 {
+        lock(&self.state).epoch
+    }
+
+    /// Records that the log is on disk up to `index` (called after its fsync), unless a
+    /// truncation came since the entries were queued (`epoch`).
+    pub(crate) fn raise(&self, index: u64, epoch: u64) {
+        let mut state = lock(&self.state);
+        if state.epoch != epoch || state.current.is_some_and(|c| c >= index) {
             return;
         }
         match self.write(index, false) {
-            Ok(()) => *current = Some(index),
+            Ok(()) => state.current = Some(index),
             Err(e) => {
                 tracing::warn!(path = %self.path.display(), error = %e, "cannot update the raft log's durable mark")
             }
@@ -84,8 +101,9 @@ impl DurableMark {
 
     /// Lowers the mark to `index`, durably, before the log is truncated to it.
     pub(crate) fn lower(&self, index: Option<u64>) -> Result<(), io::Error> {
-        let mut current = lock(&self.current);
-        if current.is_none_or(|c| index.is_some_and(|i| i >= c)) {
+        let mut state = lock(&self.state);
+        state.epoch += 1;
+        if state.current.is_none_or(|c| index.is_some_and(|i| i >= c)) {
             return Ok(());
         }
         match index {
@@ -97,7 +115,7 @@ impl DurableMark {
                 }
             }
         }
-        *current = index;
+        state.current = index;
         Ok(())
     }
 }
@@ -116,5 +134,30 @@ pub(crate) fn check(log_dir: &Path, last: Option<u64>, mark: Option<u64>) -> Res
             ),
         )),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An append queued before a truncation may finish its fsync after it: its raise must not
+    /// put back the entries the truncation removed.
+    #[test]
+    fn a_raise_from_before_a_truncation_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("log");
+        let (mark, found) = DurableMark::open(&log_dir);
+        assert_eq!(found, None);
+        mark.raise(4, mark.epoch());
+        let queued_before = mark.epoch();
+        mark.lower(Some(2)).unwrap();
+        mark.raise(5, queued_before);
+        assert_eq!(DurableMark::open(&log_dir).1, Some(2));
+        mark.raise(3, mark.epoch());
+        assert_eq!(DurableMark::open(&log_dir).1, Some(3));
+        assert!(check(&log_dir, Some(2), Some(3)).is_err());
+        assert!(check(&log_dir, Some(3), Some(3)).is_ok());
+        assert!(check(&log_dir, None, None).is_ok());
     }
 }

@@ -202,14 +202,14 @@ impl raft_log::Types for LogTypes {
 
 /// Adapts openraft's flush notification to raft-log's callback; after an append's fsync it
 /// also raises the log's durable mark.
-pub(crate) struct FlushCallback(IOFlushed<TypeConfig>, Option<(Arc<DurableMark>, u64)>);
+pub(crate) struct FlushCallback(IOFlushed<TypeConfig>, Option<(Arc<DurableMark>, u64, u64)>);
 
 impl raft_log::Callback for FlushCallback {
     fn send(self, res: Result<(), io::Error>) {
         let raise = res.is_ok().then_some(self.1).flatten();
         self.0.io_completed(res);
-        if let Some((mark, index)) = raise {
-            mark.raise(index);
+        if let Some((mark, index, epoch)) = raise {
+            mark.raise(index, epoch);
         }
     }
 }
@@ -578,7 +578,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .collect::<Result<Vec<_>, io::Error>>()?;
             log.append(sealed)?;
             written.fetch_add(n, Ordering::Relaxed);
-            log.flush(true, Some(FlushCallback(callback, last.map(|i| (mark, i)))))
+            // Taken under the log's lock, as truncations lower the mark.
+            let epoch = mark.epoch();
+            log.flush(true, Some(FlushCallback(callback, last.map(|i| (mark, i, epoch)))))
         })
         .await
         .map(drop)
