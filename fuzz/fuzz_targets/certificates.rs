@@ -1,5 +1,6 @@
 //! Certificates and CSRs from outside: a peer's certificate (DER), a join's CSR signed by the CA,
-//! and a rejoin's expired certificate and proof.
+//! and a rejoin's expired certificate and proof; and unlock keys as `docker swarm unlock` sends
+//! them, with what they open.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -13,7 +14,13 @@ fn ca() -> &'static (String, String) {
     CA.get_or_init(|| swarm_ca::generate_root().expect("a root CA"))
 }
 
+fn unlock_key() -> &'static swarm_ca::UnlockKey {
+    static KEY: OnceLock<swarm_ca::UnlockKey> = OnceLock::new();
+    KEY.get_or_init(swarm_ca::UnlockKey::generate)
+}
+
 fuzz_target!(|data: &[u8]| {
+    let _ = unlock_key().open(data);
     let _ = swarm_ca::cert_identity(data);
     let _ = swarm_ca::cert_not_after(data);
     let _ = swarm_ca::renewal_delay(data, 0.0, 0.5);
@@ -28,5 +35,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = swarm_ca::issue_node_cert(cert, key, text, &who, Duration::from_secs(3600));
         let _ = swarm_ca::first_cert_der(text);
         let _ = swarm_ca::JoinToken::parse(text);
+        let _ = swarm_ca::UnlockKey::parse(text);
     }
 });
