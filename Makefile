@@ -47,6 +47,7 @@ verify: lint test
 bench:
 	$(CARGO) test --release --test e2e -- --ignored --nocapture --test-threads=1 bench_
 	$(CARGO) test --release -p swarm-agent --lib -- --ignored --nocapture --test-threads=1 bench_
+	$(CARGO) test --release -p swarm-raft --lib -- --ignored --nocapture --test-threads=1 bench_
 
 ## Scheduler benchmark: 100,000 tasks on 1,000 nodes through the real scheduler and store.
 bench-sched:

@@ -221,6 +221,32 @@ mod tests {
         );
     }
 
+    /// What sealing costs per log entry: seal and open 200,000 commands of 512 bytes (a
+    /// typical store action) on one core. `make bench` runs it; it prints, asserts nothing.
+    #[test]
+    #[ignore = "benchmark: make bench"]
+    fn bench_sealing_cost_per_entry() {
+        let sealer = Sealer::new(DataKey::generate().unwrap()).unwrap();
+        let plain = vec![7u8; 512];
+        let n = 200_000u32;
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let start = std::time::Instant::now();
+            for i in 0..n {
+                let context = i.to_be_bytes();
+                let sealed = sealer.seal(&plain, &context).unwrap();
+                let opened = sealer.open(&sealed, &context, "bench").unwrap();
+                assert_eq!(opened.len(), plain.len());
+            }
+            runs.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+        }
+        runs.sort_by(f64::total_cmp);
+        println!(
+            "raft sealing, 512-byte entry, seal + open: median {:.2} µs (min {:.2}, max {:.2}) over 3 runs of {n}",
+            runs[1], runs[0], runs[2]
+        );
+    }
+
     #[test]
     fn a_key_of_the_wrong_length_is_refused_by_name() {
         let err = DataKey::from_bytes(&[1, 2, 3], "raft-key.json").unwrap_err();
