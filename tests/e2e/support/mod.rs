@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod hosts;
+pub mod linearizable;
 pub mod resolver;
 pub mod shared;
 pub mod view;
