@@ -124,15 +124,14 @@ impl Sealer {
         })
     }
 
-    /// Seals `plain`, bound to `context` (which must be given again to open it).
-    pub(crate) fn seal(&self, plain: &[u8], context: &[u8]) -> Result<Sealed, io::Error> {
+    /// Seals `data` in place, bound to `context` (which must be given again to open it).
+    pub(crate) fn seal(&self, mut data: Vec<u8>, context: &[u8]) -> Result<Sealed, io::Error> {
         let counter = self.next_nonce.fetch_add(1, Ordering::Relaxed);
         if counter == u64::MAX {
             return Err(io::Error::other(
                 "raft sealing nonces are exhausted; restart the manager",
             ));
         }
-        let mut data = plain.to_vec();
         self.key
             .seal_in_place_append_tag(nonce(counter), aead::Aad::from(context), &mut data)
             .map_err(|_| io::Error::other("cannot seal raft data"))?;
@@ -144,17 +143,18 @@ impl Sealer {
     }
 
     /// Opens a value sealed with this data key by any process; `what` names it in the error.
-    pub(crate) fn open(&self, sealed: &Sealed, context: &[u8], what: &str) -> Result<Vec<u8>, io::Error> {
-        let mut data = sealed.data.clone();
-        let opened = if sealed.salt == self.salt {
-            self.key
-                .open_in_place(nonce(sealed.counter), aead::Aad::from(context), &mut data)
-                .map(|plain| plain.len())
+    pub(crate) fn open(&self, sealed: Sealed, context: &[u8], what: &str) -> Result<Vec<u8>, io::Error> {
+        let earlier;
+        let key = if sealed.salt == self.salt {
+            &self.key
         } else {
-            let key = self.key_for(&sealed.salt)?;
-            key.open_in_place(nonce(sealed.counter), aead::Aad::from(context), &mut data)
-                .map(|plain| plain.len())
+            earlier = self.key_for(&sealed.salt)?;
+            &*earlier
         };
+        let mut data = sealed.data;
+        let opened = key
+            .open_in_place(nonce(sealed.counter), aead::Aad::from(context), &mut data)
+            .map(|plain| plain.len());
         let len = opened.map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -193,8 +193,8 @@ mod tests {
     fn sealed_values_open_in_a_later_process_with_the_same_key_only() {
         let key = DataKey::generate().unwrap();
         let first = Sealer::new(key.clone()).unwrap();
-        let a = first.seal(b"the root CA key", b"ctx").unwrap();
-        let b = first.seal(b"the root CA key", b"ctx").unwrap();
+        let a = first.seal(b"the root CA key".to_vec(), b"ctx").unwrap();
+        let b = first.seal(b"the root CA key".to_vec(), b"ctx").unwrap();
         assert_ne!(a.data, b.data, "each seal uses a new nonce");
         assert!(
             !a.data.windows(6).any(|w| w == b"root C"),
@@ -203,20 +203,20 @@ mod tests {
 
         let later = Sealer::new(key).unwrap();
         assert_ne!(first.salt, later.salt, "a new process derives a new key");
-        assert_eq!(later.open(&a, b"ctx", "entry 1").unwrap(), b"the root CA key");
-        assert_eq!(first.open(&b, b"ctx", "entry 2").unwrap(), b"the root CA key");
+        assert_eq!(later.open(a.clone(), b"ctx", "entry 1").unwrap(), b"the root CA key");
+        assert_eq!(first.open(b, b"ctx", "entry 2").unwrap(), b"the root CA key");
 
-        let err = later.open(&a, b"other", "entry 1").unwrap_err();
+        let err = later.open(a.clone(), b"other", "entry 1").unwrap_err();
         assert!(err.to_string().contains("cannot decrypt entry 1"), "{err}");
         let stranger = Sealer::new(DataKey::generate().unwrap()).unwrap();
         assert!(
-            stranger.open(&a, b"ctx", "entry 1").is_err(),
+            stranger.open(a.clone(), b"ctx", "entry 1").is_err(),
             "another key cannot open it"
         );
         let mut flipped = a.clone();
         flipped.data[0] ^= 1;
         assert!(
-            first.open(&flipped, b"ctx", "entry 1").is_err(),
+            first.open(flipped, b"ctx", "entry 1").is_err(),
             "a changed byte is found"
         );
     }
@@ -234,8 +234,8 @@ mod tests {
             let start = std::time::Instant::now();
             for i in 0..n {
                 let context = i.to_be_bytes();
-                let sealed = sealer.seal(&plain, &context).unwrap();
-                let opened = sealer.open(&sealed, &context, "bench").unwrap();
+                let sealed = sealer.seal(plain.clone(), &context).unwrap();
+                let opened = sealer.open(sealed, &context, "bench").unwrap();
                 assert_eq!(opened.len(), plain.len());
             }
             runs.push(start.elapsed().as_secs_f64() * 1e6 / f64::from(n));

@@ -171,7 +171,7 @@ impl SnapshotFile {
                     data,
                 };
                 let what = format!("snapshot {}", self.path.display());
-                self.sealer.open(&sealed, &snapshot_context(&self.meta)?, &what)
+                self.sealer.open(sealed, &snapshot_context(&self.meta)?, &what)
             }
         }
     }
@@ -244,9 +244,8 @@ impl SnapshotStore {
         };
         if let Some(plain) = store.latest()?.filter(|s| !s.is_sealed()) {
             tracing::info!(path = %plain.path.display(), "sealing a snapshot written before encryption at rest");
-            let data = plain.read_data()?;
-            let sealed = store.write_sealed(&plain.meta, &data)?;
-            store.replace_with(&plain.path, &sealed)?;
+            let sealed = store.write_sealed(&plain.meta, plain.read_data()?)?;
+            store.replace_with(&plain.path, &sealed.path)?;
         }
         Ok(store)
     }
@@ -258,10 +257,11 @@ impl SnapshotStore {
         File::open(&self.dir)?.sync_all()
     }
 
-    /// Writes `data` sealed to a new temp file in the directory and fsyncs it.
-    fn write_sealed(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<PathBuf, io::Error> {
+    /// Writes `data` sealed to a new temp file in the directory and fsyncs it. The file is
+    /// described from what was written, not read back.
+    fn write_sealed(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<SnapshotFile, io::Error> {
         let sealed = self.sealer.seal(data, &snapshot_context(meta)?)?;
-        let header = codec::encode(&SnapshotHeader {
+        let header = SnapshotHeader {
             meta: meta.clone(),
             data_len: sealed.data.len() as u64,
             data_crc32: crc32fast::hash(&sealed.data),
@@ -269,13 +269,14 @@ impl SnapshotStore {
                 salt: sealed.salt,
                 counter: sealed.counter,
             }),
-        })?;
+        };
+        let encoded = codec::encode(&header)?;
         let tmp = self.dir.join(format!("building-{}.tmp", unique_suffix()));
         let written = (|| {
             let mut f = File::create(&tmp)?;
             f.write_all(SEALED_MAGIC)?;
-            f.write_all(&(header.len() as u32).to_be_bytes())?;
-            f.write_all(&header)?;
+            f.write_all(&(encoded.len() as u32).to_be_bytes())?;
+            f.write_all(&encoded)?;
             f.write_all(&sealed.data)?;
             f.sync_all()
         })();
@@ -283,18 +284,27 @@ impl SnapshotStore {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        Ok(tmp)
+        Ok(SnapshotFile {
+            path: tmp,
+            meta: header.meta,
+            data_offset: 12 + encoded.len() as u64,
+            data_len: header.data_len,
+            data_crc32: header.data_crc32,
+            seal: header.seal,
+            sealer: self.sealer.clone(),
+        })
     }
 
     /// Verifies a snapshot received from the leader (plain layout, see [`SnapshotFile::wire_bytes`])
     /// and writes it sealed to a temp file, ready for [`SnapshotStore::adopt`].
-    pub fn receive(&self, bytes: &[u8]) -> Result<SnapshotFile, io::Error> {
+    pub fn receive(&self, mut bytes: Vec<u8>) -> Result<SnapshotFile, io::Error> {
         let what = Path::new("received from the leader");
-        let Parsed { header, data_offset } = parse_header(bytes, what)?;
+        let Parsed { header, data_offset } = parse_header(&bytes[..], what)?;
         if header.seal.is_some() {
             return Err(corrupt(what, "a snapshot must travel in the plain layout"));
         }
-        let data = &bytes[data_offset as usize..];
+        bytes.drain(..data_offset as usize);
+        let data = bytes;
         if data.len() as u64 != header.data_len {
             return Err(corrupt(
                 what,
@@ -305,13 +315,10 @@ impl SnapshotStore {
                 ),
             ));
         }
-        if crc32fast::hash(data) != header.data_crc32 {
+        if crc32fast::hash(&data) != header.data_crc32 {
             return Err(corrupt(what, "data checksum mismatch"));
         }
-        let tmp = self.write_sealed(&header.meta, data)?;
-        SnapshotFile::open(&tmp, &self.sealer).inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
-        })
+        self.write_sealed(&header.meta, data)
     }
 
     fn guard(&self) -> MutexGuard<'_, ()> {
@@ -336,29 +343,29 @@ impl SnapshotStore {
     }
 
     /// Writes a new snapshot durably and removes the older ones.
-    pub fn write(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<SnapshotFile, io::Error> {
-        let tmp = self.write_sealed(meta, data)?;
-        self.adopt(&tmp, meta)
+    pub fn write(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<SnapshotFile, io::Error> {
+        let file = self.write_sealed(meta, data)?;
+        self.adopt(file)
     }
 
-    /// Moves a complete snapshot file into place durably and removes older snapshots. If a newer
-    /// snapshot is already in place (installed while this one was being built), the file is
-    /// discarded and the newer snapshot is returned.
-    pub fn adopt(&self, tmp: &Path, meta: &SnapshotMeta) -> Result<SnapshotFile, io::Error> {
+    /// Moves a complete snapshot file (written, and fsynced, by [`Self::write_sealed`]) into
+    /// place durably and removes older snapshots. If a newer snapshot is already in place
+    /// (installed while this one was being built), the file is discarded and the newer snapshot
+    /// is returned.
+    pub fn adopt(&self, mut file: SnapshotFile) -> Result<SnapshotFile, io::Error> {
         let _guard = self.guard();
-        let index = index_of(meta);
+        let index = index_of(&file.meta);
         if let Some((newest, path)) = self.snapshot_files()?.pop()
             && newest > index
         {
             tracing::info!(discarded = index, kept = newest, "a newer snapshot is already in place");
-            let _ = fs::remove_file(tmp);
+            let _ = fs::remove_file(&file.path);
             return SnapshotFile::open(&path, &self.sealer);
         }
-        File::open(tmp)?.sync_all()?;
-        let target = self.final_path(meta);
-        fs::rename(tmp, &target)?;
+        let target = self.final_path(&file.meta);
+        fs::rename(&file.path, &target)?;
         File::open(&self.dir)?.sync_all()?;
-        let file = SnapshotFile::open(&target, &self.sealer)?;
+        file.path = target;
         for (older, path) in self.snapshot_files()? {
             if older < index
                 && let Err(e) = fs::remove_file(&path)
@@ -423,8 +430,8 @@ mod tests {
     fn written_snapshot_reads_back_and_replaces_older_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = SnapshotStore::new(dir.path(), &DataKey::generate().unwrap()).unwrap();
-        store.write(&meta_at(5), b"five").unwrap();
-        let second = store.write(&meta_at(9), b"nine").unwrap();
+        store.write(&meta_at(5), b"five".to_vec()).unwrap();
+        let second = store.write(&meta_at(9), b"nine".to_vec()).unwrap();
         assert_eq!(second.read_data().unwrap(), b"nine");
         let latest = store.latest().unwrap().unwrap();
         assert_eq!(latest.meta.last_log_id.unwrap().index, 9);
@@ -436,8 +443,8 @@ mod tests {
     fn an_older_snapshot_finishing_late_does_not_replace_a_newer_one() {
         let dir = tempfile::tempdir().unwrap();
         let store = SnapshotStore::new(dir.path(), &DataKey::generate().unwrap()).unwrap();
-        store.write(&meta_at(20), b"twenty").unwrap();
-        let late = store.write(&meta_at(10), b"ten").unwrap();
+        store.write(&meta_at(20), b"twenty".to_vec()).unwrap();
+        let late = store.write(&meta_at(10), b"ten".to_vec()).unwrap();
         assert_eq!(late.meta.last_log_id.unwrap().index, 20, "the newer snapshot is kept");
         let latest = store.latest().unwrap().unwrap();
         assert_eq!(latest.read_data().unwrap(), b"twenty");
@@ -448,7 +455,7 @@ mod tests {
     fn flipped_byte_is_reported_with_the_file_name() {
         let dir = tempfile::tempdir().unwrap();
         let store = SnapshotStore::new(dir.path(), &DataKey::generate().unwrap()).unwrap();
-        let file = store.write(&meta_at(3), b"some state bytes").unwrap();
+        let file = store.write(&meta_at(3), b"some state bytes".to_vec()).unwrap();
         let mut bytes = fs::read(&file.path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
@@ -467,7 +474,7 @@ mod tests {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let key_a = DataKey::generate().unwrap();
         let leader = SnapshotStore::new(a.path(), &key_a).unwrap();
-        let file = leader.write(&meta_at(4), b"the root CA key").unwrap();
+        let file = leader.write(&meta_at(4), b"the root CA key".to_vec()).unwrap();
         assert!(file.is_sealed());
         assert!(
             !contains(&fs::read(&file.path).unwrap(), b"root CA"),
@@ -475,8 +482,8 @@ mod tests {
         );
 
         let follower = SnapshotStore::new(b.path(), &DataKey::generate().unwrap()).unwrap();
-        let received = follower.receive(&file.wire_bytes().unwrap()).unwrap();
-        let installed = follower.adopt(&received.path, &received.meta).unwrap();
+        let received = follower.receive(file.wire_bytes().unwrap()).unwrap();
+        let installed = follower.adopt(received).unwrap();
         assert_eq!(installed.read_data().unwrap(), b"the root CA key");
         assert!(!contains(&fs::read(&installed.path).unwrap(), b"root CA"));
 
@@ -485,7 +492,7 @@ mod tests {
         let mut damaged = file.wire_bytes().unwrap();
         let last = damaged.len() - 1;
         damaged[last] ^= 1;
-        let err = follower.receive(&damaged).unwrap_err();
+        let err = follower.receive(damaged).unwrap_err();
         assert!(err.to_string().contains("checksum"), "{err}");
     }
 

@@ -113,14 +113,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, SnapshotFile>, io::Error> {
-        let data = self
-            .data
-            .as_ref()
+        // A builder builds once: the state is moved out, not copied.
+        let data = std::mem::replace(&mut self.data, Err(io::Error::other("this snapshot was already built")))
             .map_err(|e| io::Error::other(format!("cannot serialise state: {e}")))?;
         let snapshots = self.snapshots.clone();
         let meta = self.meta.clone();
-        let data = data.clone();
-        let file = tokio::task::spawn_blocking(move || snapshots.write(&meta, &data))
+        let file = tokio::task::spawn_blocking(move || snapshots.write(&meta, data))
             .await
             .map_err(|e| io::Error::other(format!("snapshot writer task failed: {e}")))??;
         tracing::info!(path = %file.path.display(), last_log_id = ?file.meta.last_log_id, bytes = file.file_len(), "snapshot written");
@@ -189,9 +187,7 @@ impl<A: App> RaftStateMachine<TypeConfig> for StateMachineStore<A> {
         // Make the file durable first: if that fails, the state machine is left untouched.
         let data = snapshot.read_data()?;
         let snapshots = self.snapshots.clone();
-        let path = snapshot.path.clone();
-        let meta_owned = meta.clone();
-        tokio::task::spawn_blocking(move || snapshots.adopt(&path, &meta_owned))
+        tokio::task::spawn_blocking(move || snapshots.adopt(snapshot))
             .await
             .map_err(|e| io::Error::other(format!("snapshot adopt task failed: {e}")))??;
         self.app

@@ -92,7 +92,7 @@ impl<A: App> RaftNode<A> {
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes).await?;
         let snapshots = self.snapshots.clone();
-        let snapshot = tokio::task::spawn_blocking(move || snapshots.receive(&bytes))
+        let snapshot = tokio::task::spawn_blocking(move || snapshots.receive(bytes))
             .await
             .map_err(|e| io::Error::other(e.to_string()))??;
         tracing::info!(bytes = snapshot.file_len(), last_log_id = ?snapshot.meta.last_log_id, "received snapshot");
