@@ -67,13 +67,9 @@ struct MarkState {
 }
 
 impl DurableMark {
-    /// The mark of the log in `log_dir`, and the index it holds, if any.
-    pub(crate) fn open(log_dir: &Path) -> (Self, Option<u64>) {
-        let name = log_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let path = log_dir.with_file_name(format!("{name}.mark"));
+    /// The mark kept in `path`, and the index it holds, if any.
+    pub(crate) fn open(path: &Path) -> (Self, Option<u64>) {
+        let path = path.to_path_buf();
         let found = match fs::read(&path) {
             Ok(bytes) => decode(&bytes).unwrap_or_else(|| {
                 tracing::warn!(path = %path.display(), "the raft log's durable mark is unreadable; ignoring it");
@@ -171,15 +167,16 @@ mod tests {
     fn a_raise_from_before_a_truncation_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let log_dir = dir.path().join("log");
-        let (mark, found) = DurableMark::open(&log_dir);
+        let path = dir.path().join("log.mark");
+        let (mark, found) = DurableMark::open(&path);
         assert_eq!(found, None);
         mark.raise(4, mark.epoch());
         let queued_before = mark.epoch();
         mark.lower(Some(2)).unwrap();
         mark.raise(5, queued_before);
-        assert_eq!(DurableMark::open(&log_dir).1, Some(2));
+        assert_eq!(DurableMark::open(&path).1, Some(2));
         mark.raise(3, mark.epoch());
-        assert_eq!(DurableMark::open(&log_dir).1, Some(3));
+        assert_eq!(DurableMark::open(&path).1, Some(3));
         assert!(check(&log_dir, Some(2), Some(3)).is_err());
         assert!(check(&log_dir, Some(3), Some(3)).is_ok());
         assert!(check(&log_dir, None, None).is_ok());
@@ -188,17 +185,16 @@ mod tests {
     #[test]
     fn a_damaged_mark_is_ignored_and_none_is_kept_as_none() {
         let dir = tempfile::tempdir().unwrap();
-        let log_dir = dir.path().join("log");
-        let (mark, _) = DurableMark::open(&log_dir);
+        let path = dir.path().join("log.mark");
+        let (mark, _) = DurableMark::open(&path);
         mark.raise(9, mark.epoch());
         mark.lower(None).unwrap();
-        assert_eq!(DurableMark::open(&log_dir).1, None);
+        assert_eq!(DurableMark::open(&path).1, None);
         mark.raise(9, mark.epoch());
-        assert_eq!(DurableMark::open(&log_dir).1, Some(9));
-        let path = dir.path().join("log.mark");
+        assert_eq!(DurableMark::open(&path).1, Some(9));
         let mut bytes = fs::read(&path).unwrap();
         bytes[5] ^= 1;
         fs::write(&path, bytes).unwrap();
-        assert_eq!(DurableMark::open(&log_dir).1, None, "a damaged mark checks nothing");
+        assert_eq!(DurableMark::open(&path).1, None, "a damaged mark checks nothing");
     }
 }

@@ -81,14 +81,14 @@ impl OwnerRecord {
             cluster_id: owner.cluster_id.clone(),
             raft_id: owner.raft_id,
             sealed: true,
-            key_check: Some(sealer.seal(KEY_CHECK, KEY_CHECK_CONTEXT)?),
+            key_check: Some(sealer.seal(KEY_CHECK.to_vec(), KEY_CHECK_CONTEXT)?),
         })
     }
 
     /// Refuses a sealed log whose data key is not `sealer`'s.
     fn check_key(&self, sealer: &Sealer, dir: &Path) -> Result<(), io::Error> {
         let Some(check) = &self.key_check else { return Ok(()) };
-        match sealer.open(check, KEY_CHECK_CONTEXT, "the raft log's key check") {
+        match sealer.open(check.clone(), KEY_CHECK_CONTEXT, "the raft log's key check") {
             Ok(plain) if plain == KEY_CHECK => Ok(()),
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -131,7 +131,7 @@ fn entry_context(log_id: &LogId) -> Result<Vec<u8>, io::Error> {
 
 fn seal_entry(sealer: &Sealer, entry: Entry) -> Result<(Rmp<LogId>, Rmp<StoredPayload>), io::Error> {
     let plain = codec::encode(&entry.payload)?;
-    let sealed = sealer.seal(&plain, &entry_context(&entry.log_id)?)?;
+    let sealed = sealer.seal(plain, &entry_context(&entry.log_id)?)?;
     Ok((Rmp(entry.log_id), Rmp(StoredPayload::Sealed(sealed))))
 }
 
@@ -145,7 +145,7 @@ fn open_entry(
     let payload = match stored {
         StoredPayload::Sealed(sealed) => {
             let what = format!("raft log entry {}", log_id.index);
-            let plain = sealer.open(&sealed, &entry_context(&log_id)?, &what)?;
+            let plain = sealer.open(sealed, &entry_context(&log_id)?, &what)?;
             codec::decode(&plain, &what)?
         }
         _ if !unsealed_allowed => {
@@ -248,7 +248,7 @@ impl LogStore {
             }
         }
         let sealer = Arc::new(Sealer::new(data_key.clone())?);
-        let (mark, found_mark) = DurableMark::open(dir);
+        let (mark, found_mark) = DurableMark::open(&beside(dir, "mark"));
         let mut log = open_raft_log(dir)?;
         match log.log_state().user_data.clone() {
             Some(Rmp(found)) if &found.owner() != owner => {
@@ -392,16 +392,27 @@ fn open_raft_log(dir: &Path) -> Result<RaftLog<LogTypes>, io::Error> {
     })
 }
 
-/// Where a log is rewritten sealed, and where the old log goes during the swap.
-fn rewrite_dirs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+/// `log.<suffix>` next to the log directory `log`: its durable mark, and the directories of a
+/// rewrite.
+fn beside(dir: &Path, suffix: &str) -> std::path::PathBuf {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    (
-        dir.with_file_name(format!("{name}.sealing")),
-        dir.with_file_name(format!("{name}.unsealed")),
-    )
+    dir.with_file_name(format!("{name}.{suffix}"))
+}
+
+/// Where a log is rewritten sealed, and where the old log goes during the swap.
+fn rewrite_dirs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    (beside(dir, "sealing"), beside(dir, "unsealed"))
+}
+
+/// Flushes a raft log opened outside a [`LogStore`] and waits for its fsync.
+async fn flush_durably(log: &mut RaftLog<LogTypes>) -> Result<(), io::Error> {
+    let (tx, rx) = <TypeConfig as TypeConfigExt>::oneshot();
+    log.flush(true, Some(FlushCallback(IOFlushed::signal(tx), None)))?;
+    rx.await
+        .map_err(|_| io::Error::other("raft log flush worker stopped"))?
 }
 
 /// Finishes or drops a rewrite that a crash interrupted. The new log is moved into place only
@@ -471,10 +482,7 @@ async fn rewrite_sealed(
         new.commit(committed.clone())?;
     }
     new.save_user_data(Some(Rmp(OwnerRecord::sealed(owner, sealer)?)))?;
-    let (tx, rx) = <TypeConfig as TypeConfigExt>::oneshot();
-    new.flush(true, Some(FlushCallback(IOFlushed::signal(tx), None)))?;
-    rx.await
-        .map_err(|_| io::Error::other("raft log flush worker stopped"))??;
+    flush_durably(&mut new).await?;
     drop(new);
     drop(old);
     std::fs::rename(dir, &unsealed)?;
@@ -703,14 +711,22 @@ mod tests {
             .collect::<Vec<_>>();
         log.append(records).unwrap();
         log.commit(Rmp(log_id(2))).unwrap();
-        let (tx, rx) = <TypeConfig as TypeConfigExt>::oneshot();
-        log.flush(true, Some(FlushCallback(IOFlushed::signal(tx), None)))
-            .unwrap();
-        rx.await.unwrap().unwrap();
+        flush_durably(&mut log).await.unwrap();
     }
 
     fn mark_of(log_dir: &Path) -> Option<u64> {
-        DurableMark::open(log_dir).1
+        DurableMark::open(&beside(log_dir, "mark")).1
+    }
+
+    /// A new log in a temp dir with entries 1 to 5 on disk and its mark at 5.
+    async fn five_entries_on_disk() -> (tempfile::TempDir, std::path::PathBuf, DataKey, LogStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("log");
+        let key = DataKey::generate().unwrap();
+        let mut store = LogStore::open(&log_dir, &owner(), false, &key).await.unwrap();
+        append_and_wait(&mut store, (1..=5).map(command).collect()).await;
+        wait_for_mark(&log_dir, 5).await;
+        (dir, log_dir, key, store)
     }
 
     async fn wait_for_mark(log_dir: &Path, index: u64) {
@@ -728,12 +744,7 @@ mod tests {
     /// not vanish silently.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_log_missing_fsynced_records_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let log_dir = dir.path().join("log");
-        let key = DataKey::generate().unwrap();
-        let mut store = LogStore::open(&log_dir, &owner(), false, &key).await.unwrap();
-        append_and_wait(&mut store, (1..=5).map(command).collect()).await;
-        wait_for_mark(&log_dir, 5).await;
+        let (dir, log_dir, key, store) = five_entries_on_disk().await;
         drop(store);
 
         let mut chunks: Vec<_> = std::fs::read_dir(&log_dir)
@@ -770,12 +781,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn truncating_uncommitted_entries_lowers_the_mark_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let log_dir = dir.path().join("log");
-        let key = DataKey::generate().unwrap();
-        let mut store = LogStore::open(&log_dir, &owner(), false, &key).await.unwrap();
-        append_and_wait(&mut store, (1..=5).map(command).collect()).await;
-        wait_for_mark(&log_dir, 5).await;
+        let (_dir, log_dir, key, mut store) = five_entries_on_disk().await;
         store.truncate_after(Some(log_id(3))).await.unwrap();
         assert_eq!(mark_of(&log_dir), Some(3));
         drop(store);
