@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde::Serialize;
 use swarm_ca::UnlockKey;
 use swarm_model::NodeRole;
+use swarm_sync::lock;
 
 use crate::node_key;
 use crate::node_key::NodeKeySealing;
@@ -122,12 +123,6 @@ struct RoleSwitch {
     config: NodeConfig,
     cert_pem: String,
     key_pem: String,
-}
-
-/// Takes a lock even if a panic poisoned it: the sealing state stays consistent, as every
-/// change to it is a single assignment.
-fn lock(m: &Mutex<NodeKeySealing>) -> std::sync::MutexGuard<'_, NodeKeySealing> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Paths inside a data dir.

@@ -52,6 +52,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "swarm-net",
             "swarm-protocol",
             "swarm-raft",
+            "swarm-sync",
         ],
     ),
 ];
