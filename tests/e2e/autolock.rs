@@ -107,6 +107,19 @@ impl Admin {
     }
 }
 
+/// Waits until `holds` is true of the files of each of `nodes`.
+async fn wait_files(c: &Cluster, nodes: &[usize], what: &str, holds: impl Fn(&Cluster, usize) -> bool) {
+    for &i in nodes {
+        let holds = &holds;
+        eventually(
+            what,
+            Duration::from_secs(40),
+            || async move { holds(c, i).then_some(()) },
+        )
+        .await;
+    }
+}
+
 /// Waits until node `i` is up and says it is locked (`/info`'s LocalNodeState).
 async fn wait_locked(c: &Cluster, i: usize) {
     eventually(
@@ -174,31 +187,28 @@ async fn raft_state_is_sealed_and_autolocked_managers_wait_for_their_key() {
         None,
     );
     assert_eq!(shown.trim(), key, "every manager shows the same key");
-    for i in [m0, m1, m2] {
-        let c_ref = &c;
-        eventually(
-            "every manager seals its data key and node key",
-            Duration::from_secs(30),
-            || async move {
-                let sealed = sealed_key_file(c_ref, i).contains("\"Sealed\"");
-                let key = node_key(c_ref, i);
-                (sealed && key.contains("SEALED NODE KEY") && !key.contains("PRIVATE KEY")).then_some(())
-            },
-        )
-        .await;
-    }
+    let node_key_sealed = |c: &Cluster, i: usize| {
+        let key = node_key(c, i);
+        key.contains("SEALED NODE KEY") && !key.contains("PRIVATE KEY")
+    };
+    wait_files(
+        &c,
+        &[m0, m1, m2],
+        "every manager seals its data key and node key",
+        |c, i| sealed_key_file(c, i).contains("\"Sealed\"") && node_key_sealed(c, i),
+    )
+    .await;
     // A certificate renewed under autolock is stored with its key sealed too.
     let cert_before = node_cert(&c, m1);
-    {
-        let c_ref = &c;
-        let cert_before = cert_before.clone();
-        eventually("m1 renews its certificate", Duration::from_secs(40), || {
-            let cert_before = cert_before.clone();
-            async move { (node_cert(c_ref, m1) != cert_before).then_some(()) }
-        })
-        .await;
-    }
-    assert!(!node_key(&c, m1).contains("PRIVATE KEY"), "the renewed key is sealed");
+    wait_files(&c, &[m1], "m1 renews its certificate", |c, i| {
+        node_cert(c, i) != cert_before
+    })
+    .await;
+    assert!(
+        node_key_sealed(&c, m1),
+        "the renewed key is sealed: {}",
+        node_key(&c, m1)
+    );
 
     // A restarted manager is locked: it answers /info, and nothing else, until unlocked.
     c.stop(m1);
@@ -260,15 +270,10 @@ async fn raft_state_is_sealed_and_autolocked_managers_wait_for_their_key() {
     );
     let rotated = key_in(&out);
     assert_ne!(rotated, key);
-    {
-        let c_ref = &c;
-        let before = before.clone();
-        eventually("m2 is re-sealed with the rotated key", Duration::from_secs(30), || {
-            let before = before.clone();
-            async move { (sealed_key_file(c_ref, m2) != before).then_some(()) }
-        })
-        .await;
-    }
+    wait_files(&c, &[m2], "m2 is re-sealed with the rotated key", |c, i| {
+        sealed_key_file(c, i) != before
+    })
+    .await;
     c.stop(m2);
     c.start_run(m2);
     wait_locked(&c, m2).await;
@@ -299,18 +304,10 @@ async fn raft_state_is_sealed_and_autolocked_managers_wait_for_their_key() {
         None,
         "no unlock key is set",
     );
-    for i in [m0, m1, m2] {
-        let c_ref = &c;
-        eventually(
-            "every manager stores its keys unsealed",
-            Duration::from_secs(30),
-            || async move {
-                let plain = sealed_key_file(c_ref, i).contains("\"Key\"");
-                (plain && node_key(c_ref, i).contains("PRIVATE KEY")).then_some(())
-            },
-        )
-        .await;
-    }
+    wait_files(&c, &[m0, m1, m2], "every manager stores its keys unsealed", |c, i| {
+        sealed_key_file(c, i).contains("\"Key\"") && node_key(c, i).contains("PRIVATE KEY")
+    })
+    .await;
     c.stop(m0);
     c.restart(m0);
     let secrets = c.ctl_ok(m0, &["secret", "ls", "-q"]);
