@@ -124,7 +124,7 @@ pub(crate) fn check_certs(cfg: &NodeConfig, cert_pem: &str, dir: &DataDir) -> Re
 /// When a certificate (DER) expired, if it has.
 pub(crate) fn expired_since(der: &[u8]) -> Option<String> {
     let not_after = ca::cert_not_after(der).ok()?;
-    if not_after >= time::OffsetDateTime::now_utc().unix_timestamp() {
+    if not_after >= swarm_model::wall_clock_now().unix_timestamp() {
         return None;
     }
     Some(

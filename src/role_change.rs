@@ -163,10 +163,7 @@ pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
 
 /// When the certificate in use is due for renewal, at `point` of its lifetime.
 fn renewal_due(running: &Running, point: f64) -> tokio::time::Instant {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default();
+    let now = swarm_model::wall_clock_now().unix_timestamp_nanos() as f64 / 1e9;
     let delay = ca::renewal_delay(&running.identity.certificate(), now, point).unwrap_or(Duration::ZERO);
     tokio::time::Instant::now() + delay
 }

@@ -30,6 +30,8 @@ pub use service::*;
 pub use task::*;
 pub use time::TimeError;
 pub use time::Timestamp;
+pub use time::set_wall_clock_skew;
+pub use time::wall_clock_now;
 
 /// Labels on any object.
 pub type Labels = std::collections::BTreeMap<String, String>;

@@ -1,6 +1,8 @@
 //! Timestamps as the Engine API writes them: RFC3339 with nanoseconds, in UTC.
 
 use std::fmt;
+use std::sync::atomic::AtomicI64;
+use std::sync::atomic::Ordering;
 
 use serde::Deserialize;
 use serde::Deserializer;
@@ -17,10 +19,28 @@ pub struct Timestamp {
     unix_nanos: Option<i128>,
 }
 
+/// How far this process's wall clock is set off the system's, in nanoseconds. Zero unless a
+/// fault test skews one daemon's clock (see [`set_wall_clock_skew`]).
+static WALL_CLOCK_SKEW_NANOS: AtomicI64 = AtomicI64::new(0);
+
+/// Sets this process's wall clock `nanos` off the system clock, forwards or back. Fault tests
+/// use it to jump one manager's clock; timers and timeouts run on the monotonic clock and are
+/// not affected.
+pub fn set_wall_clock_skew(nanos: i64) {
+    WALL_CLOCK_SKEW_NANOS.store(nanos, Ordering::Relaxed);
+}
+
+/// The wall clock every timestamp the daemon writes and every date it compares is read from:
+/// the system clock plus this process's skew.
+pub fn wall_clock_now() -> OffsetDateTime {
+    let skew = WALL_CLOCK_SKEW_NANOS.load(Ordering::Relaxed);
+    OffsetDateTime::now_utc().saturating_add(time::Duration::nanoseconds(skew))
+}
+
 impl Timestamp {
     pub fn now() -> Self {
         Self {
-            unix_nanos: Some(OffsetDateTime::now_utc().unix_timestamp_nanos()),
+            unix_nanos: Some(wall_clock_now().unix_timestamp_nanos()),
         }
     }
 

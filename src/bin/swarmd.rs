@@ -196,6 +196,25 @@ fn parse_label(s: &str) -> Result<(String, String), FlagError> {
     }
 }
 
+/// Fault injection for the fault suite (tests/e2e/chaos): when set, this file holds how many
+/// milliseconds this daemon's wall clock runs off the system clock, re-read as it changes.
+const WALL_CLOCK_SKEW_FILE: &str = "SWARMD_WALL_CLOCK_SKEW_FILE";
+
+/// Keeps this process's wall-clock skew equal to what the skew file says (a missing or
+/// unreadable file means no skew), so a test can jump one daemon's clock while it runs.
+fn follow_wall_clock_skew(path: std::path::PathBuf) {
+    std::thread::spawn(move || {
+        loop {
+            let millis = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.trim().parse::<i64>().ok())
+                .unwrap_or(0);
+            swarm_model::set_wall_clock_skew(millis.saturating_mul(1_000_000));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env()
@@ -212,6 +231,9 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+    if let Some(path) = std::env::var_os(WALL_CLOCK_SKEW_FILE) {
+        follow_wall_clock_skew(path.into());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
