@@ -94,6 +94,7 @@ mod tests {
             last_log_index: None,
             committed: None,
             applied: None,
+            applied_term: None,
             snapshot: None,
             purged: None,
             voters: BTreeMap::from([(1, addr("keep")), (2, addr("demoted")), (3, addr("reborn"))]),

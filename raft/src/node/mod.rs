@@ -5,6 +5,7 @@
 mod error;
 mod membership;
 mod propose;
+mod read;
 mod route;
 mod rpc;
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 pub use error::MembershipError;
 pub use error::ProposeError;
+pub use error::ReadError;
 pub use membership::MembershipChange;
 use openraft::ServerState;
 use openraft::SnapshotPolicy;
@@ -107,6 +109,11 @@ pub struct RaftStatus {
     pub last_log_index: Option<u64>,
     pub committed: Option<u64>,
     pub applied: Option<u64>,
+    /// The term of the last applied entry: with `applied`, the entry's identity, which must be
+    /// the same on every manager that applied it (the fault suite checks that committed entries
+    /// never change).
+    #[serde(default)]
+    pub applied_term: Option<u64>,
     pub snapshot: Option<u64>,
     pub purged: Option<u64>,
     pub voters: BTreeMap<RaftId, ManagerAddr>,
@@ -307,6 +314,7 @@ impl<A: App> RaftNode<A> {
             last_log_index: m.last_log_index,
             committed: m.local_committed.as_ref().map(|l| l.index),
             applied: m.last_applied.as_ref().map(|l| l.index),
+            applied_term: m.last_applied.as_ref().map(|l| l.leader_id.term),
             snapshot: m.snapshot.as_ref().map(|l| l.index),
             purged: m.purged.as_ref().map(|l| l.index),
             voters,
