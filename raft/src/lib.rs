@@ -32,6 +32,7 @@ pub use node::Proposed;
 pub use node::RaftConfig;
 pub use node::RaftNode;
 pub use node::RaftStatus;
+pub use node::ReadError;
 pub use sealing::DATA_KEY_LEN;
 pub use sealing::DataKey;
 pub use state_machine::App;

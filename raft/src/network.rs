@@ -53,16 +53,19 @@ pub enum Rpc {
     Membership,
     /// A leader handing leadership to another manager (after it removed itself).
     Transfer,
+    /// A follower asking the leader for the index a linearizable read must see.
+    ReadIndex,
 }
 
 impl Rpc {
-    pub const ALL: [Rpc; 6] = [
+    pub const ALL: [Rpc; 7] = [
         Rpc::Append,
         Rpc::Vote,
         Rpc::PreVote,
         Rpc::Forward,
         Rpc::Membership,
         Rpc::Transfer,
+        Rpc::ReadIndex,
     ];
 
     /// The short name used in URL paths and errors.
@@ -74,6 +77,7 @@ impl Rpc {
             Rpc::Forward => "forward",
             Rpc::Membership => "membership",
             Rpc::Transfer => "transfer",
+            Rpc::ReadIndex => "read-index",
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod browsers;
+mod current_reads;
 pub mod error;
 mod events;
 pub mod filters;
@@ -108,6 +109,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/tasks/{id}/logs", get(logs::task_logs))
         .route("/swarm-rs/raft", get(system::raft_status))
         .fallback(system::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            current_reads::current_reads,
+        ))
         .with_state(state)
 }
 

@@ -131,7 +131,7 @@ pub(super) async fn raft_rpc(
     let who = require_manager(&peer, &m)?;
     let rpc = Rpc::from_name(&rpc).ok_or_else(|| ApiError::not_found(format!("unknown raft rpc {rpc:?}")))?;
     match rpc {
-        Rpc::Forward => check_registered_manager(&m, who)?,
+        Rpc::Forward | Rpc::ReadIndex => check_registered_manager(&m, who)?,
         Rpc::Membership => {
             check_registered_manager(&m, who)?;
             let change: MembershipChange =

@@ -28,6 +28,27 @@ pub enum ProposeError {
     NotLeader,
 }
 
+/// Why a linearizable read could not be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ReadError {
+    #[error(
+        "The swarm does not have a leader: no manager was elected leader within {waited_ms} ms. It's possible that too few managers are online. Make sure more than half of the managers are online."
+    )]
+    NoLeader { waited_ms: u64 },
+    #[error(
+        "no quorum: the leader could not confirm with a majority of managers within {waited_ms} ms that it still leads, so a current read cannot be served; a majority of managers may be down or unreachable"
+    )]
+    NoQuorum { waited_ms: u64 },
+    #[error("lost the connection to the leader ({leader}) while confirming a read: {reason}")]
+    LeaderUnreachable { leader: String, reason: String },
+    #[error(
+        "this manager has applied the log up to index {applied} only, and did not catch up with index {index} in time to serve a current read"
+    )]
+    Behind { index: u64, applied: u64 },
+    #[error("raft is not running on this manager: {0}")]
+    Stopped(String),
+}
+
 /// Why a membership change was refused or failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum MembershipError {
@@ -48,4 +69,5 @@ pub(super) enum ForwardError {
     NotLeader,
     Propose(ProposeError),
     Membership(MembershipError),
+    Read(ReadError),
 }

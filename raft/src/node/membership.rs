@@ -57,6 +57,7 @@ impl<A: App> RaftNode<A> {
             Ok(((), _)) => Ok(()),
             Err(Unrouted::Refused(ForwardError::Membership(e))) => Err(e),
             Err(Unrouted::Refused(ForwardError::Propose(e))) => Err(e.into()),
+            Err(Unrouted::Refused(ForwardError::Read(e))) => Err(MembershipError::Failed(e.to_string())),
             Err(Unrouted::GaveUp { .. } | Unrouted::Refused(ForwardError::NotLeader)) => Err(ProposeError::NoLeader {
                 waited_ms: start.elapsed().as_millis() as u64,
             }

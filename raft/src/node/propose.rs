@@ -34,6 +34,7 @@ impl<A: App> RaftNode<A> {
             Err(ForwardError::NotLeader) => Err(ProposeError::NotLeader),
             Err(ForwardError::Propose(e)) => Err(e),
             Err(ForwardError::Membership(e)) => Err(ProposeError::Stopped(e.to_string())),
+            Err(ForwardError::Read(e)) => Err(ProposeError::Stopped(e.to_string())),
         }
     }
 
@@ -74,6 +75,7 @@ impl<A: App> RaftNode<A> {
             }),
             Err(Unrouted::Refused(ForwardError::Propose(e))) => Err(e),
             Err(Unrouted::Refused(ForwardError::Membership(e))) => Err(ProposeError::Stopped(e.to_string())),
+            Err(Unrouted::Refused(ForwardError::Read(e))) => Err(ProposeError::Stopped(e.to_string())),
             // NotLeader is never a refusal: on_leader looks for the leader again.
             Err(Unrouted::Refused(ForwardError::NotLeader)) => Err(ProposeError::NotLeader),
             Err(Unrouted::Failed { leader, error }) => Err(match error {

@@ -54,6 +54,15 @@ impl<A: App> RaftNode<A> {
                 };
                 codec::encode(&res)
             }
+            Rpc::ReadIndex => {
+                let start = Instant::now();
+                let res = if self.status().is_leader() {
+                    self.read_index_local(start + self.config.propose_timeout).await
+                } else {
+                    Err(ForwardError::NotLeader)
+                };
+                codec::encode(&res)
+            }
             Rpc::Membership => {
                 let change: MembershipChange = codec::decode(body, "membership change")?;
                 let res = if self.status().is_leader() {
