@@ -85,6 +85,12 @@ pub fn attempts_left(s: &StoreState, t: &Task, p: &RestartPolicy, now: Timestamp
     (count as u64) < max
 }
 
+/// Whether a time stamped by some manager lies ahead of this manager's clock: one of the two
+/// clocks jumped or drifts. Waits measured from such a time count as over.
+pub(crate) fn is_future(stamped_ns: i128, now_ns: i128) -> bool {
+    stamped_ns > now_ns
+}
+
 /// The node is gone for this task: removed, down or drained.
 fn node_lost(node: Option<&Node>) -> bool {
     node.is_none_or(|n| n.status.state == NodeState::Down || n.spec.availability == Availability::Drain)
@@ -97,7 +103,10 @@ fn node_lost(node: Option<&Node>) -> bool {
 fn may_start(s: &StoreState, svc: &Service, t: &Task, p: &RestartPolicy, now_ns: i128) -> bool {
     let created = nanos(&t.created_at);
     let delay = if t.restart_of.is_empty() { 0 } else { delay_ns(p) };
-    if now_ns < created + delay {
+    // A creation time ahead of this manager's clock was stamped by a manager whose clock ran
+    // ahead. How long ago it really was is unknown; the delay counts as served rather than
+    // holding the task until this clock catches up, which may take hours.
+    if !is_future(created, now_ns) && now_ns < created + delay {
         return false;
     }
     let rollback = svc

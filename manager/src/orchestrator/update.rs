@@ -325,7 +325,8 @@ pub fn reconcile(s: &StoreState, svc: &Service, now: Timestamp) -> Vec<Transacti
         } else {
             cfg.monitor_ns
         };
-        if now_ns >= last_up + watch {
+        // A start stamped ahead of this clock: see `restart::is_future`.
+        if super::restart::is_future(last_up, now_ns) || now_ns >= last_up + watch {
             let (state, message) = if rollback {
                 let why = if status.message.starts_with("update rolled back") {
                     format!("rollback completed ({})", status.message)
@@ -350,7 +351,7 @@ pub fn reconcile(s: &StoreState, svc: &Service, now: Timestamp) -> Vec<Transacti
         .iter()
         .filter(|t| ours(t) && t.is_runnable())
         .filter_map(|t| t.running_since.as_ref().map(nanos))
-        .filter(|up| now_ns < up + cfg.delay_ns)
+        .filter(|up| !super::restart::is_future(*up, now_ns) && now_ns < up + cfg.delay_ns)
         .count();
     let free = if cfg.parallelism == 0 {
         pending.len()

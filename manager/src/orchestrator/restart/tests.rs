@@ -310,3 +310,25 @@ fn a_held_replacement_waits_for_every_older_task_of_its_slot() {
     );
     assert!(effects(&txs).2.is_empty(), "task a still runs in the slot");
 }
+
+/// Found by the fault suite (a leader whose wall clock ran minutes ahead): a replacement it
+/// stamped in the future was held by the next leader until its own clock caught up.
+#[test]
+fn a_replacement_stamped_ahead_of_this_clock_is_not_held_until_the_clock_catches_up() {
+    let svc = service(p("any", None, 0), ServiceMode::replicated(1));
+    let mut old = task("t1", 0, 1, TaskState::Failed, "");
+    old.status.state = TaskState::Failed;
+    let mut new = task("t2", 600, 600, TaskState::Assigned, "t1");
+    new.desired_state = TaskState::Ready;
+    let objects = vec![
+        svc.into_object(),
+        node("n1", NodeState::Ready, Availability::Active),
+        old.into_object(),
+        new.into_object(),
+    ];
+    assert_eq!(
+        effects(&decide_on(objects, 20)).2,
+        vec![("t2".to_string(), TaskState::Running)],
+        "stamped 580 s ahead: its 5 s delay counts as served"
+    );
+}
