@@ -11,6 +11,7 @@ mod authorization;
 mod autolock;
 mod bench;
 mod certificates;
+mod chaos;
 mod docker_cli;
 mod forming;
 mod group_commit;

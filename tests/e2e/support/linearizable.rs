@@ -80,8 +80,16 @@ pub fn check<M: Model>(model: &M, history: &[Operation<M::Input, M::Output>]) ->
     false
 }
 
-/// The fault suite's model of one service: absent, or present with a replica count.
+/// The fault suite's model of one service: absent, or present with a shape.
 pub struct ServiceModel;
+
+/// What the suite's operations change of a service: its replica count and the generation its
+/// task template was last updated to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shape {
+    pub replicas: u64,
+    pub generation: u64,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceOp {
@@ -90,6 +98,10 @@ pub enum ServiceOp {
     },
     Scale {
         replicas: u64,
+    },
+    /// A rolling update of the task template to a new generation.
+    Update {
+        generation: u64,
     },
     Remove,
     /// An inspect: what it saw is its output.
@@ -100,12 +112,12 @@ pub enum ServiceOp {
 /// when the cluster answered with an error that says nothing was done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceResult {
-    Ok(Option<u64>),
+    Ok(Option<Shape>),
     Fail,
 }
 
 impl Model for ServiceModel {
-    type State = Option<u64>;
+    type State = Option<Shape>;
     type Input = ServiceOp;
     type Output = ServiceResult;
 
@@ -115,8 +127,18 @@ impl Model for ServiceModel {
 
     fn step(&self, state: &Self::State, input: &ServiceOp, output: Option<&ServiceResult>) -> Option<Self::State> {
         let effect = match (input, state) {
-            (ServiceOp::Create { replicas }, None) => Some(Some(*replicas)),
-            (ServiceOp::Scale { replicas }, Some(_)) => Some(Some(*replicas)),
+            (ServiceOp::Create { replicas }, None) => Some(Some(Shape {
+                replicas: *replicas,
+                generation: 0,
+            })),
+            (ServiceOp::Scale { replicas }, Some(s)) => Some(Some(Shape {
+                replicas: *replicas,
+                ..*s
+            })),
+            (ServiceOp::Update { generation }, Some(s)) => Some(Some(Shape {
+                generation: *generation,
+                ..*s
+            })),
             (ServiceOp::Remove, Some(_)) => Some(None),
             (ServiceOp::Read, s) => Some(*s),
             // Creating what exists, or changing what does not, fails and changes nothing.
@@ -153,7 +175,12 @@ mod tests {
         }
     }
 
-    fn ok(t: u64, seen: Option<u64>) -> Option<(u64, ServiceResult)> {
+    /// A return at `t` that saw `replicas` (None: no service) at generation 0.
+    fn ok(t: u64, replicas: Option<u64>) -> Option<(u64, ServiceResult)> {
+        let seen = replicas.map(|replicas| Shape {
+            replicas,
+            generation: 0,
+        });
         Some((t, ServiceResult::Ok(seen)))
     }
 

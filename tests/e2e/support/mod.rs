@@ -86,6 +86,9 @@ pub struct Cluster {
     pub executor: &'static str,
     /// Extra environment of every swarmd started from now on.
     pub env: Vec<(String, String)>,
+    /// Filesystems the test mounted under `root` (e.g. a small data dir), unmounted on drop
+    /// once the nodes are stopped.
+    pub mounts: Vec<PathBuf>,
 }
 
 impl Default for Cluster {
@@ -105,6 +108,7 @@ impl Cluster {
             nodes: Vec::new(),
             executor: "sim",
             env: Vec::new(),
+            mounts: Vec::new(),
         }
     }
 
@@ -534,6 +538,9 @@ impl Drop for Cluster {
                     .arg(n.data_dir.join("task-files"))
                     .output();
             }
+        }
+        for m in &self.mounts {
+            let _ = Command::new("umount").arg("-l").arg(m).output();
         }
     }
 }
