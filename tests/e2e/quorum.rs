@@ -6,10 +6,11 @@ use serde_json::Value;
 use crate::support::Cluster;
 use crate::support::service_spec;
 
-/// Without a quorum, writes fail within a few seconds with a "no quorum / no leader" error, reads
-/// still answer, and a new manager cannot join.
+/// Without a quorum, writes fail within a few seconds with a "no quorum / no leader" error, so
+/// do reads of services (they would be stale), the node list still answers so an operator can
+/// see who is down, and a new manager cannot join.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_quorum_writes_fail_fast_and_reads_answer() {
+async fn without_quorum_writes_and_service_reads_fail_fast_and_node_ls_answers() {
     let mut c = Cluster::new();
     let m1 = c.init("m1", &[]);
     let token = c.token(m1, "manager");
@@ -36,9 +37,12 @@ async fn without_quorum_writes_fail_fast_and_reads_answer() {
     assert!(msg.contains("quorum") || msg.contains("no leader"), "{msg}");
     assert!(took < Duration::from_secs(15), "the write failed after {took:?}");
 
-    // Reads still answer, from this manager's own copy.
-    let services: Vec<Value> = client.get("/services").await.unwrap();
-    assert_eq!(services.len(), 1);
+    // A read of services cannot be made current, and says why.
+    let err = client.get::<Value>("/services").await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(503), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("quorum") || msg.contains("leader"), "{msg}");
+    // The node list answers from this manager's own copy.
     let out = c.ctl_ok(m1, &["node", "ls"]);
     assert!(out.contains("Down") || out.contains("Unreachable"), "{out}");
 

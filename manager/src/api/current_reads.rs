@@ -1,7 +1,9 @@
 //! Reads that see every write acknowledged before them, on any manager. Swarm gets this by
 //! sending every control API call to the leader; here a GET of cluster objects first passes a
 //! raft read barrier (ReadIndex), then reads this manager's store. Without a leader that a
-//! majority still follows, such reads fail like writes instead of showing stale state.
+//! majority still follows, such reads fail like writes instead of showing stale state, except
+//! the node list and the swarm object: an operator diagnosing a lost quorum needs to see which
+//! managers are down, so those answer from this manager's copy then.
 
 use axum::extract::Request;
 use axum::extract::State;
@@ -26,13 +28,22 @@ const CLUSTER_OBJECTS: [&str; 7] = [
 
 /// Middleware: holds a read of cluster objects until this manager's store is current.
 pub async fn current_reads(State(state): State<ApiState>, req: Request, next: Next) -> Response {
-    if reads_cluster_state(req.method(), req.uri().path())
+    let path = req.uri().path();
+    if reads_cluster_state(req.method(), path)
         && let Ok(m) = state.manager()
         && let Err(e) = m.raft.read_barrier().await
     {
-        return ApiError::unavailable(e.to_string()).into_response();
+        if !answers_without_quorum(path) {
+            return ApiError::unavailable(e.to_string()).into_response();
+        }
+        tracing::debug!(path, error = %e, "read served from this manager's copy without a current leader");
     }
     next.run(req).await
+}
+
+/// Reads an operator needs while the managers have no quorum: who is down, and the swarm.
+fn answers_without_quorum(path: &str) -> bool {
+    path == "/swarm" || path == "/nodes" || path.starts_with("/nodes/")
 }
 
 /// Whether a request reads replicated objects. Logs are gathered from the nodes, not the store.
@@ -74,5 +85,7 @@ mod tests {
         }
         assert!(!reads_cluster_state(&Method::POST, "/services/create"));
         assert!(!reads_cluster_state(&Method::DELETE, "/services/web"));
+        assert!(answers_without_quorum("/nodes") && answers_without_quorum("/nodes/n1"));
+        assert!(!answers_without_quorum("/services") && !answers_without_quorum("/tasks"));
     }
 }
