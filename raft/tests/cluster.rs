@@ -22,6 +22,7 @@ use swarm_raft::MembershipChange;
 use swarm_raft::ProposeError;
 use swarm_raft::RaftConfig;
 use swarm_raft::RaftNode;
+use swarm_raft::ReadError;
 use swarm_raft::Rpc;
 use swarm_raft::Transport;
 use swarm_raft::TransportError;
@@ -64,6 +65,8 @@ type Node = RaftNode<Kv>;
 #[derive(Default)]
 struct Net {
     nodes: RwLock<HashMap<String, Arc<Node>>>,
+    /// Nodes that receive nothing (their own calls still go out): a one-way cut.
+    deaf: RwLock<std::collections::HashSet<String>>,
 }
 
 struct LocalTransport(Arc<Net>);
@@ -77,6 +80,7 @@ impl Transport for LocalTransport {
         timeout: Duration,
     ) -> BoxFuture<'_, Result<Vec<u8>, TransportError>> {
         let node = self.0.nodes.read().unwrap().get(&target.addr).cloned();
+        let node = node.filter(|_| !self.0.deaf.read().unwrap().contains(&target.addr));
         let addr = target.addr.clone();
         Box::pin(async move {
             let node = node.ok_or(TransportError::Unreachable {
@@ -324,6 +328,62 @@ async fn three_nodes_elect_forward_restart_and_snapshot() {
     for n in survivors {
         h.stop(n).await;
     }
+}
+
+/// Found by the fault suite: a follower answered reads from a store that lagged the leader. A
+/// read barrier on a follower that hears nothing fails instead of serving what it has; once it
+/// hears again, the barrier returns only after it applied what the leader had committed. A
+/// leader cut off from the majority cannot confirm a read either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_barrier_never_lets_a_lagging_manager_serve_a_stale_read() {
+    let mut h = Harness::new();
+    let a = h.start("a", 1).await;
+    a.bootstrap(Harness::addr("a")).await.unwrap();
+    h.wait_leader(&["a"]).await;
+    h.start("b", 2).await;
+    h.start("c", 3).await;
+    for (id, name) in [(2, "b"), (3, "c")] {
+        a.change_membership(MembershipChange::AddManager {
+            id,
+            addr: Harness::addr(name),
+        })
+        .await
+        .unwrap();
+    }
+    let leader = h.wait_leader(&["a", "b", "c"]).await;
+    let lagging = ["a", "b", "c"].into_iter().find(|n| *n != leader).unwrap().to_string();
+    h.net.deaf.write().unwrap().insert(lagging.clone());
+    let p = h.node(&leader).propose(b"k1=v1".to_vec()).await.unwrap();
+    assert!(h.apps[&lagging].get("k1").is_none(), "the deaf follower lags");
+    let refused = h.node(&lagging).read_barrier().await;
+    assert!(refused.is_err(), "a lagging follower passed the barrier: {refused:?}");
+    assert!(h.apps[&lagging].get("k1").is_none());
+
+    h.net.deaf.write().unwrap().remove(&lagging);
+    let mut passed = None;
+    for _ in 0..5 {
+        if let Ok(index) = h.node(&lagging).read_barrier().await {
+            passed = Some(index);
+            break;
+        }
+    }
+    let index = passed.expect("the barrier passes once the follower hears the leader again");
+    assert!(
+        index >= p.index,
+        "read index {index} is before the write at {}",
+        p.index
+    );
+    assert_eq!(h.apps[&lagging].get("k1").map(|v| v.0), Some("v1".to_string()));
+
+    let leader = h.wait_leader(&["a", "b", "c"]).await;
+    for n in ["a", "b", "c"].into_iter().filter(|n| *n != leader) {
+        h.net.deaf.write().unwrap().insert(n.to_string());
+    }
+    let err = h.node(&leader).read_barrier().await.unwrap_err();
+    assert!(
+        matches!(err, ReadError::NoQuorum { .. } | ReadError::NoLeader { .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
