@@ -4,7 +4,7 @@ CARGO ?= cargo
 UP_DIR ?= $(CURDIR)/.swarm-up
 UP_ADDR ?= 127.0.0.1:2377
 
-.PHONY: build up down clean-up test test-image lint fix verify bench bench-sched fuzz
+.PHONY: build up down clean-up test test-image lint fix verify bench bench-sched fuzz chaos
 
 build:
 	$(CARGO) build --release --workspace
@@ -25,6 +25,14 @@ clean-up: down
 ## All tests: unit, property, in-process raft, and end-to-end with real processes.
 test: test-image
 	$(CARGO) test --profile e2e --workspace -- --test-threads=1
+
+## The fault suite at length (docs/reliability.md): SCHEDULES seeded schedules of
+## CHAOS_WINDOW_SECS of faults each (`make test` runs 10 of 10 s). SEED=N replays one schedule.
+SCHEDULES ?= 100
+CHAOS_WINDOW_SECS ?= 15
+chaos: test-image
+	SCHEDULES=$(SCHEDULES) CHAOS_WINDOW_SECS=$(CHAOS_WINDOW_SECS) $(CARGO) test --profile e2e --test e2e -- \
+	  --ignored --nocapture --test-threads=1 chaos::chaos_schedules
 
 ## The local test image (no registry): swarm-test/busybox:latest from Debian's busybox-static.
 test-image:

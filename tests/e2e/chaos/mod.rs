@@ -64,6 +64,13 @@ async fn chaos_schedules() {
     run_schedules(env_number("SCHEDULES").unwrap_or(100), Duration::from_secs(window)).await;
 }
 
+/// Writes a line to stderr past the test harness's capture: every schedule's seed is shown,
+/// also when the test passes, so any run can be replayed.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
@@ -86,7 +93,7 @@ async fn run_schedules(count: u64, window: Duration) {
         let Some(report) = run_schedule(Schedule::from_seed(*seed, window)).await else {
             return;
         };
-        eprintln!("chaos: seed {} {}", report.seed, report.summary);
+        say(&format!("chaos: seed {} {}", report.seed, report.summary));
         if !report.anomalies.is_empty() {
             eprintln!(
                 "chaos: seed {} found {} anomalies:",
@@ -99,12 +106,12 @@ async fn run_schedules(count: u64, window: Duration) {
             failed.push(report.seed);
         }
     }
-    eprintln!(
+    say(&format!(
         "chaos: {} schedules in {:.0} s, {} with anomalies {failed:?}",
         seeds.len(),
         started.elapsed().as_secs_f64(),
         failed.len()
-    );
+    ));
     assert!(
         failed.is_empty(),
         "schedules with anomalies (replay one with SEED=N): {failed:?}"
