@@ -67,6 +67,8 @@ pub(crate) struct Running {
     pub(crate) roles: mpsc::UnboundedReceiver<(NodeRole, Option<u64>)>,
     /// Notified by `POST /swarm/leave`; kept across role switches.
     pub(crate) leave: Arc<tokio::sync::Notify>,
+    /// A manager's data key, to start it again in place if its raft stops on a fault.
+    pub(crate) data_key: Option<swarm_raft::DataKey>,
 }
 
 /// Starts a manager from its data dir (its agent too) and returns it with its handles.
@@ -131,6 +133,7 @@ pub(crate) async fn start_manager(
         identity,
         roles,
         leave: Arc::default(),
+        data_key: Some(key.key.clone()),
     };
     start_agent(&mut running, cfg, role_tx);
     // Autolock: this manager's data key follows the cluster's unlock key.
@@ -216,6 +219,7 @@ pub(crate) fn start_worker(dir: DataDir, cfg: &NodeConfig, lock: File) -> Result
         identity,
         roles,
         leave: Arc::default(),
+        data_key: None,
     };
     start_agent(&mut running, cfg, role_tx);
     Ok(running)

@@ -24,6 +24,7 @@ use crate::assembly::shutdown_signal;
 use crate::assembly::start_manager;
 use crate::assembly::start_worker;
 use crate::assembly::stop;
+use crate::data_key::ManagerKey;
 use crate::datadir::NodeConfig;
 use crate::error::DaemonError;
 use crate::identity::become_raft_member;
@@ -62,10 +63,21 @@ pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
                 break;
             }
             let renew_at = renewal_due(&running, renewal_point).max(retry_renewal);
+            let raft_fault = running.manager.clone();
             tokio::select! {
                 l = &mut stop_asked => {
                     leaving = l;
                     break;
+                }
+                why = async move {
+                    match raft_fault {
+                        Some(m) => m.raft.stopped_by_fault().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    tracing::error!(error = %why, "raft stopped on a fault; starting this manager again from its data dir");
+                    running = restart_manager(running, &cfg).await?;
+                    continue;
                 }
                 r = running.roles.recv() => match r {
                     Some(w) => wanted = Some(w),
@@ -286,6 +298,58 @@ fn managers_to_ask(running: &Running, cfg: &NodeConfig) -> Vec<String> {
 
 /// Stops the node and starts it again in the role of its new certificate. A new manager starts
 /// outside raft; [`supervise`] then has it join.
+/// How many times a manager whose raft stopped on a fault is started again, [`RETRY`] apart,
+/// before the daemon gives up and exits with the error.
+const RESTARTS_AFTER_FAULT: u32 = 60;
+
+/// Starts a manager again in place after its raft stopped on a fault (a full disk, say): what
+/// raft acknowledged is on disk, so a fresh start from the data dir carries on. While the fault
+/// lasts (no space yet) starting fails or raft stops again, and it is tried again.
+async fn restart_manager(running: Running, cfg: &NodeConfig) -> Result<Running, DaemonError> {
+    let dir = running.dir.clone();
+    let leave = running.leave.clone();
+    let Some(data_key) = running.data_key.clone() else {
+        return Ok(running);
+    };
+    // Under autolock the key file stays sealed with the cluster's current unlock key.
+    let sealed_with = running
+        .manager
+        .as_ref()
+        .and_then(|m| {
+            m.store
+                .view(|s| s.cluster().and_then(swarm_manager::settings::wanted_unlock_key))
+        })
+        .and_then(|k| ca::UnlockKey::parse(&k).ok());
+    let key = ManagerKey {
+        key: data_key,
+        sealed_with,
+    };
+    let mut lock = Some(stop(running).await);
+    // Paced: while the fault lasts, a started manager stops again at its first write.
+    tokio::time::sleep(RETRY).await;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let held = match lock.take() {
+            Some(l) => l,
+            None => dir.lock()?,
+        };
+        match start_manager(dir.clone(), cfg, held, key.clone()).await {
+            Ok((mut running, _)) => {
+                running.leave = leave;
+                serve_api(&mut running, cfg).await?;
+                tracing::info!(attempt, "manager started again after the raft fault");
+                return Ok(running);
+            }
+            Err(e) if attempt < RESTARTS_AFTER_FAULT => {
+                tracing::warn!(error = %e, attempt, "cannot start the manager again yet; retrying");
+                tokio::time::sleep(RETRY).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 async fn switch(
     running: Running,
     cfg: &mut NodeConfig,

@@ -184,3 +184,85 @@ fn copy_dir(from: &Path, to: &Path) {
         fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+/// Found by the fault suite: a manager whose disk filled up had its raft stop for good while the
+/// process went on serving, so once another manager went down the cluster had no quorum, even
+/// with the space back. Now the manager starts again in place once it can write, catches up, and
+/// counts toward the quorum again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manager_whose_disk_filled_up_comes_back_once_space_is_freed() {
+    let mut c = Cluster::new();
+    let small = c.root.path().join("m2");
+    fs::create_dir_all(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=32m,mode=0700", "tmpfs"])
+        .arg(&small)
+        .output()
+        .unwrap();
+    if !mounted.status.success() {
+        eprintln!(
+            "skipping: cannot mount a tmpfs: {}",
+            String::from_utf8_lossy(&mounted.stderr)
+        );
+        return;
+    }
+    c.mounts.push(small.clone());
+    let m1 = c.init("m1", &[]);
+    let token = c.token(m1, "manager");
+    let m2 = c.join("m2", &token, m1);
+    let m3 = c.join("m3", &token, m1);
+    c.wait_leader(Duration::from_secs(30)).await;
+
+    // Phase: fill m2's disk; writes go on through m1 and m3 until m2's raft hits the full disk.
+    let fill = small.join("fill");
+    let _ = std::process::Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", fill.display()))
+        .args(["bs=1M", "status=none"])
+        .output();
+    let client = c.nodes[m1].client();
+    let mut written = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !c.nodes[m2].log_text().contains("raft stopped on a fault") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "m2's raft never met the full disk"
+        );
+        written += 1;
+        let _: Result<Value, _> = client
+            .post("/services/create", &service_spec(&format!("full-{written}")))
+            .await;
+    }
+
+    // Phase: free the space; m2 starts again in place (same process) and catches up.
+    let pid = c.nodes[m2].pid();
+    fs::remove_file(&fill).unwrap();
+    crate::support::eventually("m2 started again", Duration::from_secs(90), || {
+        let log = c.nodes[m2].log_text();
+        async move { log.contains("manager started again after the raft fault").then_some(()) }
+    })
+    .await;
+    assert_eq!(c.nodes[m2].pid(), pid, "the same process carries on");
+    assert!(c.nodes[m2].is_running());
+
+    // Phase: with m3 gone, m1 and m2 are the quorum: writes commit and m2 reads them.
+    c.kill(m3);
+    crate::support::eventually("a write with m1 and m2 as the quorum", Duration::from_secs(60), || {
+        let client = client.clone();
+        async move {
+            match client
+                .post::<Value>("/services/create", &service_spec("after-the-disk"))
+                .await
+            {
+                Ok(_) => Some(()),
+                // An earlier attempt that timed out may have committed it.
+                Err(e) if e.status().map(|s| s.as_u16()) == Some(409) => Some(()),
+                Err(_) => None,
+            }
+        }
+    })
+    .await;
+    let names = service_names(&c, m2).await.expect("m2 reads");
+    assert!(names.contains("after-the-disk"), "{names:?}");
+    assert!(names.contains("full-1"), "{names:?}");
+}

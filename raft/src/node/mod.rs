@@ -241,6 +241,23 @@ impl<A: App> RaftNode<A> {
         self.id
     }
 
+    /// Resolves when raft stopped by itself, with the reason: a storage error (a full disk, say)
+    /// stops openraft for good, while the process around it would go on serving. Never
+    /// resolves for a stop asked with [`RaftNode::shutdown`].
+    pub async fn stopped_by_fault(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_watched().running_state
+                && !matches!(fatal, openraft::errors::Fatal::Stopped)
+            {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// Waits until the state machine has re-applied everything that was committed before the
     /// restart, so reads never go back in time. Returns false on timeout.
     pub async fn wait_for_local_recovery(&self, timeout: Duration) -> bool {
