@@ -100,6 +100,26 @@ pub enum DaemonError {
     SimulatedJoin(#[from] tokio::task::JoinError),
 }
 
+impl DaemonError {
+    /// Whether this failed for want of disk space, which may be freed: worth trying again
+    /// rather than ending the daemon halfway through a role switch or a restart.
+    pub fn is_out_of_space(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && (io.kind() == std::io::ErrorKind::StorageFull
+                    || io.kind() == std::io::ErrorKind::QuotaExceeded
+                    || matches!(io.raw_os_error(), Some(28 | 122)))
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        let text = self.to_string();
+        text.contains("No space left on device") || text.contains("Disk quota exceeded")
+    }
+}
+
 /// Why the join handshake with a manager failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
@@ -138,4 +158,24 @@ pub enum RaftJoinError {
     Refused(String),
     #[error(transparent)]
     Peer(PeerError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_told_apart_from_other_failures() {
+        let full = DaemonError::DataDir(DataDirError::Io {
+            dir: "/d".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        });
+        assert!(full.is_out_of_space());
+        let denied = DaemonError::DataDir(DataDirError::Io {
+            dir: "/d".into(),
+            source: std::io::Error::from_raw_os_error(13),
+        });
+        assert!(!denied.is_out_of_space());
+        assert!(!DaemonError::NoAdvertiseAddr.is_out_of_space());
+    }
 }

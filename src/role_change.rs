@@ -350,6 +350,26 @@ async fn restart_manager(running: Running, cfg: &NodeConfig) -> Result<Running, 
     }
 }
 
+/// Runs `step` again every [`RETRY`] while it fails for want of disk space, at most
+/// [`RESTARTS_AFTER_FAULT`] times; any other error is returned at once.
+async fn retry_while_out_of_space<T, F, Fut>(what: &str, mut step: F) -> Result<T, DaemonError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DaemonError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match step().await {
+            Err(e) if e.is_out_of_space() && attempt < RESTARTS_AFTER_FAULT => {
+                tracing::warn!(error = %e, attempt, "{what} failed for want of disk space; retrying");
+                tokio::time::sleep(RETRY).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn switch(
     running: Running,
     cfg: &mut NodeConfig,
@@ -368,15 +388,37 @@ async fn switch(
         cfg.managers = resp.managers.clone();
     }
     cfg.initialised = resp.role == NodeRole::Worker;
-    // One resumable step: a crash is completed on the next start (datadir::switch_role).
-    dir.switch_role(cfg, &resp.cert_pem, &key_pem)?;
-    let mut running = match resp.role {
-        NodeRole::Manager => {
-            let key = new_manager_key(&dir)?;
-            start_manager(dir.clone(), cfg, lock, key).await?.0
-        }
-        NodeRole::Worker => start_worker(dir.clone(), cfg, lock)?,
+    // One resumable step: a crash is completed on the next start (datadir::switch_role). A full
+    // disk is waited out here rather than ending the daemon halfway.
+    retry_while_out_of_space("the role switch", || {
+        let done = dir
+            .switch_role(cfg, &resp.cert_pem, &key_pem)
+            .map_err(DaemonError::from);
+        async move { done }
+    })
+    .await?;
+    let mut lock = Some(lock);
+    let started = {
+        let cfg = &*cfg;
+        retry_while_out_of_space("starting in the new role", || {
+            let (dir, held) = (dir.clone(), lock.take());
+            async move {
+                let held = match held {
+                    Some(l) => l,
+                    None => dir.lock()?,
+                };
+                match cfg.role {
+                    NodeRole::Manager => {
+                        let key = new_manager_key(&dir)?;
+                        Ok(start_manager(dir, cfg, held, key).await?.0)
+                    }
+                    NodeRole::Worker => start_worker(dir, cfg, held),
+                }
+            }
+        })
+        .await
     };
+    let mut running = started?;
     running.leave = leave;
     serve_api(&mut running, cfg).await?;
     Ok(running)
