@@ -48,7 +48,8 @@ pub fn resolve_service(s: &StoreState, reference: &str) -> Result<Service, ApiEr
 }
 
 /// Running and desired task counts, as `service ls` shows them. For jobs, completions count
-/// in the current iteration only.
+/// in the current iteration only. As in dockerd, a task on a Down node does not count as
+/// running: nobody can tell whether it still runs (the fault suite found it counted).
 fn service_status(s: &StoreState, svc: &Service) -> ServiceStatus {
     let mut running = 0;
     let mut completed = 0;
@@ -56,7 +57,11 @@ fn service_status(s: &StoreState, svc: &Service) -> ServiceStatus {
     let iteration = svc.job_status.as_ref().map(|j| j.job_iteration);
     let wanted = crate::orchestrator::run_state(svc);
     for t in s.tasks_by_service(&svc.id) {
-        if t.status.state == TaskState::Running {
+        let node_up = s
+            .nodes
+            .get(&t.node_id)
+            .is_some_and(|n| n.status.state != swarm_model::NodeState::Down);
+        if t.status.state == TaskState::Running && node_up {
             running += 1;
         }
         if t.status.state == TaskState::Complete && (!svc.spec.mode.is_job() || t.job_iteration == iteration) {
@@ -334,4 +339,55 @@ pub async fn remove(State(state): State<ApiState>, Path(id): Path<String>) -> Ap
         }])
         .await?;
     Ok(StatusCode::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use swarm_model::Node;
+    use swarm_model::NodeState;
+    use swarm_model::ServiceMode;
+    use swarm_model::Task;
+
+    use super::*;
+    use crate::store::testing::store_with;
+
+    /// Found by the fault suite: a task whose node is Down counted as running in `service ls`
+    /// beside its replacement. dockerd counts only tasks on nodes that are not Down.
+    #[test]
+    fn tasks_on_down_nodes_do_not_count_as_running() {
+        let mut svc = Service {
+            id: "svc".into(),
+            ..Default::default()
+        };
+        svc.spec.mode = ServiceMode::replicated(1);
+        let node = |id: &str, state: NodeState| {
+            let mut n = Node {
+                id: id.into(),
+                ..Default::default()
+            };
+            n.status.state = state;
+            n.into_object()
+        };
+        let task = |id: &str, node: &str| {
+            let mut t = Task {
+                id: id.into(),
+                service_id: "svc".into(),
+                slot: 1,
+                node_id: node.into(),
+                desired_state: TaskState::Running,
+                ..Default::default()
+            };
+            t.status.state = TaskState::Running;
+            t.into_object()
+        };
+        let store = store_with(vec![
+            svc.clone().into_object(),
+            node("up", NodeState::Ready),
+            node("gone", NodeState::Down),
+            task("old", "gone"),
+            task("new", "up"),
+        ]);
+        let status = store.view(|s| service_status(s, &svc));
+        assert_eq!((status.running_tasks, status.desired_tasks), (1, 1));
+    }
 }
