@@ -149,9 +149,10 @@ pub fn history_anomalies(ops: &[Op]) -> Vec<String> {
     out
 }
 
-/// What keeps the healed cluster from having converged, from the leader's services, tasks and
-/// nodes: every service has exactly its replicas running, no slot runs twice, and nothing on a
-/// Down node counts as running. Empty when converged.
+/// What keeps the healed cluster from having converged, from the leader's services (listed
+/// with their status), tasks and nodes: every service has exactly its replicas running on
+/// nodes that are up, no slot runs twice, and the API's running count leaves out tasks on Down
+/// nodes. Empty when converged.
 pub fn convergence_problems(services: &[Value], tasks: &[Value], nodes: &[Value]) -> Vec<String> {
     let mut out = Vec::new();
     let down: BTreeSet<&str> = nodes
@@ -169,6 +170,7 @@ pub fn convergence_problems(services: &[Value], tasks: &[Value], nodes: &[Value]
         let running: Vec<&Value> = tasks
             .iter()
             .filter(|t| t["ServiceID"] == id && t["Status"]["State"] == "running")
+            .filter(|t| t["NodeID"].as_str().is_some_and(|n| !down.contains(n)))
             .collect();
         if running.len() as u64 != replicas {
             out.push(format!(
@@ -176,15 +178,17 @@ pub fn convergence_problems(services: &[Value], tasks: &[Value], nodes: &[Value]
                 running.len()
             ));
         }
+        if let Some(counted) = s["ServiceStatus"]["RunningTasks"].as_u64()
+            && counted != running.len() as u64
+        {
+            out.push(format!(
+                "service {name}: the API counts {counted} running tasks, {} run on nodes that are up",
+                running.len()
+            ));
+        }
         let mut slots: BTreeMap<u64, usize> = BTreeMap::new();
         for t in &running {
             *slots.entry(t["Slot"].as_u64().unwrap_or(0)).or_default() += 1;
-            if let Some(node) = t["NodeID"].as_str().filter(|n| down.contains(n)) {
-                out.push(format!(
-                    "service {name}: task {} counts as running on Down node {node}",
-                    t["ID"]
-                ));
-            }
         }
         for (slot, n) in slots {
             if n > 1 {
@@ -287,7 +291,14 @@ mod tests {
         let problems = convergence_problems(&services, &[task(1, "n1"), task(1, "n1")], &nodes[..1]);
         assert!(problems.iter().any(|p| p.contains("slot 1 has 2")), "{problems:?}");
         let problems = convergence_problems(&services, &[task(1, "n1"), task(2, "n2")], &nodes);
-        assert!(problems.iter().any(|p| p.contains("Down node n2")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.contains("1 running tasks, 2 wanted")),
+            "{problems:?}"
+        );
+        let mut counted = services.clone();
+        counted[0]["ServiceStatus"] = json!({"RunningTasks": 2});
+        let problems = convergence_problems(&counted, &[task(1, "n1"), task(2, "n2")], &nodes);
+        assert!(problems.iter().any(|p| p.contains("the API counts 2")), "{problems:?}");
         let wanted = BTreeMap::from([("a".to_string(), 1)]);
         assert!(container_problems(&wanted, &[("a".into(), 1, true), ("a".into(), 1, false)]).is_empty());
         assert_eq!(

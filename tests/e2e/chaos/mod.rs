@@ -514,7 +514,7 @@ impl Run {
     async fn convergence_problems(&self) -> Option<Vec<String>> {
         let leader = self.reachable_leader().await?;
         let client = self.c.nodes[leader].client().with_timeout(Duration::from_secs(4));
-        let services: Vec<Value> = client.get("/services").await.ok()?;
+        let services: Vec<Value> = client.get("/services?status=true").await.ok()?;
         let tasks: Vec<Value> = client.get("/tasks").await.ok()?;
         let nodes: Vec<Value> = client.get("/nodes").await.ok()?;
         let mut problems = checks::convergence_problems(&services, &tasks, &nodes);
