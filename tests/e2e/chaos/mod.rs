@@ -125,6 +125,7 @@ async fn run_schedule(schedule: Schedule) -> Option<Report> {
     let report = run.go().await;
     if !report.anomalies.is_empty() {
         run.c.dump_logs();
+        keep_logs(&run.c, report.seed);
     }
     Some(report)
 }
@@ -542,6 +543,19 @@ impl Run {
         }
         Some(problems)
     }
+}
+
+/// Copies every node's log of a schedule with anomalies to `$TMPDIR/swarm-chaos-SEED/`, as the
+/// cluster's own directory goes with it.
+fn keep_logs(c: &Cluster, seed: u64) {
+    let kept = std::env::temp_dir().join(format!("swarm-chaos-{seed}"));
+    if std::fs::create_dir_all(&kept).is_err() {
+        return;
+    }
+    for n in &c.nodes {
+        let _ = std::fs::copy(&n.log, kept.join(format!("{}.log", n.name)));
+    }
+    say(&format!("chaos: seed {seed}: the nodes' logs are kept in {}", kept.display()));
 }
 
 /// Each node reads its wall-clock skew from a file of its own beside its data dir.
