@@ -455,3 +455,70 @@ async fn a_members_lost_log_is_refused_even_if_its_lock_survives() {
     let err = open(true).await.err().expect("the log files are gone");
     assert!(err.to_string().contains("its files are lost"), "{err}");
 }
+
+/// Copies a node's data dir, as it is on disk now.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Found by the fault suite (seed 22898968): a leader's write of its newest entries failed (a
+/// full disk) after it had sent them to the followers, which stored them and so committed them.
+/// Its raft stopped; the manager started it again in place within the election timeout, and
+/// openraft's leader restore let it lead the same term again with a log that ended before those
+/// entries. It wrote other entries under the same log ids; the followers, holding those ids
+/// already, kept their own, and the managers' stores went apart. A restarted leader must win a
+/// new term: its log is then compared with the others' and it catches up first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_whose_disk_lost_its_newest_entries_does_not_lead_its_old_term_again() {
+    let mut h = Harness::new();
+    let a = h.start("a", 1).await;
+    a.bootstrap(Harness::addr("a")).await.unwrap();
+    h.wait_leader(&["a"]).await;
+    h.start("b", 2).await;
+    h.start("c", 3).await;
+    for (id, name) in [(2, "b"), (3, "c")] {
+        a.change_membership(MembershipChange::AddManager {
+            id,
+            addr: Harness::addr(name),
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(h.wait_leader(&["a", "b", "c"]).await, "a");
+    a.propose(b"k1=v1".to_vec()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = h.root.path().join("a-before");
+    copy_dir(&h.dir("a"), &before);
+
+    // The followers store k2 and it commits; then the leader's disk turns out not to hold it.
+    let term = a.status().term;
+    let k2 = a.propose(b"k2=v2".to_vec()).await.unwrap();
+    drop(a);
+    h.stop("a").await;
+    std::fs::remove_dir_all(h.dir("a")).unwrap();
+    copy_dir(&before, &h.dir("a"));
+    let a = h.start("a", 1).await;
+
+    let leader = h.wait_leader(&["a", "b", "c"]).await;
+    let status = h.node(&leader).status();
+    assert!(
+        status.term > term,
+        "{leader} leads term {} again after the restart (was {term})",
+        status.term
+    );
+    let k3 = a.propose(b"k3=v3".to_vec()).await.unwrap();
+    for n in ["a", "b", "c"] {
+        let app = h.apps[n].clone();
+        wait_until("every manager applies k3", || app.get("k3").is_some()).await;
+        assert_eq!(app.get("k2"), Some(("v2".to_string(), k2.index)), "{n} lost k2");
+        assert_eq!(app.get("k3"), Some(("v3".to_string(), k3.index)), "{n} diverged");
+    }
+}

@@ -205,6 +205,11 @@ impl<A: App> RaftNode<A> {
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: u64::MAX,
             enable_pre_vote: Some(true),
+            // A leader sends entries before its own write of them is done. If that write fails
+            // (a full disk) or never reaches the disk, a leader that resumed its old term after a
+            // restart would write other entries under log ids the followers already hold, and
+            // the stores would part. Restarted, it must win a new term, as in etcd's raft.
+            enable_leader_restore: Some(false),
             ..Default::default()
         }
         .validate()
