@@ -555,7 +555,10 @@ fn keep_logs(c: &Cluster, seed: u64) {
     for n in &c.nodes {
         let _ = std::fs::copy(&n.log, kept.join(format!("{}.log", n.name)));
     }
-    say(&format!("chaos: seed {seed}: the nodes' logs are kept in {}", kept.display()));
+    say(&format!(
+        "chaos: seed {seed}: the nodes' logs are kept in {}",
+        kept.display()
+    ));
 }
 
 /// Each node reads its wall-clock skew from a file of its own beside its data dir.
