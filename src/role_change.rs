@@ -141,14 +141,25 @@ pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
                     leaving = l;
                     break;
                 }
-                r = join_raft(&running, &cfg) => r,
+                r = join_raft_or_learn_role(&running, &cfg) => r,
             };
-            if joined {
-                cfg.initialised = true;
-                running.dir.save_config(&cfg)?;
-                tracing::info!("this manager is a raft member now");
+            match joined {
+                Joining::Member => {
+                    cfg.initialised = true;
+                    running.dir.save_config(&cfg)?;
+                    tracing::info!("this manager is a raft member now");
+                    true
+                }
+                Joining::OtherRole(w) => {
+                    tracing::info!(
+                        to = w.0.name(),
+                        "the managers changed this node's role before it joined raft"
+                    );
+                    wanted = Some(w);
+                    true
+                }
+                Joining::NotYet => false,
             }
-            joined
         };
         if !progressed {
             tokio::select! {
@@ -259,6 +270,30 @@ async fn ask_for_certificate(running: &Running, cfg: &NodeConfig) -> Option<(Str
     None
 }
 
+/// Where a new manager's attempt to join raft stands.
+enum Joining {
+    Member,
+    /// The cluster gives this node another role now (demoted before it could join): its
+    /// agent cannot hear that from the local manager, which is outside raft, so the leader
+    /// is asked.
+    OtherRole((NodeRole, Option<u64>)),
+    NotYet,
+}
+
+/// One round of asking the managers to add this manager to raft; if none does, one round of
+/// asking the leader which role the cluster gives this node now.
+async fn join_raft_or_learn_role(running: &Running, cfg: &NodeConfig) -> Joining {
+    if join_raft(running, cfg).await {
+        return Joining::Member;
+    }
+    match ask_for_certificate(running, cfg).await {
+        Some((_, resp, _)) if (resp.role, resp.raft_id) != (cfg.role, cfg.raft_id) => {
+            Joining::OtherRole((resp.role, resp.raft_id))
+        }
+        _ => Joining::NotYet,
+    }
+}
+
 /// One round of asking the managers to add this manager to raft. True once it is a member.
 async fn join_raft(running: &Running, cfg: &NodeConfig) -> bool {
     let Some(raft_id) = cfg.raft_id else {
@@ -296,8 +331,6 @@ fn managers_to_ask(running: &Running, cfg: &NodeConfig) -> Vec<String> {
     out
 }
 
-/// Stops the node and starts it again in the role of its new certificate. A new manager starts
-/// outside raft; [`supervise`] then has it join.
 /// How many times a manager whose raft stopped on a fault is started again, [`RETRY`] apart,
 /// before the daemon gives up and exits with the error.
 const RESTARTS_AFTER_FAULT: u32 = 60;
@@ -370,6 +403,8 @@ where
     }
 }
 
+/// Stops the node and starts it again in the role of its new certificate. A new manager starts
+/// outside raft; [`supervise`] then has it join.
 async fn switch(
     running: Running,
     cfg: &mut NodeConfig,
