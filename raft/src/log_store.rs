@@ -382,12 +382,15 @@ fn open_raft_log(dir: &Path) -> Result<RaftLog<LogTypes>, io::Error> {
     config.log_cache_capacity = Some(128 << 20);
     config.log_cache_max_items = Some(50_000);
     RaftLog::<LogTypes>::open(Arc::new(config)).map_err(|e| {
+        // Opening writes (a torn tail is cut off): a full disk is not a damaged log.
+        let hint = if e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+            "the disk is full; free some space"
+        } else {
+            "the log is damaged; see docs/operations.md"
+        };
         io::Error::new(
             e.kind(),
-            format!(
-                "cannot open raft log in {}: {e} (the log is damaged; see docs/operations.md)",
-                dir.display()
-            ),
+            format!("cannot open raft log in {}: {e} ({hint})", dir.display()),
         )
     })
 }
