@@ -366,7 +366,19 @@ pub async fn run(data_dir: PathBuf, rejoin_token: Option<String>) -> Result<(), 
                     Unlocked::Stopped => return Ok(()),
                 },
             };
-            let (running, _) = start_manager(dir.clone(), &cfg, lock, key).await?;
+            // A full disk (a manager killed while its disk was full, say) is waited out.
+            let mut lock = Some(lock);
+            let running = role_change::retry_while_out_of_space("starting the manager", || {
+                let (dir, held, cfg, key) = (dir.clone(), lock.take(), &cfg, key.clone());
+                async move {
+                    let held = match held {
+                        Some(l) => l,
+                        None => dir.lock()?,
+                    };
+                    Ok(start_manager(dir, cfg, held, key).await?.0)
+                }
+            })
+            .await?;
             if cfg.initialised
                 && let Some(m) = &running.manager
                 && !m.raft.wait_for_local_recovery(Duration::from_secs(60)).await

@@ -385,7 +385,7 @@ async fn restart_manager(running: Running, cfg: &NodeConfig) -> Result<Running, 
 
 /// Runs `step` again every [`RETRY`] while it fails for want of disk space, at most
 /// [`RESTARTS_AFTER_FAULT`] times; any other error is returned at once.
-async fn retry_while_out_of_space<T, F, Fut>(what: &str, mut step: F) -> Result<T, DaemonError>
+pub(crate) async fn retry_while_out_of_space<T, F, Fut>(what: &str, mut step: F) -> Result<T, DaemonError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, DaemonError>>,

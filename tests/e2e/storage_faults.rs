@@ -265,4 +265,57 @@ async fn a_manager_whose_disk_filled_up_comes_back_once_space_is_freed() {
     let names = service_names(&c, m2).await.expect("m2 reads");
     assert!(names.contains("after-the-disk"), "{names:?}");
     assert!(names.contains("full-1"), "{names:?}");
+
+    // Phase (fault suite, seed 741362855): m2 is killed while its disk is full and started
+    // again at once. It waits for space instead of exiting, and comes back once it is freed.
+    c.restart(m3);
+    c.wait_leader(Duration::from_secs(30)).await;
+    let faults_before = c.nodes[m2].log_text().matches("raft stopped on a fault").count();
+    c.kill(m2);
+    // A write torn by the kill: the log must cut its tail off before it can open.
+    let log_dir = small.join("raft").join("log");
+    let newest_chunk = fs::read_dir(&log_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n != "LOCK"))
+        .max()
+        .expect("a chunk file");
+    {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new().append(true).open(&newest_chunk).unwrap();
+        f.write_all(&[0u8; 64]).unwrap();
+    }
+    let _ = std::process::Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", fill.display()))
+        .args(["bs=4k", "status=none"])
+        .output();
+    c.start_run(m2);
+    // Depending on where the disk filled, opening the log fails (a torn tail to cut off) or
+    // raft starts and stops at its first write: either way the process must wait.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = c.nodes[m2].log_text();
+        if log.contains("starting the manager failed for want of disk space")
+            || log.matches("raft stopped on a fault").count() > faults_before
+        {
+            break;
+        }
+        assert!(c.nodes[m2].is_running(), "m2 exited on the full disk:\n{log}");
+        assert!(std::time::Instant::now() < deadline, "m2 never met the full disk");
+        written += 1;
+        let _: Result<Value, _> = client
+            .post("/services/create", &service_spec(&format!("full-{written}")))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(c.nodes[m2].is_running(), "m2 exited on the full disk");
+    fs::remove_file(&fill).unwrap();
+    crate::support::eventually("m2 reads after the space is back", Duration::from_secs(90), || {
+        let c = &c;
+        async move { service_names(c, m2).await.filter(|n| n.contains("after-the-disk")) }
+    })
+    .await;
+    assert!(c.nodes[m2].is_running());
 }
