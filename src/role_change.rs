@@ -52,6 +52,8 @@ pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
     // when to try again after a failed attempt.
     let mut renewal_point = ca::random_renewal_point();
     let mut retry_renewal = tokio::time::Instant::now();
+    // Checks in a row that found this manager without a leader.
+    let mut leaderless_rounds = 0u32;
     loop {
         let current = (cfg.role, cfg.raft_id);
         let pending = wanted.filter(|w| *w != current);
@@ -83,6 +85,36 @@ pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
                     Some(w) => wanted = Some(w),
                     None => agent_gone = true,
                 },
+                _ = tokio::time::sleep(RETRY), if running.manager.is_some() => {
+                    // A manager hears of its role through its own agent, which opens its session
+                    // with this manager. Demoted (or demoted and promoted again) while it was
+                    // down, it is out of raft, never has a leader, and would never hear of it:
+                    // so a manager without a leader asks the leader what it is now.
+                    let leaderless = running.manager.as_ref().is_some_and(|m| m.raft.status().leader.is_none());
+                    if !leaderless {
+                        leaderless_rounds = 0;
+                        continue;
+                    }
+                    leaderless_rounds += 1;
+                    if leaderless_rounds < 2 {
+                        continue;
+                    }
+                    let answer = tokio::select! {
+                        l = &mut stop_asked => {
+                            leaving = l;
+                            break;
+                        }
+                        // Bounded: a manager cut off from the others must not hold back a
+                        // restart after a raft fault.
+                        r = tokio::time::timeout(RETRY * 2, ask_for_certificate(&running, &cfg)) => r.ok().flatten(),
+                    };
+                    if let Some((_, resp, _)) = answer
+                        && (resp.role, resp.raft_id) != current
+                    {
+                        tracing::info!(to = resp.role.name(), "the managers changed this node's role while it was out of raft");
+                        wanted = Some((resp.role, resp.raft_id));
+                    }
+                }
                 _ = tokio::time::sleep_until(renew_at) => {
                     // A renewal waits on managers: a signal or a leave must not wait for it.
                     let renewed = tokio::select! {

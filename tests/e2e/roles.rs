@@ -164,3 +164,101 @@ async fn workers_are_promoted_and_managers_demoted_without_risking_quorum() {
         &["service", "create", "--name", "after", "swarm-test/busybox:latest"],
     );
 }
+
+/// Found by the fault suite (seed 82395171): the leader, killed, then demoted and promoted again
+/// while it was down, came back as a manager outside raft. It hears of its role through its
+/// agent, whose session goes through its own manager, which had no leader (nobody sends to a
+/// removed member), so it never learned either change. A manager without a leader now asks the
+/// leader what it is, and takes the role the cluster gives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_whose_role_changed_while_it_was_down_takes_its_new_role_on_restart() {
+    let mut c = Cluster::new();
+    let m1 = c.init("m1", &["--hostname", "m1"]);
+    let mt = c.token(m1, "manager");
+    let m2 = c.join("m2", &mt, m1);
+    let _m3 = c.join("m3", &mt, m1);
+    eventually("three voters", Duration::from_secs(60), || async {
+        (voters(&c, m1).await?.len() == 3).then_some(())
+    })
+    .await;
+    for other in ["m2", "m3"] {
+        eventually("the others reachable", Duration::from_secs(60), || async {
+            (role_of(&c, m1, other).await?.1 == "reachable").then_some(())
+        })
+        .await;
+    }
+    assert_eq!(c.wait_leader(Duration::from_secs(30)).await, m1);
+
+    eprintln!("--- the leader, demoted and promoted again while down: a manager again, with a new raft id");
+    let before = local_role(&c, m1);
+    c.kill(m1);
+    eventually("a new leader", Duration::from_secs(60), || async {
+        (!c.raft(m2).await?["leader"].is_null() && voters(&c, m2).await?.len() == 3).then_some(())
+    })
+    .await;
+    eventually("m1 demoted", Duration::from_secs(60), || async {
+        c.ctl(m2, &["node", "demote", "m1"]).status.success().then_some(())
+    })
+    .await;
+    eventually("m1 out of raft", Duration::from_secs(60), || async {
+        (voters(&c, m2).await?.len() == 2).then_some(())
+    })
+    .await;
+    c.ctl_ok(m2, &["node", "promote", "m1"]);
+    c.restart(m1);
+    eventually(
+        "m1 a raft member again, under its new raft id",
+        Duration::from_secs(90),
+        || async {
+            let (role, raft_id, initialised) = local_role(&c, m1);
+            let member = !c.raft(m1).await?["leader"].is_null() && voters(&c, m1).await?.len() == 3;
+            (role == "manager" && raft_id != before.1 && initialised && member).then_some(())
+        },
+    )
+    .await;
+
+    eprintln!("--- demoted while down: a worker on restart");
+    let leader = c.wait_leader(Duration::from_secs(30)).await;
+    let via = if leader == m1 { m2 } else { leader };
+    if leader == m1 {
+        // Hand the leadership over first: kill it and wait for the others to elect.
+        c.kill(m1);
+        eventually("a new leader", Duration::from_secs(60), || async {
+            (!c.raft(m2).await?["leader"].is_null()).then_some(())
+        })
+        .await;
+    } else {
+        c.kill(m1);
+    }
+    eventually("m1 demoted", Duration::from_secs(60), || async {
+        c.ctl(via, &["node", "demote", "m1"]).status.success().then_some(())
+    })
+    .await;
+    c.restart(m1);
+    eventually("m1 runs as a worker", Duration::from_secs(90), || async {
+        (local_role(&c, m1).0 == "worker" && c.raft(m1).await.is_none()).then_some(())
+    })
+    .await;
+    eventually(
+        "m1 a ready worker in the node list",
+        Duration::from_secs(60),
+        || async {
+            let nodes: Vec<Value> = c.nodes[via].client().get("/nodes").await.ok()?;
+            let n = nodes.iter().find(|n| n["Description"]["Hostname"] == "m1")?;
+            (n["Spec"]["Role"] == "worker" && n["ManagerStatus"].is_null() && n.node_state() == NodeState::Ready)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// `(role, raft id, initialised)` from node `i`'s own `node.json`: the role it runs in.
+fn local_role(c: &Cluster, i: usize) -> (String, Option<u64>, bool) {
+    let text = std::fs::read_to_string(c.nodes[i].data_dir.join("node.json")).unwrap_or_default();
+    let v: Value = serde_json::from_str(&text).unwrap_or_default();
+    (
+        v["role"].as_str().unwrap_or_default().to_string(),
+        v["raft_id"].as_u64(),
+        v["initialised"].as_bool().unwrap_or(false),
+    )
+}
