@@ -106,13 +106,11 @@ pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
                         }
                         // Bounded: a manager cut off from the others must not hold back a
                         // restart after a raft fault.
-                        r = tokio::time::timeout(RETRY * 2, ask_for_certificate(&running, &cfg)) => r.ok().flatten(),
+                        r = tokio::time::timeout(RETRY * 2, role_changed_by_leader(&running, &cfg)) => r.ok().flatten(),
                     };
-                    if let Some((_, resp, _)) = answer
-                        && (resp.role, resp.raft_id) != current
-                    {
-                        tracing::info!(to = resp.role.name(), "the managers changed this node's role while it was out of raft");
-                        wanted = Some((resp.role, resp.raft_id));
+                    if let Some(w) = answer {
+                        tracing::info!(to = w.0.name(), "the managers changed this node's role while it was out of raft");
+                        wanted = Some(w);
                     }
                 }
                 _ = tokio::time::sleep_until(renew_at) => {
@@ -318,12 +316,18 @@ async fn join_raft_or_learn_role(running: &Running, cfg: &NodeConfig) -> Joining
     if join_raft(running, cfg).await {
         return Joining::Member;
     }
-    match ask_for_certificate(running, cfg).await {
-        Some((_, resp, _)) if (resp.role, resp.raft_id) != (cfg.role, cfg.raft_id) => {
-            Joining::OtherRole((resp.role, resp.raft_id))
-        }
-        _ => Joining::NotYet,
+    match role_changed_by_leader(running, cfg).await {
+        Some(w) => Joining::OtherRole(w),
+        None => Joining::NotYet,
     }
+}
+
+/// The role and raft id the leader gives this node, if they are not the ones it runs with: for
+/// a node whose agent cannot hear of role changes (its own manager is outside raft).
+async fn role_changed_by_leader(running: &Running, cfg: &NodeConfig) -> Option<(NodeRole, Option<u64>)> {
+    let (_, resp, _) = ask_for_certificate(running, cfg).await?;
+    let given = (resp.role, resp.raft_id);
+    (given != (cfg.role, cfg.raft_id)).then_some(given)
 }
 
 /// One round of asking the managers to add this manager to raft. True once it is a member.

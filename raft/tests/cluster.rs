@@ -153,6 +153,25 @@ impl Harness {
         }
     }
 
+    /// Nodes a, b and c, all voters, with a bootstrapped as the first leader.
+    async fn three_voters() -> (Self, Arc<Node>) {
+        let mut h = Self::new();
+        let a = h.start("a", 1).await;
+        a.bootstrap(Self::addr("a")).await.unwrap();
+        h.wait_leader(&["a"]).await;
+        h.start("b", 2).await;
+        h.start("c", 3).await;
+        for (id, name) in [(2, "b"), (3, "c")] {
+            a.change_membership(MembershipChange::AddManager {
+                id,
+                addr: Self::addr(name),
+            })
+            .await
+            .unwrap();
+        }
+        (h, a)
+    }
+
     fn dir(&self, name: &str) -> PathBuf {
         self.root.path().join(name)
     }
@@ -336,20 +355,7 @@ async fn three_nodes_elect_forward_restart_and_snapshot() {
 /// leader cut off from the majority cannot confirm a read either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_read_barrier_never_lets_a_lagging_manager_serve_a_stale_read() {
-    let mut h = Harness::new();
-    let a = h.start("a", 1).await;
-    a.bootstrap(Harness::addr("a")).await.unwrap();
-    h.wait_leader(&["a"]).await;
-    h.start("b", 2).await;
-    h.start("c", 3).await;
-    for (id, name) in [(2, "b"), (3, "c")] {
-        a.change_membership(MembershipChange::AddManager {
-            id,
-            addr: Harness::addr(name),
-        })
-        .await
-        .unwrap();
-    }
+    let (h, _) = Harness::three_voters().await;
     let leader = h.wait_leader(&["a", "b", "c"]).await;
     let lagging = ["a", "b", "c"].into_iter().find(|n| *n != leader).unwrap().to_string();
     h.net.deaf.write().unwrap().insert(lagging.clone());
@@ -478,20 +484,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 /// new term: its log is then compared with the others' and it catches up first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_leader_whose_disk_lost_its_newest_entries_does_not_lead_its_old_term_again() {
-    let mut h = Harness::new();
-    let a = h.start("a", 1).await;
-    a.bootstrap(Harness::addr("a")).await.unwrap();
-    h.wait_leader(&["a"]).await;
-    h.start("b", 2).await;
-    h.start("c", 3).await;
-    for (id, name) in [(2, "b"), (3, "c")] {
-        a.change_membership(MembershipChange::AddManager {
-            id,
-            addr: Harness::addr(name),
-        })
-        .await
-        .unwrap();
-    }
+    let (mut h, a) = Harness::three_voters().await;
     assert_eq!(h.wait_leader(&["a", "b", "c"]).await, "a");
     a.propose(b"k1=v1".to_vec()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
