@@ -6,6 +6,8 @@ pub mod directory;
 mod logbroker;
 pub mod peers;
 mod session;
+#[cfg(test)]
+mod write_order_tests;
 
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -221,18 +223,8 @@ impl Dispatcher {
                 })])
                 .await?;
         }
-        if let Some(status) = status.filter(|st| st.state == NodeState::Down) {
-            self.committer
-                .propose_as_leader(vec![Transaction::one(StoreAction::NodeStatus {
-                    id: node_id.to_string(),
-                    status: NodeStatus {
-                        state: NodeState::Ready,
-                        message: String::new(),
-                        addr: status.addr,
-                    },
-                    description: None,
-                })])
-                .await?;
+        if status.is_some_and(|st| st.state == NodeState::Down) {
+            self.ready_again(&[node_id.to_string()]).await?;
         }
         Ok(period)
     }
@@ -382,9 +374,16 @@ impl Dispatcher {
         // A session may have opened meanwhile.
         let with_session: HashSet<String> = self.lock_sessions().keys().cloned().collect();
         down.retain(|(id, _)| !with_session.contains(id));
+        self.mark_down(down).await;
+    }
+
+    /// Marks `down` Down, then Ready again those that opened a session while that was being
+    /// written: their session's Ready may have landed first.
+    async fn mark_down(&self, down: Vec<(String, NodeStatus)>) {
         if down.is_empty() {
             return;
         }
+        let ids: Vec<String> = down.iter().map(|(id, _)| id.clone()).collect();
         let txs: Vec<Transaction> = down
             .into_iter()
             .map(|(id, status)| {
@@ -403,6 +402,38 @@ impl Dispatcher {
         if let Err(e) = self.committer.commit_chunked("dispatcher", txs).await {
             tracing::warn!(error = %e, "cannot mark nodes down");
         }
+        let reopened: Vec<String> = {
+            let sessions = self.lock_sessions();
+            ids.into_iter().filter(|id| sessions.contains_key(id)).collect()
+        };
+        if let Err(e) = self.ready_again(&reopened).await {
+            tracing::warn!(error = %e, "cannot mark nodes with a new session ready");
+        }
+    }
+
+    /// Marks Ready those of `ids` that the store shows as Down: they hold a session.
+    async fn ready_again(&self, ids: &[String]) -> Result<(), DispatchError> {
+        let txs: Vec<Transaction> = self.store.view(|s| {
+            ids.iter()
+                .filter_map(|id| s.nodes.get(id))
+                .filter(|n| n.status.state == NodeState::Down)
+                .map(|n| {
+                    Transaction::one(StoreAction::NodeStatus {
+                        id: n.id.clone(),
+                        status: NodeStatus {
+                            state: NodeState::Ready,
+                            message: String::new(),
+                            addr: n.status.addr.clone(),
+                        },
+                        description: None,
+                    })
+                })
+                .collect()
+        });
+        if !txs.is_empty() {
+            self.committer.commit_chunked("dispatcher", txs).await?;
+        }
+        Ok(())
     }
 }
 

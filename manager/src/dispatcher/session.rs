@@ -30,16 +30,20 @@ use super::Dispatcher;
 use super::MISSED_HEARTBEATS;
 use super::directory::node_directory;
 use super::heartbeat_period;
+use super::no_session;
 use super::peers::peers_for;
 use crate::store::Event;
 use crate::store::StoreAction;
 use crate::store::StoreState;
+use crate::store::Transaction;
 
 /// How long one message to a node may wait for the node to read: the node's stream is bounded,
 /// so a node that stops reading would otherwise hold its session (and the store events queued
 /// for it) forever.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-use crate::store::Transaction;
+/// How long writing a new session's Ready may take beyond the heartbeat deadline before the
+/// session counts as silent; a node gives up on an open that takes longer anyway.
+const OPEN_WRITE_LIMIT: Duration = Duration::from_secs(10);
 
 /// The frames of a session, as the node reads them.
 pub type SessionStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
@@ -136,14 +140,10 @@ impl Dispatcher {
             message: String::new(),
             addr: remote_ip,
         };
-        self.committer
-            .propose_as_leader(vec![Transaction::one(StoreAction::NodeStatus {
-                id: node_id.to_string(),
-                status,
-                description: Some(description),
-            })])
-            .await?;
 
+        // The session is in the map before the node is marked Ready, so the heartbeat check never
+        // takes the node for silent between that write and the session: its Down would land
+        // after the Ready and stick until the next heartbeat. The entry may wait for the write.
         let session_id = new_id();
         let (cancel_tx, mut cancel) = watch::channel(false);
         let (extra_tx, mut extra_rx) = mpsc::channel::<SessionMessage>(16);
@@ -151,13 +151,35 @@ impl Dispatcher {
             node_id.to_string(),
             SessionEntry {
                 id: session_id.clone(),
-                deadline: Instant::now() + period * MISSED_HEARTBEATS,
+                deadline: Instant::now() + period * MISSED_HEARTBEATS + OPEN_WRITE_LIMIT,
                 cancel: cancel_tx,
                 extra: extra_tx,
             },
         );
         if let Some(old) = replaced {
             let _ = old.cancel.send(true);
+        }
+        let written = self
+            .committer
+            .propose_as_leader(vec![Transaction::one(StoreAction::NodeStatus {
+                id: node_id.to_string(),
+                status,
+                description: Some(description),
+            })])
+            .await;
+        {
+            let mut sessions = self.lock_sessions();
+            let ours = sessions.get_mut(node_id).filter(|s| s.id == session_id);
+            match (written, ours) {
+                (Ok(_), Some(entry)) => entry.deadline = Instant::now() + period * MISSED_HEARTBEATS,
+                (Ok(_), None) => return Err(no_session(node_id, &session_id)),
+                (Err(e), ours) => {
+                    if ours.is_some() {
+                        sessions.remove(node_id);
+                    }
+                    return Err(e.into());
+                }
+            }
         }
         tracing::info!(%node_id, %session_id, "node session opened");
 
