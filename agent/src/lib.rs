@@ -245,7 +245,12 @@ impl Agent {
                     _ => SessionEnd::Failed(format!("no leader to open a session with: {message}")),
                 });
             }
-            Err(e) => return Err(SessionEnd::Failed(e.to_string())),
+            Err(e) => {
+                // The cached connection may be stalled (a peer's retransmissions backing off
+                // after a partition): the next attempt connects anew.
+                self.peers.forget(addr).await;
+                return Err(SessionEnd::Failed(e.to_string()));
+            }
         };
         let mut buf = Vec::new();
         let mut pending = std::collections::VecDeque::new();
@@ -264,9 +269,10 @@ impl Agent {
                     _ => return Err(SessionEnd::Failed("session did not start with a welcome".into())),
                 }
             }
-            let frame = tokio::time::timeout(Duration::from_secs(10), stream.frame())
-                .await
-                .map_err(|_| SessionEnd::Failed("no welcome within 10 s".into()))?;
+            let Ok(frame) = tokio::time::timeout(Duration::from_secs(10), stream.frame()).await else {
+                self.peers.forget(addr).await;
+                return Err(SessionEnd::Failed("no welcome within 10 s".into()));
+            };
             match frame {
                 Some(Ok(f)) => {
                     if let Ok(data) = f.into_data() {
@@ -479,6 +485,11 @@ async fn heartbeat_loop(
             }
             Err(e) => {
                 failures += 1;
+                if matches!(e, PeerError::Timeout { .. }) {
+                    // A stalled connection stays stalled until the peer's next retransmission,
+                    // which backs off to seconds after a partition: beat on a new one.
+                    peers.forget(&addr).await;
+                }
                 if failures >= 3 {
                     let _ = end.send(Some(format!("heartbeats failing: {e}")));
                     return;
