@@ -90,7 +90,7 @@ pub(crate) async fn supervise(mut running: Running, mut cfg: NodeConfig) -> Resu
                     // with this manager. Demoted (or demoted and promoted again) while it was
                     // down, it is out of raft, never has a leader, and would never hear of it:
                     // so a manager without a leader asks the leader what it is now.
-                    let leaderless = running.manager.as_ref().is_some_and(|m| m.raft.status().leader.is_none());
+                    let leaderless = running.manager.as_ref().is_some_and(|m| cut_off(&m.raft.status()));
                     if !leaderless {
                         leaderless_rounds = 0;
                         continue;
@@ -322,6 +322,15 @@ async fn join_raft_or_learn_role(running: &Running, cfg: &NodeConfig) -> Joining
     }
 }
 
+/// Whether this manager cannot hear from a leader: it knows none it can reach, or it is not a
+/// raft member at all. A manager restarted with a membership change in its log that removed it
+/// may even apply that change itself, while leading: it then names itself as leader, but it is
+/// no member, and nobody sends to it any more (seed 36152794).
+fn cut_off(raft: &swarm_raft::RaftStatus) -> bool {
+    let member = raft.voters.contains_key(&raft.id) || raft.learners.contains_key(&raft.id);
+    !member || raft.leader_addr().is_none()
+}
+
 /// The role and raft id the leader gives this node, if they are not the ones it runs with: for
 /// a node whose agent cannot hear of role changes (its own manager is outside raft).
 async fn role_changed_by_leader(running: &Running, cfg: &NodeConfig) -> Option<(NodeRole, Option<u64>)> {
@@ -493,4 +502,56 @@ async fn switch(
     running.leave = leave;
     serve_api(&mut running, cfg).await?;
     Ok(running)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use swarm_raft::ManagerAddr;
+    use swarm_raft::RaftStatus;
+
+    use super::cut_off;
+
+    fn status(id: u64, leader: Option<u64>, voters: &[u64]) -> RaftStatus {
+        RaftStatus {
+            id,
+            state: "follower".into(),
+            leader,
+            term: 3,
+            last_log_index: None,
+            committed: None,
+            applied: None,
+            applied_term: None,
+            snapshot: None,
+            purged: None,
+            voters: voters
+                .iter()
+                .map(|v| {
+                    let addr = ManagerAddr {
+                        node_id: format!("n{v}"),
+                        addr: format!("127.0.0.1:{v}"),
+                    };
+                    (*v, addr)
+                })
+                .collect::<BTreeMap<_, _>>(),
+            learners: BTreeMap::new(),
+            millis_since_quorum_ack: None,
+            log_writes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_member_that_knows_its_leader_is_not_cut_off() {
+        assert!(!cut_off(&status(1, Some(2), &[1, 2, 3])));
+        assert!(!cut_off(&status(1, Some(1), &[1, 2, 3])));
+    }
+
+    #[test]
+    fn a_manager_without_a_leader_or_outside_raft_is_cut_off() {
+        assert!(cut_off(&status(1, None, &[1, 2, 3])));
+        // It applied its own removal while leading: it still names itself.
+        assert!(cut_off(&status(1, Some(1), &[2, 3])));
+        assert!(cut_off(&status(1, Some(2), &[2, 3])));
+    }
 }
