@@ -246,6 +246,41 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Seed 909357675: a manager restarted in place answered its first status with openraft's blank
+/// metrics (term 0, nothing applied), as if its term and applied index had gone back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_node_reports_its_term_and_applied_index_as_soon_as_it_is_open() {
+    let mut h = Harness::new();
+    let a = h.start("a", 1).await;
+    a.bootstrap(Harness::addr("a")).await.unwrap();
+    h.wait_leader(&["a"]).await;
+    let mut last = 0;
+    for i in 0..20 {
+        last = a.propose(format!("k{i}=v{i}").into_bytes()).await.unwrap().index;
+    }
+    wait_until("the last write in the metrics", || a.status().applied >= Some(last)).await;
+    let before = a.status();
+    assert!(before.term >= 1, "{before:?}");
+    drop(a);
+    h.stop("a").await;
+
+    let a = h.start("a", 1).await;
+    let after = a.status();
+    assert!(
+        after.term >= before.term,
+        "term went back: {} then {}",
+        before.term,
+        after.term
+    );
+    assert!(
+        after.applied >= before.applied,
+        "applied index went back: {:?} then {:?}",
+        before.applied,
+        after.applied
+    );
+    h.stop("a").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_elect_forward_restart_and_snapshot() {
     let mut h = Harness::new();

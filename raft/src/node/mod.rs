@@ -221,6 +221,16 @@ impl<A: App> RaftNode<A> {
         let raft = openraft::Raft::new(owner.raft_id, Arc::new(raft_config), network, log.clone(), sm)
             .await
             .map_err(|e| OpenError::Start(e.to_string()))?;
+        // openraft starts with blank metrics (term 0, nothing applied) until its core has
+        // loaded the state and reported it: a status served before would show the term and
+        // applied index going back (seed 909357675). Wait for that first report.
+        let mut metrics = raft.metrics();
+        if !matches!(
+            tokio::time::timeout(Duration::from_secs(5), metrics.changed()).await,
+            Ok(Ok(()))
+        ) {
+            tracing::warn!("raft has not reported its state 5 s after it started");
+        }
 
         let policy = Arc::new(LogPolicy {
             snapshot_interval: AtomicU64::new(10_000),
