@@ -379,11 +379,8 @@ pub async fn run(data_dir: PathBuf, rejoin_token: Option<String>) -> Result<(), 
                 }
             })
             .await?;
-            if cfg.initialised
-                && let Some(m) = &running.manager
-                && !m.raft.wait_for_local_recovery(Duration::from_secs(60)).await
-            {
-                tracing::warn!("state is still being re-applied from the log; serving reads anyway");
+            if cfg.initialised {
+                role_change::await_local_recovery(&running, Duration::from_secs(60)).await;
             }
             running
         }

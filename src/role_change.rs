@@ -415,6 +415,8 @@ async fn restart_manager(running: Running, cfg: &NodeConfig) -> Result<Running, 
         match start_manager(dir.clone(), cfg, held, key.clone()).await {
             Ok((mut running, _)) => {
                 running.leave = leave;
+                // Bounded tighter than at start: raft may stop on the fault again meanwhile.
+                await_local_recovery(&running, Duration::from_secs(10)).await;
                 serve_api(&mut running, cfg).await?;
                 tracing::info!(attempt, "manager started again after the raft fault");
                 return Ok(running);
@@ -425,6 +427,17 @@ async fn restart_manager(running: Running, cfg: &NodeConfig) -> Result<Running, 
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Waits until a started manager has re-applied what it had committed before it stopped, so
+/// its first answers never go back in time (seed 909357675: a manager restarted after a raft
+/// fault served before that); after `within` it serves anyway, saying so.
+pub(crate) async fn await_local_recovery(running: &Running, within: Duration) {
+    if let Some(m) = &running.manager
+        && !m.raft.wait_for_local_recovery(within).await
+    {
+        tracing::warn!("state is still being re-applied from the log; serving reads anyway");
     }
 }
 
