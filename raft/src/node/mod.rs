@@ -401,8 +401,15 @@ impl<A: App> RaftNode<A> {
     /// Stops raft and closes the log. Pending proposals fail with [`ProposeError::Stopped`];
     /// once this returns, the log's directory can be removed or opened again.
     pub async fn shutdown(&self) {
-        if let Err(e) = self.raft.shutdown().await {
-            tracing::warn!(error = %e, "raft shutdown reported an error");
+        // After a storage fault openraft may have panicked in a request handler while its core
+        // quit, poisoning a lock that its shutdown then unwraps (seed 235059859). Raft is dead
+        // by then: shut it down on a task of its own, so such a panic ends that task, not the
+        // daemon, and the log is still closed.
+        let raft = self.raft.clone();
+        match tokio::spawn(async move { raft.shutdown().await }).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "raft shutdown reported an error"),
+            Err(e) => tracing::error!(error = %e, "raft shutdown panicked inside openraft; going on without it"),
         }
         let log = lock(&self.log).take();
         if let Some(log) = log
