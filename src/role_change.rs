@@ -532,12 +532,6 @@ mod tests {
             state: "follower".into(),
             leader,
             term: 3,
-            last_log_index: None,
-            committed: None,
-            applied: None,
-            applied_term: None,
-            snapshot: None,
-            purged: None,
             voters: voters
                 .iter()
                 .map(|v| {
@@ -548,9 +542,7 @@ mod tests {
                     (*v, addr)
                 })
                 .collect::<BTreeMap<_, _>>(),
-            learners: BTreeMap::new(),
-            millis_since_quorum_ack: None,
-            log_writes: Default::default(),
+            ..RaftStatus::default()
         }
     }
 
