@@ -4,7 +4,7 @@ CARGO ?= cargo
 UP_DIR ?= $(CURDIR)/.swarm-up
 UP_ADDR ?= 127.0.0.1:2377
 
-.PHONY: build up down clean-up test test-image lint fix verify bench bench-sched fuzz chaos
+.PHONY: build up down clean-up test test-image lint fix verify bench bench-peer bench-sched fuzz chaos
 
 build:
 	$(CARGO) build --release --workspace
@@ -51,11 +51,19 @@ fix:
 
 verify: lint test
 
-## Benchmarks: medians over repeated runs, see docs/benchmarks.md.
-bench:
-	$(CARGO) test --release --test e2e -- --ignored --nocapture --test-threads=1 bench_
+## Benchmarks: medians, min and max over repeated runs. Prints each figure and rewrites the
+## generated part of docs/benchmarks.md (machine, commit, date). Not part of `make test`.
+BENCH_E2E = $(CARGO) test --release --test e2e -- --ignored --nocapture --test-threads=1
+bench: test-image
+	$(BENCH_E2E) bench_ --skip bench_peer
 	$(CARGO) test --release -p swarm-agent --lib -- --ignored --nocapture --test-threads=1 bench_
 	$(CARGO) test --release -p swarm-raft --lib -- --ignored --nocapture --test-threads=1 bench_
+	$(BENCH_E2E) --exact bench::report::render_report
+
+## swarm-rs beside Docker Swarm (the engine's own swarm mode) on the same engine, in one run.
+bench-peer: test-image
+	$(BENCH_E2E) --exact bench::peer::bench_peer_against_docker_swarm
+	$(BENCH_E2E) --exact bench::report::render_report
 
 ## Scheduler benchmark: 100,000 tasks on 1,000 nodes through the real scheduler and store.
 bench-sched:

@@ -1,0 +1,344 @@
+//! `make bench-peer`: swarm-rs beside Docker Swarm on the same engine, in one run.
+//!
+//! Both systems get the same docker CLI commands with the same flags; the only difference is
+//! `DOCKER_HOST`. The peer is the engine's own swarm mode, started here on a free loopback port
+//! and left at the end. The rounds alternate swarm-rs, Swarm and the floor (the same container
+//! work done directly with `docker run`/`docker stop`/`docker rm`, plus the configured delays),
+//! so that a slow minute of the machine hits all three alike.
+//!
+//! Every time is taken from the engine's side: a scenario ends when `docker ps` on the engine
+//! shows what it asked for, polled every 25 ms, for all three alike.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::process::Output;
+use std::process::Stdio;
+use std::thread;
+use std::time::Duration;
+use std::time::Instant;
+
+use super::report::Figure;
+use super::report::Goal;
+use super::report::fmt;
+use super::report::median;
+use super::report::record;
+use crate::support::Cluster;
+use crate::support::ensure_test_image;
+use crate::support::free_port;
+
+const IMAGE: &str = "swarm-test/busybox:latest";
+const ENGINE: &str = "unix:///var/run/docker.sock";
+const ROUNDS: usize = 3;
+const GROUP: &str = "Against Docker Swarm";
+/// Where the harness notes the ID of the swarm it created, so that after a crash it knows the
+/// engine's swarm is its own and may leave it.
+const MARK: &str = "target/bench/peer-swarm-id";
+/// The settings both systems get.
+const SERVICE_FLAGS: &[&str] = &[
+    "--init",
+    "--restart-delay",
+    "1s",
+    "--update-monitor",
+    "1s",
+    "--update-delay",
+    "0s",
+    "--update-parallelism",
+    "5",
+];
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+const UPDATE_MONITOR: Duration = Duration::from_secs(1);
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn docker(host: &str, args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", host)
+        .env("DOCKER_CLI_HINTS", "false")
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker")
+}
+
+fn docker_ok(host: &str, args: &[&str]) -> String {
+    let out = docker(host, args);
+    assert!(
+        out.status.success(),
+        "docker {} (DOCKER_HOST={host}) failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// IDs of the engine's containers with `label`, running only or all.
+fn containers(label: &str, all: bool) -> Vec<String> {
+    let filter = format!("label={label}");
+    let mut args = vec!["ps", "-q", "--no-trunc", "--filter", &filter];
+    if all {
+        args.push("-a");
+    }
+    docker_ok(ENGINE, &args).lines().map(str::to_string).collect()
+}
+
+fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < LIMIT, "timed out after {LIMIT:?} waiting for {what}");
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Runs `f` on every item at once, each on its own thread.
+fn in_parallel<T: Send>(items: Vec<T>, f: impl Fn(T) + Sync) {
+    thread::scope(|s| {
+        for item in items {
+            let f = &f;
+            s.spawn(move || f(item));
+        }
+    });
+}
+
+/// The engine's swarm mode, left when dropped.
+struct PeerSwarm;
+
+impl PeerSwarm {
+    fn start() -> Self {
+        let mark = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(MARK);
+        let state = docker_ok(ENGINE, &["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        if state != "inactive" {
+            let id = docker_ok(ENGINE, &["info", "--format", "{{.Swarm.Cluster.ID}}"]);
+            let ours = fs::read_to_string(&mark).map(|m| m.trim() == id).unwrap_or(false);
+            assert!(
+                ours,
+                "the Docker engine is already in a swarm (state {state:?}, cluster {id:?}) that this harness did not \
+                 create; refusing to touch it (leave it with `docker swarm leave --force` if it is yours to end)"
+            );
+            docker_ok(ENGINE, &["swarm", "leave", "--force"]);
+        }
+        let listen = format!("127.0.0.1:{}", free_port());
+        docker_ok(
+            ENGINE,
+            &[
+                "swarm",
+                "init",
+                "--advertise-addr",
+                "127.0.0.1",
+                "--listen-addr",
+                &listen,
+            ],
+        );
+        let id = docker_ok(ENGINE, &["info", "--format", "{{.Swarm.Cluster.ID}}"]);
+        if let Some(dir) = mark.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
+        let _ = fs::write(&mark, id);
+        Self
+    }
+}
+
+impl Drop for PeerSwarm {
+    fn drop(&mut self) {
+        let _ = docker(ENGINE, &["swarm", "leave", "--force"]);
+        let _ = fs::remove_file(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(MARK));
+    }
+}
+
+/// Removes the floor's containers however the run ends.
+struct FloorContainers;
+
+impl Drop for FloorContainers {
+    fn drop(&mut self) {
+        let ids = containers("swarm-bench.floor", true);
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.iter().map(String::as_str));
+            let _ = docker(ENGINE, &args);
+        }
+    }
+}
+
+/// The scenarios' times in seconds, in [`SCENARIOS`] order.
+type Times = [f64; 5];
+
+const SCENARIOS: [&str; 5] = [
+    "create 20 replicas, until all run",
+    "scale 20→40",
+    "rolling update of 40 (parallelism 5)",
+    "replace a killed container (restart delay 1 s)",
+    "remove the service, until its containers are gone",
+];
+
+/// The five scenarios through the docker CLI against `host`, on service `name`.
+fn run_system(host: &str, name: &str) -> Times {
+    let label = format!("com.docker.swarm.service.name={name}");
+    let running = || containers(&label, false);
+
+    let start = Instant::now();
+    let mut args = vec!["service", "create", "-d", "-q", "--name", name, "--replicas", "20"];
+    args.extend_from_slice(SERVICE_FLAGS);
+    args.extend_from_slice(&[IMAGE, "sleep", "1000000"]);
+    docker_ok(host, &args);
+    until("20 running containers", || running().len() == 20);
+    let create = start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    docker_ok(host, &["service", "scale", "-d", &format!("{name}=40")]);
+    until("40 running containers", || running().len() == 40);
+    let scale = start.elapsed().as_secs_f64();
+
+    let old: HashSet<String> = running().into_iter().collect();
+    let start = Instant::now();
+    docker_ok(
+        host,
+        &["service", "update", "-d", "-q", "--env-add", "BENCH_ROUND=2", name],
+    );
+    until("40 updated containers and the update completed", || {
+        let now = running();
+        now.len() == 40
+            && now.iter().all(|c| !old.contains(c))
+            && docker_ok(host, &["service", "inspect", "-f", "{{.UpdateStatus.State}}", name]) == "completed"
+    });
+    let update = start.elapsed().as_secs_f64();
+
+    let victim = running().into_iter().next().expect("a running container");
+    let start = Instant::now();
+    docker_ok(ENGINE, &["kill", &victim]);
+    until("a replacement of the killed container", || {
+        let now = running();
+        now.len() == 40 && !now.contains(&victim)
+    });
+    let replace = start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    docker_ok(host, &["service", "rm", name]);
+    until("no container of the removed service", || {
+        containers(&label, true).is_empty()
+    });
+    let remove = start.elapsed().as_secs_f64();
+
+    [create, scale, update, replace, remove]
+}
+
+/// The same container work done directly on the engine.
+fn run_floor(round: usize) -> Times {
+    let label = format!("swarm-bench.floor={round}");
+    let run_one = |_: usize| {
+        docker_ok(
+            ENGINE,
+            &["run", "-d", "--init", "--label", &label, IMAGE, "sleep", "1000000"],
+        );
+    };
+
+    let start = Instant::now();
+    in_parallel((0..20).collect(), run_one);
+    let create = start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    in_parallel((0..20).collect(), run_one);
+    let scale = start.elapsed().as_secs_f64();
+
+    let old = containers(&label, false);
+    let start = Instant::now();
+    for batch in old.chunks(5) {
+        in_parallel(batch.to_vec(), |id| {
+            docker_ok(ENGINE, &["stop", &id]);
+            run_one(0);
+        });
+    }
+    thread::sleep(UPDATE_MONITOR);
+    let update = start.elapsed().as_secs_f64();
+
+    let victim = containers(&label, false).into_iter().next().expect("a floor container");
+    let start = Instant::now();
+    docker_ok(ENGINE, &["kill", &victim]);
+    thread::sleep(RESTART_DELAY);
+    run_one(0);
+    let replace = start.elapsed().as_secs_f64();
+
+    let all = containers(&label, true);
+    let start = Instant::now();
+    in_parallel(all, |id| {
+        docker_ok(ENGINE, &["rm", "-f", &id]);
+    });
+    let remove = start.elapsed().as_secs_f64();
+
+    [create, scale, update, replace, remove]
+}
+
+fn column(runs: &[Times], i: usize) -> Vec<f64> {
+    runs.iter().map(|t| t[i]).collect()
+}
+
+#[test]
+#[ignore = "benchmark: run with make bench-peer"]
+fn bench_peer_against_docker_swarm() {
+    ensure_test_image();
+    let _floor_cleanup = FloorContainers;
+    let _peer = PeerSwarm::start();
+    let mut cluster = Cluster::docker();
+    let m1 = cluster.init("m1", &["--hostname", "bench"]);
+    let ours = cluster.nodes[m1].host();
+
+    let (mut rs, mut sw, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        rs.push(run_system(&ours, &format!("bench-rs-{round}")));
+        println!("round {round}: swarm-rs {:?}", rs[round].map(fmt));
+        sw.push(run_system(ENGINE, &format!("bench-swarm-{round}")));
+        println!("round {round}: Docker Swarm {:?}", sw[round].map(fmt));
+        floor.push(run_floor(round));
+        println!("round {round}: floor {:?}", floor[round].map(fmt));
+    }
+
+    let floors_built = [
+        "20 parallel `docker run -d --init`",
+        "20 parallel `docker run -d --init`",
+        "8 batches of 5 parallel (`docker stop`, then `docker run -d --init`), then the 1 s monitor period",
+        "`docker kill`, the 1 s restart delay, one `docker run -d --init`",
+        "40 parallel `docker rm -f`",
+    ];
+    println!();
+    println!("| Scenario | swarm-rs | Docker Swarm | floor | swarm-rs / Swarm | swarm-rs / floor |");
+    println!("|---|---|---|---|---|---|");
+    for (i, scenario) in SCENARIOS.iter().enumerate() {
+        let (r, s, f) = (
+            median(&column(&rs, i)),
+            median(&column(&sw, i)),
+            median(&column(&floor, i)),
+        );
+        println!(
+            "| {scenario} | {} s | {} s | {} s | {:.2} | {:.2} |",
+            fmt(r),
+            fmt(s),
+            fmt(f),
+            r / s,
+            r / f
+        );
+        record(
+            Figure::new(
+                GROUP,
+                &format!("{scenario}: swarm-rs"),
+                "s",
+                column(&rs, i),
+                Goal::AtMost(s.min(f * 1.15)),
+            )
+            .note(format!(
+                "{:.2}× Swarm, {:.2}× the floor; goal: faster than Swarm and ≤ 1.15× the floor",
+                r / s,
+                r / f
+            )),
+        );
+        record(Figure::new(
+            GROUP,
+            &format!("{scenario}: Docker Swarm"),
+            "s",
+            column(&sw, i),
+            Goal::None,
+        ));
+        record(
+            Figure::new(GROUP, &format!("{scenario}: floor"), "s", column(&floor, i), Goal::None).note(floors_built[i]),
+        );
+    }
+}
