@@ -197,11 +197,19 @@ impl PeerClient {
                 addr: addr.to_string(),
                 reason: e.to_string(),
             };
-            let resp = match sender.send_request(req).await {
+            let resp = match sender.try_send_request(req).await {
                 Ok(r) => r,
-                Err(e) => {
+                Err(mut e) => {
                     self.forget(addr).await;
-                    return Err(failed(e));
+                    // A cached connection that was closing (its peer died) gives the request
+                    // back unsent: as safe to retry as a refused connect, so say so.
+                    if e.take_message().is_some() {
+                        return Err(PeerError::Connect {
+                            addr: addr.to_string(),
+                            reason: e.into_error().to_string(),
+                        });
+                    }
+                    return Err(failed(e.into_error()));
                 }
             };
             let status = resp.status();

@@ -33,6 +33,9 @@ use crate::snapshot_store::SnapshotFile;
 use crate::types::ManagerAddr;
 use crate::types::RaftId;
 use crate::types::TypeConfig;
+
+/// The shortest deadline an append of entries gets (see `append_entries`).
+const APPEND_DEADLINE_FLOOR: Duration = Duration::from_secs(1);
 use crate::types::Vote;
 
 /// A boxed, sendable future, so [`Transport`] can be used as a trait object.
@@ -191,7 +194,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.request(Rpc::Append, &rpc, option.hard_ttl()).await
+        // openraft gives an append the heartbeat interval (100 ms) as its deadline, which
+        // includes the follower's fsync; on busy cores that would fail healthy appends and back
+        // replication off. Heartbeats keep their own, shorter, deadline in openraft.
+        self.request(Rpc::Append, &rpc, option.hard_ttl().max(APPEND_DEADLINE_FLOOR))
+            .await
     }
 
     async fn vote(

@@ -179,7 +179,7 @@ impl<A: App> RaftNode<A> {
             return healthy;
         }
         healthy.insert(self.id);
-        let fresh = self.config.election_timeout_max * 2;
+        let fresh = self.config.quorum_ack_window();
         if let Some(heartbeats) = &m.heartbeat {
             for (id, acked) in heartbeats {
                 if let Some(at) = acked

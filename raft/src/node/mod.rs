@@ -66,14 +66,28 @@ pub struct RaftConfig {
 impl Default for RaftConfig {
     fn default() -> Self {
         Self {
-            heartbeat_interval: Duration::from_millis(200),
-            election_timeout_min: Duration::from_millis(1000),
-            election_timeout_max: Duration::from_millis(2000),
+            // openraft elects after `election_timeout_max` (its fixed leader lease) plus a
+            // random timeout in [min, max): 700–800 ms of silence from the leader. Pre-vote and
+            // the lease stop one starved follower from deposing a live leader; both followers
+            // must miss 7 heartbeats. docs/benchmarks.md measures failover and spurious
+            // elections together.
+            heartbeat_interval: Duration::from_millis(100),
+            election_timeout_min: Duration::from_millis(300),
+            election_timeout_max: Duration::from_millis(400),
             propose_timeout: Duration::from_secs(5),
             snapshot_timeout: Duration::from_secs(120),
             catch_up_timeout: Duration::from_secs(120),
             existing_log: false,
         }
+    }
+}
+
+impl RaftConfig {
+    /// How recent a voter's acknowledgement must be for it to count as healthy: twice the
+    /// longest election timeout, and never under 2 s, so that a leader on busy cores does not
+    /// drop its leader-only duties, or count a voter lost, over one slow round trip.
+    pub fn quorum_ack_window(&self) -> Duration {
+        (self.election_timeout_max * 2).max(Duration::from_secs(2))
     }
 }
 
@@ -370,8 +384,8 @@ impl<A: App> RaftNode<A> {
     }
 
     /// Whether this node leads with a quorum behind it: it is leader and a majority acknowledged
-    /// it within `2 × election_timeout_max` (a single voter is its own quorum). openraft keeps
-    /// an isolated leader in the Leader state, so leader-only duties check this instead.
+    /// it within [`RaftConfig::quorum_ack_window`] (a single voter is its own quorum). openraft
+    /// keeps an isolated leader in the Leader state, so leader-only duties check this instead.
     pub fn leads_with_quorum(&self) -> bool {
         let s = self.status();
         // A leader outside the voters (it just removed itself) no longer leads the cluster's
@@ -382,7 +396,7 @@ impl<A: App> RaftNode<A> {
         if s.voters.len() <= 1 {
             return true;
         }
-        let lease = (self.config.election_timeout_max * 2).as_millis() as u64;
+        let lease = self.config.quorum_ack_window().as_millis() as u64;
         s.millis_since_quorum_ack.is_some_and(|ms| ms <= lease)
     }
 

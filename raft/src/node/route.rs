@@ -13,6 +13,10 @@ use crate::codec;
 use crate::network::Rpc;
 use crate::network::TransportError;
 use crate::state_machine::App;
+
+/// How often a request waiting for a leader looks again: a failover takes under a second, and
+/// each look is a read of local metrics (or a refused connect to a dead leader).
+const LEADER_POLL: Duration = Duration::from_millis(10);
 use crate::types::ManagerAddr;
 
 /// How [`RaftNode::on_leader`] failed to get a request carried out.
@@ -90,13 +94,13 @@ impl<A: App> RaftNode<A> {
                 }
                 None => {}
             }
-            if Instant::now() + Duration::from_millis(50) >= req.deadline {
+            if Instant::now() + LEADER_POLL >= req.deadline {
                 return Err(Unrouted::GaveUp {
                     waited_ms: start.elapsed().as_millis() as u64,
                     saw_leader,
                 });
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(LEADER_POLL).await;
         }
     }
 }
