@@ -526,6 +526,9 @@ pub(crate) async fn shutdown_signal() {
 
 /// Stops everything the node runs and hands back its data dir lock.
 pub(crate) async fn stop(running: Running) -> File {
+    if let Some(m) = &running.manager {
+        m.raft.hand_over_before_stop(Duration::from_secs(1)).await;
+    }
     let _ = running.shutdown.send(true);
     for t in running.tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
