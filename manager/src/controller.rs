@@ -14,12 +14,18 @@ use crate::store::Transaction;
 /// A controller's decision: the transactions that move the store toward what it wants.
 pub type Decide = fn(&StoreState, Timestamp) -> Vec<Transaction>;
 
-/// Runs `decide` whenever the store changes (and at least every `tick`) until `stop`.
+/// When a controller's next decision falls due with no change to the store (a restart delay
+/// ending), so that it wakes then rather than on its next tick. None: nothing is waiting.
+pub type Due = fn(&StoreState, Timestamp) -> Option<Duration>;
+
+/// Runs `decide` whenever the store changes, when `due` says a decision falls due, and at least
+/// every `tick`, until `stop`.
 pub async fn run(
     name: &'static str,
     store: Arc<Store>,
     committer: Arc<Committer>,
     decide: Decide,
+    due: Option<Due>,
     tick: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -57,13 +63,23 @@ pub async fn run(
             continue;
         }
         busy_passes = 0;
-        tokio::select! {
-            batch = watcher.next() => if batch.is_none() { return },
-            _ = tokio::time::sleep(tick) => {}
+        let wait = due
+            .and_then(|due| store.view(|s| due(s, Timestamp::now())))
+            .map_or(tick, |d| d.min(tick));
+        let store_changed = tokio::select! {
+            batch = watcher.next() => {
+                if batch.is_none() {
+                    return;
+                }
+                true
+            }
+            _ = tokio::time::sleep(wait) => false,
             _ = stop.wait_for(|s| *s) => return,
+        };
+        if store_changed {
+            // Let a burst of changes land before deciding again.
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // Let a burst of changes land before deciding again.
-        tokio::time::sleep(Duration::from_millis(20)).await;
         while watcher.try_next().is_some() {}
     }
 }

@@ -60,25 +60,27 @@ impl LeaderDuties {
             tracing::info!("became leader: starting orchestration, scheduling and dispatching");
             let (stop_tx, stop) = watch::channel(false);
             let reap: controller::Decide = |s, _| reaper::decide(s);
-            let controllers: [(&'static str, controller::Decide, u64); 9] = [
-                ("allocator", allocator::decide, 1000),
-                ("replicated", replicated::decide, 1000),
-                ("global", global::decide, 1000),
-                ("jobs", jobs::decide, 1000),
-                ("constraint-enforcer", constraint_enforcer::decide, 1000),
-                ("restart", restart::decide, 200),
-                ("updater", update::decide, 200),
-                ("scheduler", scheduler::decide, 1000),
-                ("reaper", reap, 1000),
+            let restart_due: controller::Due = restart::next_due;
+            let controllers: [(&'static str, controller::Decide, Option<controller::Due>, u64); 9] = [
+                ("allocator", allocator::decide, None, 1000),
+                ("replicated", replicated::decide, None, 1000),
+                ("global", global::decide, None, 1000),
+                ("jobs", jobs::decide, None, 1000),
+                ("constraint-enforcer", constraint_enforcer::decide, None, 1000),
+                ("restart", restart::decide, Some(restart_due), 200),
+                ("updater", update::decide, None, 200),
+                ("scheduler", scheduler::decide, None, 1000),
+                ("reaper", reap, None, 1000),
             ];
             let mut handles: Vec<_> = controllers
                 .into_iter()
-                .map(|(name, decide, tick)| {
+                .map(|(name, decide, due, tick)| {
                     tokio::spawn(controller::run(
                         name,
                         self.store.clone(),
                         self.committer.clone(),
                         decide,
+                        due,
                         Duration::from_millis(tick),
                         stop.clone(),
                     ))

@@ -133,6 +133,21 @@ fn may_start(s: &StoreState, svc: &Service, t: &Task, p: &RestartPolicy, now_ns:
     !blocked || now_ns >= created + MAX_WAIT_FOR_OLD_NS
 }
 
+/// How long until the first restart held READY has served its delay, so that the controller
+/// wakes then instead of on its next tick. None when no restart is waiting.
+pub fn next_due(s: &StoreState, now: Timestamp) -> Option<std::time::Duration> {
+    let now_ns = nanos(&now);
+    s.tasks
+        .iter()
+        .filter(|t| t.desired_state == TaskState::Ready && !t.restart_of.is_empty())
+        .filter_map(|t| {
+            let svc = s.services.get(&t.service_id)?;
+            let due = nanos(&t.created_at) + delay_ns(&policy(svc));
+            (due > now_ns).then(|| std::time::Duration::from_nanos(u64::try_from(due - now_ns).unwrap_or(u64::MAX)))
+        })
+        .min()
+}
+
 pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
     let mut txs = Vec::new();
     let now_ns = nanos(&now);

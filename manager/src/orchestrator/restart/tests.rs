@@ -332,3 +332,31 @@ fn a_replacement_stamped_ahead_of_this_clock_is_not_held_until_the_clock_catches
         "stamped 580 s ahead: its 5 s delay counts as served"
     );
 }
+
+/// The restart controller sleeps until a held replacement's delay ends, not until its next
+/// tick: `next_due` says when that is, and nothing once it has passed.
+#[test]
+fn the_next_restart_falls_due_when_its_delay_ends() {
+    let svc = service(p("any", None, 0), ServiceMode::replicated(2));
+    let mut first = task("t2", 10, 10, TaskState::Assigned, "t1");
+    first.desired_state = TaskState::Ready;
+    let mut second = task("t3", 12, 12, TaskState::Assigned, "t0");
+    second.desired_state = TaskState::Ready;
+    second.slot = 2;
+    let mut plain = task("t4", 11, 11, TaskState::Assigned, "");
+    plain.desired_state = TaskState::Ready;
+    let store = store_with(vec![
+        svc.into_object(),
+        first.into_object(),
+        second.into_object(),
+        plain.into_object(),
+    ]);
+    let due_at = |now_s: i128| store.view(|s| next_due(s, Timestamp::from_unix_nanos(now_s * SEC)));
+    assert_eq!(
+        due_at(11),
+        Some(std::time::Duration::from_secs(4)),
+        "t2's 5 s delay ends at 15"
+    );
+    assert_eq!(due_at(16), Some(std::time::Duration::from_secs(1)), "then t3's, at 17");
+    assert_eq!(due_at(17), None, "every delay has been served");
+}
