@@ -18,6 +18,7 @@ use http_body_util::BodyExt;
 use swarm_model::NodeDescription;
 use swarm_model::NodeRole;
 use swarm_model::Platform;
+use swarm_net::pace::Pacer;
 use swarm_net::peer_client::PeerClient;
 use swarm_net::peer_client::PeerError;
 use swarm_net::peer_client::full;
@@ -506,13 +507,14 @@ async fn status_loop(
     reporter: Arc<worker::Reporter>,
     end: watch::Sender<Option<String>>,
 ) {
+    let mut pacer = Pacer::new(Duration::from_millis(50));
     loop {
         tokio::select! {
             _ = reporter.changed.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        // Let a burst of changes join one report.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A lone change is reported at once, a burst in one report per 50 ms.
+        pacer.ready().await;
         let mut updates = reporter.take_dirty();
         while !updates.is_empty() {
             let rest = updates.split_off(updates.len().min(1000));

@@ -5,6 +5,7 @@
 //! Managers and agents both use it; it knows the CA's certificates and the protocol's error
 //! bodies, and nothing of what a manager or an agent does.
 
+pub mod pace;
 pub mod peer_client;
 pub mod raft_transport;
 pub mod server;
