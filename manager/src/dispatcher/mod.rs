@@ -20,6 +20,7 @@ use std::time::Duration;
 use swarm_model::NodeState;
 use swarm_model::NodeStatus;
 use swarm_model::TaskStatus;
+use swarm_net::pace::Pacer;
 use swarm_protocol::dispatcher::LogBatch;
 use swarm_protocol::dispatcher::LogLine;
 use swarm_protocol::dispatcher::LogOptions;
@@ -41,7 +42,29 @@ use crate::store::StoreState;
 use crate::store::Transaction;
 
 /// Heartbeats a node may miss before it is marked Down.
-const MISSED_HEARTBEATS: u32 = 3;
+/// A node beats twice per heartbeat period (Swarm's `--dispatcher-heartbeat`, 1 s by default)
+/// and is Down after one and a half periods of silence: three missed beats. Every timing of
+/// failure detection scales with the period.
+pub(crate) fn beat_interval(period: Duration) -> Duration {
+    period / 2
+}
+
+/// How long a node may stay silent before the heartbeat check marks it Down.
+pub(crate) fn silence_limit(period: Duration) -> Duration {
+    period * 3 / 2
+}
+
+/// How long a node whose session stream closed (its process died, or the connection broke)
+/// has to open a new one before it is marked Down.
+pub(crate) fn reconnect_grace(period: Duration) -> Duration {
+    period / 2
+}
+
+/// At most one raft write of status reports, and one assignments message per node, per
+/// window; a lone change goes at once (see [`Pacer`]).
+const BATCH_WINDOW: Duration = Duration::from_millis(50);
+/// How often the leader looks for silent nodes (and flushes status reports if none woke it).
+const CHECK_EVERY: Duration = Duration::from_millis(100);
 /// After a leader change, nodes get this many periods to open a session with the new leader.
 const FAILOVER_GRACE_PERIODS: u32 = 6;
 /// Largest number of status updates written in one raft entry.
@@ -188,7 +211,7 @@ impl Dispatcher {
         self.logs.publish(node_id, batch).await
     }
 
-    /// Records a heartbeat; returns the period the node should keep. A node the store still
+    /// Records a heartbeat; returns the interval the node should beat at. A node the store still
     /// shows as Down (a race with the heartbeat check) is marked Ready again. `key` is the key
     /// of the certificate the node used: once it uses a renewed one, that is the key a rejoin
     /// must prove (recorded on use, not on issue, so a node that never got its renewal can
@@ -211,7 +234,7 @@ impl Dispatcher {
         {
             let mut sessions = self.lock_sessions();
             match sessions.get_mut(node_id) {
-                Some(s) if s.id == session_id => s.deadline = Instant::now() + period * MISSED_HEARTBEATS,
+                Some(s) if s.id == session_id && !s.closed => s.deadline = Instant::now() + silence_limit(period),
                 _ => return Err(no_session(node_id, session_id)),
             }
         }
@@ -226,7 +249,7 @@ impl Dispatcher {
         if status.is_some_and(|st| st.state == NodeState::Down) {
             self.ready_again(&[node_id.to_string()]).await?;
         }
-        Ok(period)
+        Ok(beat_interval(period))
     }
 
     /// Queues task status reports from a node's session; they are written in batches.
@@ -287,16 +310,32 @@ impl Dispatcher {
     pub async fn run_leader(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         self.active.store(true, Ordering::Relaxed);
         let mut unseen_since: HashMap<String, Instant> = HashMap::new();
+        let mut last_check = Instant::now();
+        let mut pacer = Pacer::new(BATCH_WINDOW);
         loop {
-            tokio::select! {
-                _ = self.queued.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            let reports = tokio::select! {
+                _ = self.queued.notified() => true,
+                _ = tokio::time::sleep(CHECK_EVERY) => false,
                 _ = stop.wait_for(|s| *s) => break,
+            };
+            if reports {
+                pacer.ready().await;
             }
-            // Let more reports join the batch.
-            tokio::time::sleep(Duration::from_millis(50)).await;
             self.flush_statuses().await;
+            // A check that comes late means this manager was stalled (busy cores, a slow
+            // write): the silence it saw meanwhile may be its own, so deadlines move by as much.
+            let late = last_check.elapsed().saturating_sub(CHECK_EVERY + BATCH_WINDOW);
+            if late > CHECK_EVERY {
+                tracing::debug!(
+                    late_ms = late.as_millis() as u64,
+                    "heartbeat check ran late; extending deadlines"
+                );
+                for s in self.lock_sessions().values_mut() {
+                    s.deadline += late;
+                }
+            }
             self.check_heartbeats(&mut unseen_since).await;
+            last_check = Instant::now();
         }
         self.active.store(false, Ordering::Relaxed);
     }

@@ -27,11 +27,15 @@ use tokio::time::Instant;
 
 use super::DispatchError;
 use super::Dispatcher;
-use super::MISSED_HEARTBEATS;
+use swarm_net::pace::Pacer;
+
+use super::beat_interval;
 use super::directory::node_directory;
 use super::heartbeat_period;
 use super::no_session;
 use super::peers::peers_for;
+use super::reconnect_grace;
+use super::silence_limit;
 use crate::store::Event;
 use crate::store::StoreAction;
 use crate::store::StoreState;
@@ -55,6 +59,9 @@ pub(super) struct SessionEntry {
     pub(super) cancel: watch::Sender<bool>,
     /// Messages for the node that do not come from the store (log requests).
     pub(super) extra: mpsc::Sender<SessionMessage>,
+    /// The node's end of the stream is gone: heartbeats on it are refused, and the entry only
+    /// waits out [`reconnect_grace`] for a new session.
+    pub(super) closed: bool,
 }
 
 /// The data of the secrets and configs `tasks` mount that this session has not `sent` yet, so a
@@ -151,9 +158,10 @@ impl Dispatcher {
             node_id.to_string(),
             SessionEntry {
                 id: session_id.clone(),
-                deadline: Instant::now() + period * MISSED_HEARTBEATS + OPEN_WRITE_LIMIT,
+                deadline: Instant::now() + silence_limit(period) + OPEN_WRITE_LIMIT,
                 cancel: cancel_tx,
                 extra: extra_tx,
+                closed: false,
             },
         );
         if let Some(old) = replaced {
@@ -171,7 +179,7 @@ impl Dispatcher {
             let mut sessions = self.lock_sessions();
             let ours = sessions.get_mut(node_id).filter(|s| s.id == session_id);
             match (written, ours) {
-                (Ok(_), Some(entry)) => entry.deadline = Instant::now() + period * MISSED_HEARTBEATS,
+                (Ok(_), Some(entry)) => entry.deadline = Instant::now() + silence_limit(period),
                 (Ok(_), None) => return Err(no_session(node_id, &session_id)),
                 (Err(e), ours) => {
                     if ours.is_some() {
@@ -212,7 +220,7 @@ impl Dispatcher {
             let mut managers = me.managers();
             let welcome = SessionMessage::Welcome {
                 session_id: session_id.clone(),
-                heartbeat_period_ms: period.as_millis() as u64,
+                heartbeat_period_ms: beat_interval(period).as_millis() as u64,
                 managers: managers.clone(),
             };
             // Secret and config data already sent in this session; a full set starts over.
@@ -256,6 +264,7 @@ impl Dispatcher {
             // Raft membership changes are not store events: look at the managers on every
             // wake-up and at least every 5 s, so a node learns of new managers before it needs
             // them (a demoted leader's agent must find the next leader).
+            let mut pacer = Pacer::new(super::BATCH_WINDOW);
             let mut managers_tick = tokio::time::interval(Duration::from_secs(5));
             managers_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while alive {
@@ -280,7 +289,7 @@ impl Dispatcher {
                         let Some(first) = batch else { break };
                         // Gather a burst of changes into one message.
                         let mut batches = vec![first];
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        pacer.ready().await;
                         while let Some(b) = watcher.try_next() {
                             batches.push(b);
                         }
@@ -314,6 +323,8 @@ impl Dispatcher {
                         }
                     }
                     _ = cancel.changed() => break,
+                    // The node's end is gone: a killed process closes its connection at once.
+                    _ = tx.closed() => break,
                     msg = extra_rx.recv() => {
                         match msg {
                             Some(msg) => alive = send(msg).await,
@@ -382,11 +393,12 @@ impl Dispatcher {
                     .await;
                 }
             }
-            let mut sessions = me.lock_sessions();
-            if sessions.get(&node_id).is_some_and(|s| s.id == session_id) {
-                sessions.remove(&node_id);
-                drop(sessions);
-                me.logs.node_gone(&node_id);
+            // Still ours, so not replaced or expired: the stream closed, or the node stopped
+            // reading. A live node opens a new session within the grace; the heartbeat check
+            // marks a dead one Down when it runs out.
+            if let Some(entry) = me.lock_sessions().get_mut(&node_id).filter(|s| s.id == session_id) {
+                entry.closed = true;
+                entry.deadline = entry.deadline.min(Instant::now() + reconnect_grace(period));
             }
             tracing::info!(%node_id, %session_id, "node session closed");
         });

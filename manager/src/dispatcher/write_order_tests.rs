@@ -169,3 +169,65 @@ async fn a_node_without_a_session_is_marked_down() {
     assert_eq!(message.as_deref(), Some("heartbeat failure"));
     leader.raft.shutdown().await;
 }
+
+/// A killed node closes its session's connection at once: it is Down half a period later,
+/// not after a period and a half of missed beats, and the closed session takes no heartbeats.
+/// An open session keeps its node Ready through that grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_session_stream_closes_is_down_after_the_reconnect_grace() {
+    let leader = Leader::with_ready_node().await;
+    // A 4 s period: the half-period grace (2 s) is far inside the silence limit (6 s), so only
+    // the close can mark the node Down within this test.
+    let mut cluster = swarm_model::Cluster {
+        id: "c1".into(),
+        ..Default::default()
+    };
+    cluster.spec.dispatcher.heartbeat_period = Some(4_000_000_000);
+    leader
+        .dispatcher
+        .committer
+        .commit(vec![StoreAction::Create(cluster.into_object())])
+        .await
+        .expect("create the cluster");
+    let period = leader.store.view(super::heartbeat_period);
+    assert_eq!(period, Duration::from_secs(4));
+    let request = SessionRequest {
+        description: NodeDescription::default(),
+    };
+    let stream = leader
+        .dispatcher
+        .open_session("n1", "10.0.0.1".into(), request)
+        .await
+        .expect("the session opens");
+    let session_id = leader
+        .dispatcher
+        .lock_sessions()
+        .get("n1")
+        .map(|s| s.id.clone())
+        .expect("n1's session");
+    let mut unseen = std::collections::HashMap::new();
+
+    tokio::time::sleep(super::reconnect_grace(period) + Duration::from_millis(100)).await;
+    leader.dispatcher.check_heartbeats(&mut unseen).await;
+    assert_eq!(
+        leader.state_of("n1"),
+        Some(NodeState::Ready),
+        "an open session within its silence limit"
+    );
+
+    drop(stream);
+    for _ in 0..100 {
+        if leader.dispatcher.lock_sessions().get("n1").is_some_and(|s| s.closed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        leader.dispatcher.heartbeat("n1", &session_id, None).await.is_err(),
+        "a closed session takes no heartbeats"
+    );
+    tokio::time::sleep(super::reconnect_grace(period) + Duration::from_millis(100)).await;
+    leader.dispatcher.check_heartbeats(&mut unseen).await;
+    assert_eq!(leader.state_of("n1"), Some(NodeState::Down));
+    leader.raft.shutdown().await;
+}
