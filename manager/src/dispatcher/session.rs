@@ -287,9 +287,22 @@ impl Dispatcher {
                 tokio::select! {
                     batch = watcher.next() => {
                         let Some(first) = batch else { break };
-                        // Gather a burst of changes into one message.
+                        // Gather a burst of changes into one message. Only changes that concern
+                        // this node count against its pacing: the writes before an assignment
+                        // (the service, its new tasks) must not hold back the assignment itself.
+                        let concerns_node = |e: &Event| match e {
+                            Event::Create(Object::Task(t)) | Event::Update { new: Object::Task(t), .. } => {
+                                assigned_to(t, &node_id)
+                            }
+                            Event::Delete(Object::Task(t)) => t.node_id == node_id,
+                            Event::Update { new: Object::Node(n), .. } => n.id == node_id,
+                            Event::Restored { .. } => true,
+                            other => touches_peers(other),
+                        };
+                        if first.iter().any(concerns_node) {
+                            pacer.ready().await;
+                        }
                         let mut batches = vec![first];
-                        pacer.ready().await;
                         while let Some(b) = watcher.try_next() {
                             batches.push(b);
                         }
