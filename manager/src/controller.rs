@@ -4,12 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use swarm_model::Timestamp;
+use swarm_net::pace::Pacer;
 use tokio::sync::watch;
 
 use crate::commit::Committer;
 use crate::store::Store;
 use crate::store::StoreState;
 use crate::store::Transaction;
+
+/// At most one decision per window while the store keeps changing.
+const SETTLE_WINDOW: Duration = Duration::from_millis(20);
 
 /// A controller's decision: the transactions that move the store toward what it wants.
 pub type Decide = fn(&StoreState, Timestamp) -> Vec<Transaction>;
@@ -30,6 +34,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut watcher = store.watch();
+    let mut pacer = Pacer::new(SETTLE_WINDOW);
     let mut busy_passes = 0u32;
     loop {
         if *stop.borrow() {
@@ -77,8 +82,9 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => return,
         };
         if store_changed {
-            // Let a burst of changes land before deciding again.
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // A change after a quiet spell is decided on at once; a burst of changes lands
+            // before the next decision, one per window.
+            pacer.ready().await;
         }
         while watcher.try_next().is_some() {}
     }
