@@ -6,10 +6,10 @@
 //! work done directly with `docker run`/`docker stop`/`docker rm`, plus the configured delays),
 //! so that a slow minute of the machine hits all three alike.
 //!
-//! Every time is taken from the engine's side: a scenario ends when `docker ps` on the engine
-//! shows what it asked for, polled every 25 ms, for all three alike.
+//! Every time is taken from the engine's side: a scenario ends with the engine's event for the
+//! last container it waits for (read from one `docker events` stream, so waiting does not load
+//! the engine); the floor's `docker run` returns once its container has started.
 
-use std::collections::HashSet;
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
@@ -171,53 +171,141 @@ const SCENARIOS: [&str; 5] = [
     "remove the service, until its containers are gone",
 ];
 
-/// The five scenarios through the docker CLI against `host`, on service `name`.
-fn run_system(host: &str, name: &str) -> Times {
+/// The engine's container events, read by one `docker events` process for the whole run, so
+/// that waiting costs the engine nothing (polling `docker ps` would load the engine that the
+/// systems under test are using, and the floor would not pay it).
+struct Events {
+    child: std::process::Child,
+    seen: Seen,
+}
+
+/// (when read, action, container ID, service name) of every container event so far.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Instant, String, String, String)>>>;
+
+impl Events {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("docker")
+            .args([
+                "events",
+                "--filter",
+                "type=container",
+                "--format",
+                "{{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"com.docker.swarm.service.name\"}}",
+            ])
+            .env("DOCKER_HOST", ENGINE)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker events");
+        let out = child.stdout.take().expect("docker events' output");
+        let seen: Seen = Default::default();
+        let sink = seen.clone();
+        thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let mut f = line.split_whitespace();
+                let (Some(action), Some(id)) = (f.next(), f.next()) else {
+                    continue;
+                };
+                let service = f.next().unwrap_or("").to_string();
+                sink.lock()
+                    .unwrap()
+                    .push((Instant::now(), action.to_string(), id.to_string(), service));
+            }
+        });
+        // The stream is live once the engine has sent an event of a container made for it.
+        let probe = docker_ok(ENGINE, &["create", "--label", "swarm-bench.probe=1", IMAGE, "true"]);
+        let events = Self { child, seen };
+        events.wait("the event stream", || {
+            events.count("create", |id, _| id == probe, Instant::now() - LIMIT) > 0
+        });
+        docker_ok(ENGINE, &["rm", "-f", &probe]);
+        events
+    }
+
+    /// Events `action` since `since` whose (container ID, service name) satisfy `which`.
+    fn count(&self, action: &str, which: impl Fn(&str, &str) -> bool, since: Instant) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, a, id, svc)| *at >= since && a == action && which(id, svc))
+            .count()
+    }
+
+    fn wait(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < LIMIT, "timed out after {LIMIT:?} waiting for {what}");
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The five scenarios through the docker CLI against `host`, on service `name`. Each ends when
+/// the engine reports the last container event it waits for (a start, or a destroy).
+fn run_system(events: &Events, host: &str, name: &str) -> Times {
     let label = format!("com.docker.swarm.service.name={name}");
-    let running = || containers(&label, false);
+    let ours = |_: &str, svc: &str| svc == name;
+    let starts_since = |since: Instant| events.count("start", ours, since);
 
     let start = Instant::now();
     let mut args = vec!["service", "create", "-d", "-q", "--name", name, "--replicas", "20"];
     args.extend_from_slice(SERVICE_FLAGS);
     args.extend_from_slice(&[IMAGE, "sleep", "1000000"]);
     docker_ok(host, &args);
-    until("20 running containers", || running().len() == 20);
+    events.wait("20 started containers", || starts_since(start) >= 20);
     let create = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
     docker_ok(host, &["service", "scale", "-d", &format!("{name}=40")]);
-    until("40 running containers", || running().len() == 40);
+    events.wait("20 more started containers", || starts_since(start) >= 20);
     let scale = start.elapsed().as_secs_f64();
 
-    let old: HashSet<String> = running().into_iter().collect();
     let start = Instant::now();
     docker_ok(
         host,
         &["service", "update", "-d", "-q", "--env-add", "BENCH_ROUND=2", name],
     );
-    until("40 updated containers and the update completed", || {
-        let now = running();
-        now.len() == 40
-            && now.iter().all(|c| !old.contains(c))
-            && docker_ok(host, &["service", "inspect", "-f", "{{.UpdateStatus.State}}", name]) == "completed"
+    events.wait("40 started containers of the update", || starts_since(start) >= 40);
+    // Then the monitor period: the update is done when the service says so.
+    until("the update completed", || {
+        docker_ok(host, &["service", "inspect", "-f", "{{.UpdateStatus.State}}", name]) == "completed"
     });
     let update = start.elapsed().as_secs_f64();
+    assert_eq!(
+        containers(&label, false).len(),
+        40,
+        "40 running containers after the update"
+    );
 
-    let victim = running().into_iter().next().expect("a running container");
+    let victim = containers(&label, false)
+        .into_iter()
+        .next()
+        .expect("a running container");
     let start = Instant::now();
     docker_ok(ENGINE, &["kill", &victim]);
-    until("a replacement of the killed container", || {
-        let now = running();
-        now.len() == 40 && !now.contains(&victim)
-    });
+    events.wait("a replacement of the killed container", || starts_since(start) >= 1);
     let replace = start.elapsed().as_secs_f64();
 
+    let all = containers(&label, true).len();
     let start = Instant::now();
     docker_ok(host, &["service", "rm", name]);
+    events.wait("every container of the removed service destroyed", || {
+        events.count("destroy", ours, start) >= all
+    });
+    let remove = start.elapsed().as_secs_f64();
     until("no container of the removed service", || {
         containers(&label, true).is_empty()
     });
-    let remove = start.elapsed().as_secs_f64();
 
     [create, scale, update, replace, remove]
 }
@@ -281,12 +369,19 @@ fn bench_peer_against_docker_swarm() {
     let mut cluster = Cluster::docker();
     let m1 = cluster.init("m1", &["--hostname", "bench"]);
     let ours = cluster.nodes[m1].host();
+    let events = Events::start();
+
+    // One unmeasured round of each first: the first service of a fresh cluster, and the
+    // engine's first containers of a run, are slower for reasons neither system controls.
+    run_system(&events, &ours, "bench-rs-warmup");
+    run_system(&events, ENGINE, "bench-swarm-warmup");
+    run_floor(ROUNDS);
 
     let (mut rs, mut sw, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        rs.push(run_system(&ours, &format!("bench-rs-{round}")));
+        rs.push(run_system(&events, &ours, &format!("bench-rs-{round}")));
         println!("round {round}: swarm-rs {:?}", rs[round].map(fmt));
-        sw.push(run_system(ENGINE, &format!("bench-swarm-{round}")));
+        sw.push(run_system(&events, ENGINE, &format!("bench-swarm-{round}")));
         println!("round {round}: Docker Swarm {:?}", sw[round].map(fmt));
         floor.push(run_floor(round));
         println!("round {round}: floor {:?}", floor[round].map(fmt));
