@@ -66,7 +66,6 @@ async fn bench_100k_tasks_on_1k_simulated_nodes() {
             &[
                 "service",
                 "create",
-                "-d",
                 "--name",
                 "big",
                 "--replicas",
