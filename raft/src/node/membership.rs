@@ -160,26 +160,11 @@ impl<A: App> RaftNode<A> {
     /// A leader that removed itself from the voters still leads (raft allows it) until it
     /// stops; it hands leadership to a healthy voter instead, so the cluster does not depend on
     /// a manager on its way out.
-    async fn hand_over_leadership(&self, healthy: &BTreeSet<RaftId>) {
+    async fn hand_over_leadership(&self, healthy: &BTreeSet<RaftId>) -> bool {
         let voters: BTreeSet<RaftId> = self.status().voters.keys().copied().collect();
-        let Some(to) = healthy.iter().find(|v| **v != self.id && voters.contains(v)).copied() else {
-            return;
-        };
-        tracing::info!(to = %format!("{to:x}"), "no longer a voter: handing leadership over");
-        if let Err(e) = self.raft.trigger().transfer_leader(to).await {
-            tracing::warn!(error = %e, "cannot hand leadership over");
-        }
-    }
-
-    /// A leader about to stop hands leadership to the voter whose log is furthest along, and
-    /// waits up to `within` for it to take over: the cluster then writes again within a round
-    /// trip instead of an election timeout. Does nothing on a follower or a single voter.
-    pub async fn hand_over_before_stop(&self, within: Duration) {
+        // The voter furthest along: openraft's transfer takes effect at once only on a voter
+        // whose log has caught up with the leader's.
         let m = self.raft.metrics().borrow_watched().clone();
-        if m.state != ServerState::Leader {
-            return;
-        }
-        let healthy = self.healthy_voters();
         let matched = |id: &RaftId| {
             m.replication
                 .as_ref()
@@ -188,15 +173,26 @@ impl<A: App> RaftNode<A> {
         };
         let Some(to) = healthy
             .iter()
-            .filter(|v| **v != self.id)
+            .filter(|v| **v != self.id && voters.contains(v))
             .max_by_key(|v| matched(v))
             .copied()
         else {
-            return;
+            return false;
         };
-        tracing::info!(to = %format!("{to:x}"), "stopping: handing leadership over");
+        tracing::info!(to = %format!("{to:x}"), "handing leadership over");
         if let Err(e) = self.raft.trigger().transfer_leader(to).await {
             tracing::warn!(error = %e, "cannot hand leadership over");
+            return false;
+        }
+        true
+    }
+
+    /// A leader about to stop hands leadership over (as [`Self::hand_over_leadership`]), and
+    /// waits up to `within` for another voter to take over: the cluster then writes again
+    /// within a round trip instead of an election timeout. Does nothing on a follower or a
+    /// single voter.
+    pub async fn hand_over_before_stop(&self, within: Duration) {
+        if !self.status().is_leader() || !self.hand_over_leadership(&self.healthy_voters()).await {
             return;
         }
         let mut metrics = self.raft.metrics();
@@ -208,7 +204,7 @@ impl<A: App> RaftNode<A> {
             }
         };
         if tokio::time::timeout(within, moved).await.is_err() {
-            tracing::warn!(to = %format!("{to:x}"), "leadership did not move before stopping");
+            tracing::warn!("leadership did not move before stopping");
         }
     }
 
