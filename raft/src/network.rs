@@ -33,10 +33,10 @@ use crate::snapshot_store::SnapshotFile;
 use crate::types::ManagerAddr;
 use crate::types::RaftId;
 use crate::types::TypeConfig;
+use crate::types::Vote;
 
 /// The shortest deadline an append of entries gets (see `append_entries`).
 const APPEND_DEADLINE_FLOOR: Duration = Duration::from_secs(1);
-use crate::types::Vote;
 
 /// A boxed, sendable future, so [`Transport`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -194,7 +194,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        // openraft gives an append the heartbeat interval (100 ms) as its deadline, which
+        // openraft gives an append the heartbeat interval (200 ms) as its deadline, which
         // includes the follower's fsync; on busy cores that would fail healthy appends and back
         // replication off. Heartbeats keep their own, shorter, deadline in openraft.
         self.request(Rpc::Append, &rpc, option.hard_ttl().max(APPEND_DEADLINE_FLOOR))

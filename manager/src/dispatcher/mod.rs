@@ -41,16 +41,11 @@ use crate::store::StoreAction;
 use crate::store::StoreState;
 use crate::store::Transaction;
 
-/// A node beats once per heartbeat period (Swarm's `--dispatcher-heartbeat`, 1 s by default)
-/// and is Down after three periods of silence. Beating twice per period and Down after 1.5
-/// periods was tried: with 1,000 simulated nodes and 100,000 tasks on 2 cores it marked
-/// hundreds of live nodes Down (docs/benchmarks.md). A killed node is found sooner anyway: its
-/// connection closes (see [`reconnect_grace`]).
-pub(crate) fn beat_interval(period: Duration) -> Duration {
-    period
-}
-
-/// How long a node may stay silent before the heartbeat check marks it Down.
+/// How long a node, which beats once per heartbeat period (Swarm's `--dispatcher-heartbeat`,
+/// 1 s by default), may stay silent before the heartbeat check marks it Down. Beating twice per
+/// period and Down after 1.5 periods was tried: with 1,000 simulated nodes and 100,000 tasks on
+/// 2 cores it marked hundreds of live nodes Down (docs/benchmarks.md). A killed node is found
+/// sooner anyway: its connection closes (see [`reconnect_grace`]).
 pub(crate) fn silence_limit(period: Duration) -> Duration {
     period * 3
 }
@@ -212,7 +207,7 @@ impl Dispatcher {
         self.logs.publish(node_id, batch).await
     }
 
-    /// Records a heartbeat; returns the interval the node should beat at. A node the store still
+    /// Records a heartbeat; returns the period the node should keep. A node the store still
     /// shows as Down (a race with the heartbeat check) is marked Ready again. `key` is the key
     /// of the certificate the node used: once it uses a renewed one, that is the key a rejoin
     /// must prove (recorded on use, not on issue, so a node that never got its renewal can
@@ -250,7 +245,7 @@ impl Dispatcher {
         if status.is_some_and(|st| st.state == NodeState::Down) {
             self.ready_again(&[node_id.to_string()]).await?;
         }
-        Ok(beat_interval(period))
+        Ok(period)
     }
 
     /// Queues task status reports from a node's session; they are written in batches.

@@ -16,6 +16,7 @@ use swarm_model::Object;
 use swarm_model::Task;
 use swarm_model::TaskState;
 use swarm_model::new_id;
+use swarm_net::pace::Pacer;
 use swarm_protocol::dispatcher::FileData;
 use swarm_protocol::dispatcher::FileKind;
 use swarm_protocol::dispatcher::SessionMessage;
@@ -27,9 +28,6 @@ use tokio::time::Instant;
 
 use super::DispatchError;
 use super::Dispatcher;
-use swarm_net::pace::Pacer;
-
-use super::beat_interval;
 use super::directory::node_directory;
 use super::heartbeat_period;
 use super::no_session;
@@ -220,7 +218,7 @@ impl Dispatcher {
             let mut managers = me.managers();
             let welcome = SessionMessage::Welcome {
                 session_id: session_id.clone(),
-                heartbeat_period_ms: beat_interval(period).as_millis() as u64,
+                heartbeat_period_ms: period.as_millis() as u64,
                 managers: managers.clone(),
             };
             // Secret and config data already sent in this session; a full set starts over.
