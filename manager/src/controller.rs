@@ -6,8 +6,11 @@ use std::time::Duration;
 use swarm_model::Timestamp;
 use swarm_net::pace::Pacer;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::commit::Committer;
+use crate::interest;
+use crate::interest::Wants;
 use crate::store::Store;
 use crate::store::StoreState;
 use crate::store::Transaction;
@@ -22,17 +25,23 @@ pub type Decide = fn(&StoreState, Timestamp) -> Vec<Transaction>;
 /// ending), so that it wakes then rather than on its next tick. None: nothing is waiting.
 pub type Due = fn(&StoreState, Timestamp) -> Option<Duration>;
 
-/// Runs `decide` whenever the store changes, when `due` says a decision falls due, and at least
-/// every `tick`, until `stop`.
-pub async fn run(
-    name: &'static str,
-    store: Arc<Store>,
-    committer: Arc<Committer>,
-    decide: Decide,
-    due: Option<Due>,
-    tick: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+/// One leader-side controller: what it decides and when it wakes.
+#[derive(Clone, Copy)]
+pub struct Controller {
+    pub name: &'static str,
+    pub decide: Decide,
+    /// The changes that can alter its decision; see [`crate::interest`].
+    pub wants: Wants,
+    pub due: Option<Due>,
+    /// The longest it goes without deciding, for what depends on time alone (monitor
+    /// periods, restart windows) and for the changes its filter passes over.
+    pub tick: Duration,
+}
+
+/// Runs `c.decide` whenever the store makes a change that `c` wants, when `c.due` says a
+/// decision falls due, and at least every `c.tick`, until `stop`.
+pub async fn run(c: Controller, store: Arc<Store>, committer: Arc<Committer>, mut stop: watch::Receiver<bool>) {
+    let name = c.name;
     let mut watcher = store.watch();
     let mut pacer = Pacer::new(SETTLE_WINDOW);
     let mut busy_passes = 0u32;
@@ -41,7 +50,8 @@ pub async fn run(
             return;
         }
         let now = Timestamp::now();
-        let txs = store.view(|s| decide(s, now));
+        let txs = store.view(|s| (c.decide)(s, now));
+        let next_tick = Instant::now() + c.tick;
         if !txs.is_empty() {
             let n = txs.len();
             match committer.commit_chunked(name, txs).await {
@@ -68,18 +78,22 @@ pub async fn run(
             continue;
         }
         busy_passes = 0;
-        let wait = due
+        let wake_at = c
+            .due
             .and_then(|due| store.view(|s| due(s, Timestamp::now())))
-            .map_or(tick, |d| d.min(tick));
-        let store_changed = tokio::select! {
-            batch = watcher.next() => {
-                if batch.is_none() {
-                    return;
+            .map_or(next_tick, |d| next_tick.min(Instant::now() + d));
+        // Changes this controller does not want are passed over until the next tick.
+        let store_changed = loop {
+            tokio::select! {
+                batch = watcher.next() => {
+                    let Some(batch) = batch else { return };
+                    if batch.iter().any(|e| interest::wakes(c.wants, e)) {
+                        break true;
+                    }
                 }
-                true
+                _ = tokio::time::sleep_until(wake_at) => break false,
+                _ = stop.wait_for(|s| *s) => return,
             }
-            _ = tokio::time::sleep(wait) => false,
-            _ = stop.wait_for(|s| *s) => return,
         };
         if store_changed {
             // A change after a quiet spell is decided on at once; a burst of changes lands

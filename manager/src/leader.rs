@@ -9,7 +9,9 @@ use tokio::sync::watch;
 
 use crate::commit::Committer;
 use crate::controller;
+use crate::controller::Controller;
 use crate::dispatcher::Dispatcher;
+use crate::interest;
 use crate::orchestrator::allocator;
 use crate::orchestrator::constraint_enforcer;
 use crate::orchestrator::global;
@@ -60,28 +62,40 @@ impl LeaderDuties {
             tracing::info!("became leader: starting orchestration, scheduling and dispatching");
             let (stop_tx, stop) = watch::channel(false);
             let reap: controller::Decide = |s, _| reaper::decide(s);
-            let restart_due: controller::Due = restart::next_due;
-            let controllers: [(&'static str, controller::Decide, Option<controller::Due>, u64); 9] = [
-                ("allocator", allocator::decide, None, 1000),
-                ("replicated", replicated::decide, None, 1000),
-                ("global", global::decide, None, 1000),
-                ("jobs", jobs::decide, None, 1000),
-                ("constraint-enforcer", constraint_enforcer::decide, None, 1000),
-                ("restart", restart::decide, Some(restart_due), 200),
-                ("updater", update::decide, None, 200),
-                ("scheduler", scheduler::decide, None, 1000),
-                ("reaper", reap, None, 1000),
+            let ms = Duration::from_millis;
+            let controller = |name, decide, wants, tick| Controller {
+                name,
+                decide,
+                wants,
+                due: None,
+                tick,
+            };
+            let controllers = [
+                controller("allocator", allocator::decide, interest::allocator, ms(1000)),
+                controller("replicated", replicated::decide, interest::replicated, ms(1000)),
+                controller("global", global::decide, interest::lifecycle_and_nodes, ms(1000)),
+                controller("jobs", jobs::decide, interest::lifecycle_and_nodes, ms(1000)),
+                controller(
+                    "constraint-enforcer",
+                    constraint_enforcer::decide,
+                    interest::constraint_enforcer,
+                    ms(1000),
+                ),
+                Controller {
+                    due: Some(restart::next_due),
+                    ..controller("restart", restart::decide, interest::lifecycle_and_nodes, ms(200))
+                },
+                controller("updater", update::decide, interest::updater, ms(200)),
+                controller("scheduler", scheduler::decide, interest::scheduler, ms(1000)),
+                controller("reaper", reap, interest::lifecycle_and_nodes, ms(1000)),
             ];
             let mut handles: Vec<_> = controllers
                 .into_iter()
-                .map(|(name, decide, due, tick)| {
+                .map(|c| {
                     tokio::spawn(controller::run(
-                        name,
+                        c,
                         self.store.clone(),
                         self.committer.clone(),
-                        decide,
-                        due,
-                        Duration::from_millis(tick),
                         stop.clone(),
                     ))
                 })

@@ -9,6 +9,7 @@ pub mod controller;
 pub mod dispatcher;
 pub mod events;
 pub mod health;
+pub mod interest;
 pub mod ipam;
 pub mod leader;
 pub mod orchestrator;
