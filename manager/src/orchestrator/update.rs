@@ -147,6 +147,14 @@ pub fn decide(s: &StoreState, now: Timestamp) -> Vec<Transaction> {
     txs
 }
 
+/// The update states after which nothing more is replaced until the spec changes again.
+const FINISHED: [&str; 4] = [
+    UpdateStatus::PAUSED,
+    UpdateStatus::ROLLBACK_PAUSED,
+    UpdateStatus::COMPLETED,
+    UpdateStatus::ROLLBACK_COMPLETED,
+];
+
 /// The next steps of the update of `svc`, if one is going on or due.
 pub fn reconcile(s: &StoreState, svc: &Service, now: Timestamp) -> Vec<Transaction> {
     let state = svc.update_status.as_ref().map(|u| u.state.as_str());
@@ -159,6 +167,16 @@ pub fn reconcile(s: &StoreState, svc: &Service, now: Timestamp) -> Vec<Transacti
         .and_then(|u| u.started_at.as_ref())
         .map(nanos)
         .unwrap_or(now_ns);
+    // No update going on and every task built from the current spec: nothing to do. This is
+    // the common case, and checking it by spec version spares comparing every task's spec.
+    let settled = state.is_none_or(|st| FINISHED.contains(&st));
+    if settled
+        && svc.spec_version.is_some()
+        && s.tasks_by_service(&svc.id)
+            .all(|t| !t.is_runnable() || t.spec_version == svc.spec_version)
+    {
+        return Vec::new();
+    }
     let template = &svc.spec.task_template;
     let tasks: Vec<&Task> = s.tasks_by_service(&svc.id).collect();
     // This update's replacements: the current template, created for the update since it began.
@@ -211,13 +229,7 @@ pub fn reconcile(s: &StoreState, svc: &Service, now: Timestamp) -> Vec<Transacti
             }
         }
     }
-    let finished = [
-        UpdateStatus::PAUSED,
-        UpdateStatus::ROLLBACK_PAUSED,
-        UpdateStatus::COMPLETED,
-        UpdateStatus::ROLLBACK_COMPLETED,
-    ];
-    if state.is_some_and(|st| finished.contains(&st)) {
+    if state.is_some_and(|st| FINISHED.contains(&st)) {
         return txs;
     }
     let pending: Vec<(&(u64, &str), &Vec<&Task>)> = states
