@@ -47,21 +47,41 @@ pub fn resolve_service(s: &StoreState, reference: &str) -> Result<Service, ApiEr
     resolve_in(&s.services, "service", reference)
 }
 
-/// Running and desired task counts, as `service ls` shows them. For jobs, completions count
+/// The service's tasks that wait for a node and why, when there are any.
+fn scheduling_status(s: &StoreState, svc: &Service) -> Option<SchedulingStatus> {
+    task_counts(s, svc, false).1
+}
+
+/// Both views of a service's tasks in one pass over them, since a service may have 100,000
+/// and `service ls` asks for both. The first is only counted when `with_service_status`.
+///
+/// Running and desired task counts are what `service ls` shows. For jobs, completions count
 /// in the current iteration only. As in dockerd, a task on a Down node does not count as
 /// running: nobody can tell whether it still runs (the fault suite found it counted).
-fn service_status(s: &StoreState, svc: &Service) -> ServiceStatus {
+fn task_counts(s: &StoreState, svc: &Service, with_service_status: bool) -> (ServiceStatus, Option<SchedulingStatus>) {
     let mut running = 0;
     let mut completed = 0;
     let mut desired_running = 0;
+    let mut pending = 0;
+    let mut reason = String::new();
     let iteration = svc.job_status.as_ref().map(|j| j.job_iteration);
     let wanted = crate::orchestrator::run_state(svc);
     for t in s.tasks_by_service(&svc.id) {
-        let node_up = s
-            .nodes
-            .get(&t.node_id)
-            .is_some_and(|n| n.status.state != swarm_model::NodeState::Down);
-        if t.status.state == TaskState::Running && node_up {
+        if t.status.state == TaskState::Pending && t.is_runnable() && !t.status.err.is_empty() {
+            pending += 1;
+            if reason.is_empty() {
+                reason = t.status.err.clone();
+            }
+        }
+        if !with_service_status {
+            continue;
+        }
+        let node_up = || {
+            s.nodes
+                .get(&t.node_id)
+                .is_some_and(|n| n.status.state != swarm_model::NodeState::Down)
+        };
+        if t.status.state == TaskState::Running && node_up() {
             running += 1;
         }
         if t.status.state == TaskState::Complete && (!svc.spec.mode.is_job() || t.job_iteration == iteration) {
@@ -79,11 +99,16 @@ fn service_status(s: &StoreState, svc: &Service) -> ServiceStatus {
     } else {
         desired_running
     };
-    ServiceStatus {
+    let status = ServiceStatus {
         running_tasks: running,
         desired_tasks: desired,
         completed_tasks: completed,
-    }
+    };
+    let scheduling = (pending > 0).then_some(SchedulingStatus {
+        pending_tasks: pending,
+        reason,
+    });
+    (status, scheduling)
 }
 
 /// Resolves what the spec refers to: network names become IDs; secrets and configs must exist
@@ -132,24 +157,6 @@ fn resolve_references(s: &StoreState, spec: &mut ServiceSpec) -> Result<(), ApiE
     Ok(())
 }
 
-/// The service's tasks that wait for a node and why, when there are any.
-fn scheduling_status(s: &StoreState, svc: &Service) -> Option<SchedulingStatus> {
-    let mut pending = 0;
-    let mut reason = String::new();
-    for t in s.tasks_by_service(&svc.id) {
-        if t.status.state == TaskState::Pending && t.is_runnable() && !t.status.err.is_empty() {
-            pending += 1;
-            if reason.is_empty() {
-                reason = t.status.err.clone();
-            }
-        }
-    }
-    (pending > 0).then_some(SchedulingStatus {
-        pending_tasks: pending,
-        reason,
-    })
-}
-
 pub async fn list(
     State(state): State<ApiState>,
     Query(q): Query<HashMap<String, String>>,
@@ -177,10 +184,9 @@ pub async fn list(
             .cloned()
             .collect();
         for svc in &mut out {
-            if with_status {
-                svc.service_status = Some(service_status(s, svc));
-            }
-            svc.scheduling_status = scheduling_status(s, svc);
+            let (status, scheduling) = task_counts(s, svc, with_status);
+            svc.service_status = with_status.then_some(status);
+            svc.scheduling_status = scheduling;
         }
         out
     });
@@ -387,7 +393,7 @@ mod tests {
             task("old", "gone"),
             task("new", "up"),
         ]);
-        let status = store.view(|s| service_status(s, &svc));
+        let status = store.view(|s| task_counts(s, &svc, true).0);
         assert_eq!((status.running_tasks, status.desired_tasks), (1, 1));
     }
 }
