@@ -173,12 +173,6 @@ pub(crate) struct SnapshotData {
 
 pub(crate) const SNAPSHOT_FORMAT: u32 = 1;
 
-/// An undo record: the previous value of one object (None = it did not exist).
-enum Undo {
-    Restore(Object),
-    Delete(Kind, String),
-}
-
 impl StoreState {
     /// The cluster object, once `swarmd init` has created it.
     pub fn cluster(&self) -> Option<&Cluster> {
@@ -236,18 +230,18 @@ impl StoreState {
         actions: Vec<StoreAction>,
         events: &mut Vec<Event>,
     ) -> Result<(), StoreError> {
-        let mut undo = Vec::new();
         let mut tx_events = Vec::new();
         for action in actions {
-            if let Err(e) = self.apply_action(index, action, &mut undo, &mut tx_events) {
-                for u in undo.into_iter().rev() {
-                    match u {
-                        Undo::Restore(obj) => {
-                            self.put(obj);
+            if let Err(e) = self.apply_action(index, action, &mut tx_events) {
+                // Every change made so far has its event, which holds what it replaced: undo
+                // them from the last.
+                for event in tx_events.into_iter().rev() {
+                    match event {
+                        Event::Create(obj) => self.take(obj.kind(), obj.id()),
+                        Event::Update { old, .. } | Event::Delete(old) => {
+                            self.put(old);
                         }
-                        Undo::Delete(kind, id) => {
-                            self.take(kind, &id);
-                        }
+                        Event::Commit { .. } | Event::Restored { .. } => {}
                     }
                 }
                 return Err(e);
@@ -257,13 +251,7 @@ impl StoreState {
         Ok(())
     }
 
-    fn apply_action(
-        &mut self,
-        index: u64,
-        action: StoreAction,
-        undo: &mut Vec<Undo>,
-        events: &mut Vec<Event>,
-    ) -> Result<(), StoreError> {
+    fn apply_action(&mut self, index: u64, action: StoreAction, events: &mut Vec<Event>) -> Result<(), StoreError> {
         match action {
             StoreAction::Create(mut obj) => {
                 let kind = obj.kind();
@@ -271,7 +259,7 @@ impl StoreState {
                 if id.is_empty() {
                     return Err(StoreError::Invalid(format!("{kind} without an ID")));
                 }
-                if self.get(kind, &id).is_some() {
+                if self.contains(kind, &id) {
                     return Err(StoreError::IdConflict { kind, id });
                 }
                 if let Some(name) = self.name_taken(&obj) {
@@ -304,7 +292,6 @@ impl StoreState {
                 }
                 let new_ingress = matches!(&obj, Object::Network(n) if n.ingress);
                 self.put(obj.clone());
-                undo.push(Undo::Delete(kind, id));
                 events.push(Event::Create(obj));
                 if new_ingress {
                     // Every node gets its routing-mesh address on the new ingress network.
@@ -316,7 +303,6 @@ impl StoreState {
                             new.version = Version::new(index);
                             let (old, new) = (old.into_object(), new.into_object());
                             self.put(new.clone());
-                            undo.push(Undo::Restore(old.clone()));
                             events.push(Event::Update { old, new });
                         }
                     }
@@ -353,7 +339,6 @@ impl StoreState {
                     new_t.networks_attachments = old_t.networks_attachments.clone();
                 }
                 self.put(obj.clone());
-                undo.push(Undo::Restore(old.clone()));
                 events.push(Event::Update { old, new: obj });
             }
             StoreAction::Remove { kind, id, version } => {
@@ -366,7 +351,6 @@ impl StoreState {
                     return Err(StoreError::OutOfSequence { kind, id });
                 }
                 self.take(kind, &id);
-                undo.push(Undo::Restore(old.clone()));
                 events.push(Event::Delete(old));
             }
             StoreAction::TaskStatus { id, status } => {
@@ -384,7 +368,7 @@ impl StoreState {
                     new.running_since = (status.state == TaskState::Running).then_some(status.timestamp);
                 }
                 new.status = status;
-                self.replace_task(index, old, new, undo, events);
+                self.replace_task(index, new, events);
             }
             StoreAction::ServiceUpdateStatus {
                 id,
@@ -405,7 +389,6 @@ impl StoreState {
                 new.version = Version::new(index);
                 let (old, new) = (old.into_object(), new.into_object());
                 self.put(new.clone());
-                undo.push(Undo::Restore(old.clone()));
                 events.push(Event::Update { old, new });
             }
             StoreAction::TaskDesired { id, desired } => {
@@ -415,7 +398,7 @@ impl StoreState {
                 }
                 let mut new = old.clone();
                 new.desired_state = desired;
-                self.replace_task(index, old, new, undo, events);
+                self.replace_task(index, new, events);
             }
             StoreAction::TaskAssign { id, node_id, status } => {
                 let old = self.task_or_err(&id)?;
@@ -427,7 +410,7 @@ impl StoreState {
                 new.node_id = node_id;
                 new.updated_at = status.timestamp;
                 new.status = status;
-                self.replace_task(index, old, new, undo, events);
+                self.replace_task(index, new, events);
             }
             StoreAction::NodeStatus {
                 id,
@@ -448,7 +431,6 @@ impl StoreState {
                 new.version = Version::new(index);
                 let (old, new) = (old.into_object(), new.into_object());
                 self.put(new.clone());
-                undo.push(Undo::Restore(old.clone()));
                 events.push(Event::Update { old, new });
             }
             StoreAction::NodeCertificate { id, key } => {
@@ -463,26 +445,40 @@ impl StoreState {
                 new.version = Version::new(index);
                 let (old, new) = (old.into_object(), new.into_object());
                 self.put(new.clone());
-                undo.push(Undo::Restore(old.clone()));
                 events.push(Event::Update { old, new });
             }
         }
         Ok(())
     }
 
-    fn task_or_err(&self, id: &str) -> Result<Task, StoreError> {
-        self.tasks.get(id).cloned().ok_or_else(|| StoreError::NotFound {
+    fn task_or_err(&self, id: &str) -> Result<&Task, StoreError> {
+        self.tasks.get(id).ok_or_else(|| StoreError::NotFound {
             kind: Kind::Task,
             id: id.to_string(),
         })
     }
 
-    fn replace_task(&mut self, index: u64, old: Task, mut new: Task, undo: &mut Vec<Undo>, events: &mut Vec<Event>) {
+    /// Puts `new` in place of the task with its ID. The old task moves into the event rather
+    /// than being copied: a task update costs one copy for the store and one for the event.
+    fn replace_task(&mut self, index: u64, mut new: Task, events: &mut Vec<Event>) {
         new.version = Version::new(index);
-        let (old, new) = (old.into_object(), new.into_object());
-        self.put(new.clone());
-        undo.push(Undo::Restore(old.clone()));
-        events.push(Event::Update { old, new });
+        let new = new.into_object();
+        if let Some(old) = self.put(new.clone()) {
+            events.push(Event::Update { old, new });
+        }
+    }
+
+    /// Whether an object of `kind` with `id` exists.
+    fn contains(&self, kind: Kind, id: &str) -> bool {
+        match kind {
+            Kind::Cluster => self.clusters.get(id).is_some(),
+            Kind::Node => self.nodes.get(id).is_some(),
+            Kind::Service => self.services.get(id).is_some(),
+            Kind::Task => self.tasks.get(id).is_some(),
+            Kind::Network => self.networks.get(id).is_some(),
+            Kind::Secret => self.secrets.get(id).is_some(),
+            Kind::Config => self.configs.get(id).is_some(),
+        }
     }
 
     /// The name of `obj` if another object of its kind already uses it.
@@ -503,24 +499,23 @@ impl StoreState {
         }
     }
 
-    fn put(&mut self, obj: Object) {
+    /// Stores `obj` and returns the object it replaced.
+    fn put(&mut self, obj: Object) -> Option<Object> {
         match obj {
-            Object::Cluster(o) => {
-                self.clusters.insert(*o);
-            }
+            Object::Cluster(o) => self.clusters.insert(*o).map(StoreObject::into_object),
             Object::Node(o) => {
                 if let Some(old) = self.nodes.get(&o.id) {
                     self.addresses.remove_node(old);
                 }
                 self.addresses.add_node(&o);
-                self.nodes.insert(*o);
+                self.nodes.insert(*o).map(StoreObject::into_object)
             }
             Object::Service(o) => {
                 if let Some(old) = self.services.get(&o.id) {
                     self.addresses.remove_service(old);
                 }
                 self.addresses.add_service(&o);
-                self.services.insert(*o);
+                self.services.insert(*o).map(StoreObject::into_object)
             }
             Object::Task(o) => {
                 if let Some(old) = self.tasks.get(&o.id) {
@@ -529,17 +524,11 @@ impl StoreState {
                 }
                 self.task_index.add(&o);
                 self.addresses.add_task(&o);
-                self.tasks.insert(*o);
+                self.tasks.insert(*o).map(StoreObject::into_object)
             }
-            Object::Network(o) => {
-                self.networks.insert(*o);
-            }
-            Object::Secret(o) => {
-                self.secrets.insert(*o);
-            }
-            Object::Config(o) => {
-                self.configs.insert(*o);
-            }
+            Object::Network(o) => self.networks.insert(*o).map(StoreObject::into_object),
+            Object::Secret(o) => self.secrets.insert(*o).map(StoreObject::into_object),
+            Object::Config(o) => self.configs.insert(*o).map(StoreObject::into_object),
         }
     }
 
