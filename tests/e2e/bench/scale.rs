@@ -38,7 +38,12 @@ async fn running_tasks(c: &Cluster, i: usize) -> Option<u64> {
 async fn bench_100k_tasks_on_1k_simulated_nodes() {
     let mut runs = Vec::new();
     let (mut idle, mut peak, mut followers) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..3 {
+    // SCALE_ROUNDS=1 gives one quick round while profiling; the report wants 3.
+    let rounds = std::env::var("SCALE_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    for round in 0..rounds {
         let mut c = Cluster::new();
         let m1 = c.init("m1", &["--availability", "drain"]);
         let mt = c.token(m1, "manager");
@@ -59,6 +64,7 @@ async fn bench_100k_tasks_on_1k_simulated_nodes() {
         let leader_pid = c.nodes[leader].pid().expect("the leader runs");
         tokio::time::sleep(Duration::from_secs(3)).await;
         idle.push(mem_mib(leader_pid, "VmRSS"));
+        println!("round {round}: the leader is pid {leader_pid}; creating the service");
 
         let start = Instant::now();
         c.ctl_ok(
