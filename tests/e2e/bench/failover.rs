@@ -62,7 +62,7 @@ fn start_load(
 }
 
 /// The highest term any running manager reports.
-async fn term(c: &mut Cluster) -> u64 {
+pub(super) async fn term(c: &mut Cluster) -> u64 {
     let mut t = 0;
     for i in 0..c.nodes.len() {
         if c.nodes[i].is_running()

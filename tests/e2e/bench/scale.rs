@@ -37,7 +37,7 @@ async fn running_tasks(c: &Cluster, i: usize) -> Option<u64> {
 #[ignore = "benchmark: run with make bench"]
 async fn bench_100k_tasks_on_1k_simulated_nodes() {
     let mut runs = Vec::new();
-    let (mut idle, mut peak, mut followers) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut idle, mut peak, mut followers, mut elections) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // SCALE_ROUNDS=1 gives one quick round while profiling; the report wants 3.
     let rounds = std::env::var("SCALE_ROUNDS")
         .ok()
@@ -66,6 +66,7 @@ async fn bench_100k_tasks_on_1k_simulated_nodes() {
         idle.push(mem_mib(leader_pid, "VmRSS"));
         println!("round {round}: the leader is pid {leader_pid}; creating the service");
 
+        let term_before = super::failover::term(&mut c).await;
         let start = Instant::now();
         c.ctl_ok(
             m1,
@@ -89,6 +90,9 @@ async fn bench_100k_tasks_on_1k_simulated_nodes() {
         let took = start.elapsed().as_secs_f64();
         println!("round {round}: {REPLICAS} tasks on {NODES} nodes running after {took:.1} s");
         runs.push(took);
+        let elected = super::failover::term(&mut c).await.saturating_sub(term_before);
+        println!("round {round}: {elected} elections during the run");
+        elections.push(elected as f64);
         peak.push(mem_mib(leader_pid, "VmHWM"));
         let follower_peak = (0..3)
             .filter(|&i| i != leader)
@@ -108,6 +112,16 @@ async fn bench_100k_tasks_on_1k_simulated_nodes() {
         .note(
             "3 drained managers and `swarmd simulate --nodes 1000` on this machine; RunningTasks polled every 100 ms",
         ),
+    );
+    record(
+        Figure::new(
+            GROUP,
+            "elections during the 100,000-task run",
+            "elections",
+            elections,
+            Goal::AtMost(0.0),
+        )
+        .note("raft term after all tasks run minus the term before the create, the highest any manager reports"),
     );
     record(
         Figure::new(
