@@ -50,27 +50,7 @@ pub async fn run(c: Controller, store: Arc<Store>, committer: Arc<Committer>, mu
             return;
         }
         let now = Timestamp::now();
-        // A pass over 100,000 tasks takes tens of milliseconds of CPU under the store's read
-        // lock. On the async workers it would hold back everything else on them, raft's
-        // heartbeats among them; on a blocking thread the OS shares the cores instead.
-        let view = {
-            let store = store.clone();
-            tokio::task::spawn_blocking(move || {
-                store.view(|s| {
-                    let txs = (c.decide)(s, now);
-                    let due = if txs.is_empty() {
-                        c.due.and_then(|due| due(s, now))
-                    } else {
-                        None
-                    };
-                    (txs, due)
-                })
-            })
-        };
-        let Ok((txs, due_in)) = view.await else {
-            tracing::error!(controller = name, "a decision panicked; this controller stops");
-            return;
-        };
+        let txs = store.view(|s| (c.decide)(s, now));
         let next_tick = Instant::now() + c.tick;
         if !txs.is_empty() {
             let n = txs.len();
@@ -98,7 +78,10 @@ pub async fn run(c: Controller, store: Arc<Store>, committer: Arc<Committer>, mu
             continue;
         }
         busy_passes = 0;
-        let wake_at = due_in.map_or(next_tick, |d| next_tick.min(Instant::now() + d));
+        let wake_at = c
+            .due
+            .and_then(|due| store.view(|s| due(s, Timestamp::now())))
+            .map_or(next_tick, |d| next_tick.min(Instant::now() + d));
         // Changes this controller does not want are passed over until the next tick.
         let store_changed = loop {
             tokio::select! {
