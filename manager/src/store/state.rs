@@ -368,14 +368,14 @@ impl StoreState {
                     new.running_since = (status.state == TaskState::Running).then_some(status.timestamp);
                 }
                 new.status = status;
-                self.replace_task(index, new, events);
+                self.replace(index, new.into_object(), events);
             }
             StoreAction::ServiceUpdateStatus {
                 id,
                 spec_version,
                 status,
             } => {
-                let Some(old) = self.services.get(&id).cloned() else {
+                let Some(old) = self.services.get(&id) else {
                     return Err(StoreError::NotFound {
                         kind: Kind::Service,
                         id,
@@ -386,10 +386,7 @@ impl StoreState {
                 }
                 let mut new = old.clone();
                 new.update_status = status;
-                new.version = Version::new(index);
-                let (old, new) = (old.into_object(), new.into_object());
-                self.put(new.clone());
-                events.push(Event::Update { old, new });
+                self.replace(index, new.into_object(), events);
             }
             StoreAction::TaskDesired { id, desired } => {
                 let old = self.task_or_err(&id)?;
@@ -398,7 +395,7 @@ impl StoreState {
                 }
                 let mut new = old.clone();
                 new.desired_state = desired;
-                self.replace_task(index, new, events);
+                self.replace(index, new.into_object(), events);
             }
             StoreAction::TaskAssign { id, node_id, status } => {
                 let old = self.task_or_err(&id)?;
@@ -410,14 +407,14 @@ impl StoreState {
                 new.node_id = node_id;
                 new.updated_at = status.timestamp;
                 new.status = status;
-                self.replace_task(index, new, events);
+                self.replace(index, new.into_object(), events);
             }
             StoreAction::NodeStatus {
                 id,
                 status,
                 description,
             } => {
-                let Some(old) = self.nodes.get(&id).cloned() else {
+                let Some(old) = self.nodes.get(&id) else {
                     return Err(StoreError::NotFound { kind: Kind::Node, id });
                 };
                 let mut new = old.clone();
@@ -425,16 +422,13 @@ impl StoreState {
                 if let Some(d) = description {
                     new.description = d;
                 }
-                if new == old {
+                if new == *old {
                     return Ok(());
                 }
-                new.version = Version::new(index);
-                let (old, new) = (old.into_object(), new.into_object());
-                self.put(new.clone());
-                events.push(Event::Update { old, new });
+                self.replace(index, new.into_object(), events);
             }
             StoreAction::NodeCertificate { id, key } => {
-                let Some(old) = self.nodes.get(&id).cloned() else {
+                let Some(old) = self.nodes.get(&id) else {
                     return Err(StoreError::NotFound { kind: Kind::Node, id });
                 };
                 if old.certificate_key.as_deref() == Some(key.as_str()) {
@@ -442,10 +436,7 @@ impl StoreState {
                 }
                 let mut new = old.clone();
                 new.certificate_key = Some(key);
-                new.version = Version::new(index);
-                let (old, new) = (old.into_object(), new.into_object());
-                self.put(new.clone());
-                events.push(Event::Update { old, new });
+                self.replace(index, new.into_object(), events);
             }
         }
         Ok(())
@@ -458,11 +449,11 @@ impl StoreState {
         })
     }
 
-    /// Puts `new` in place of the task with its ID. The old task moves into the event rather
-    /// than being copied: a task update costs one copy for the store and one for the event.
-    fn replace_task(&mut self, index: u64, mut new: Task, events: &mut Vec<Event>) {
-        new.version = Version::new(index);
-        let new = new.into_object();
+    /// Puts `new`, versioned at `index`, in place of the object with its ID. The old object
+    /// moves into the event rather than being copied: an update costs one copy for the store
+    /// and one for the event.
+    fn replace(&mut self, index: u64, mut new: Object, events: &mut Vec<Event>) {
+        set_version(&mut new, Version::new(index));
         if let Some(old) = self.put(new.clone()) {
             events.push(Event::Update { old, new });
         }
