@@ -114,11 +114,9 @@ pub fn constraint_enforcer(e: &Event) -> bool {
 /// The updater also watches its own replacements start: each one running lets the next batch
 /// go. Other tasks starting (a scale-up during an update) are seen on its next tick.
 pub fn updater(e: &Event) -> bool {
-    if let Some((o, n)) = task_update(e) {
-        let runs = |t: &Task| t.status.state == TaskState::Running;
-        return changes_lifecycle(o, n) || (!n.update_of.is_empty() && runs(o) != runs(n));
-    }
-    !unread_kind(e) && !matches!(object(e), Some(Object::Network(_)))
+    let runs = |t: &Task| t.status.state == TaskState::Running;
+    let replacement_started = task_update(e).is_some_and(|(o, n)| !n.update_of.is_empty() && runs(o) != runs(n));
+    replacement_started || lifecycle_and_nodes(e)
 }
 
 #[cfg(test)]
