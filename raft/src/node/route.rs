@@ -13,12 +13,12 @@ use crate::codec;
 use crate::network::Rpc;
 use crate::network::TransportError;
 use crate::state_machine::App;
+use crate::types::ManagerAddr;
 
 /// How often a request waiting for a leader looks again, so that it reaches a new leader as
 /// soon as this manager knows it; each look is a read of local metrics (or a refused connect to
 /// a dead leader).
 const LEADER_POLL: Duration = Duration::from_millis(10);
-use crate::types::ManagerAddr;
 
 /// How [`RaftNode::on_leader`] failed to get a request carried out.
 pub(super) enum Unrouted {
